@@ -1,0 +1,8 @@
+"""Shared fixtures: each area keeps its fixtures in tests/fixtures/<area>.py."""
+
+pytest_plugins = [
+    "tests.fixtures.models",
+    "tests.fixtures.s3",
+    "tests.fixtures.registry",
+    "tests.fixtures.runtime",
+]

@@ -1,0 +1,5 @@
+"""Allow ``python -m modelpipe``."""
+
+from modelpipe.cli import main
+
+raise SystemExit(main())

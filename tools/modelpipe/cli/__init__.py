@@ -1,0 +1,89 @@
+"""modelpipe command line: one subcommand per pipeline step plus the local stand-ins."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from modelpipe import __version__
+from modelpipe.cli.common import CommandOutput
+from modelpipe.config import debug_enabled, log_level
+from modelpipe.errors import ModelpipeError
+from modelpipe.redaction import RedactingFilter, redact
+from modelpipe.results import write_results
+
+# Each module registers one subcommand (or group) through ``register(subparsers)``.
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "download",
+    "upload",
+    "build",
+    "register",
+    "deploy",
+    "benchmark",
+    "publish",
+    "demo_model",
+    "registry",
+    "local",
+)
+
+log = logging.getLogger("modelpipe")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="modelpipe",
+        description="Take a diffusion model from Hugging Face to a registered, tested KServe endpoint.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelpipe {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"modelpipe.cli.{name}").register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: int) -> None:
+    """Logs go to stderr, secrets masked; -v or MODELPIPE_LOG_LEVEL=DEBUG raises detail."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("modelpipe").setLevel("DEBUG" if verbose else log_level())
+
+
+def emit(output: CommandOutput, *, as_json: bool) -> None:
+    """Print results and summary to stdout: ``key: value`` lines, or one JSON object."""
+    values = {**output.results, **output.summary}
+    if as_json:
+        print(redact(json.dumps(values, indent=2, sort_keys=True)))
+    else:
+        for key, value in values.items():
+            print(redact(f"{key}: {value}"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; known failures print one line and return 1."""
+    args = build_parser().parse_args(argv)
+    configure_logging(getattr(args, "verbose", 0))
+    try:
+        output = args.handler(args)
+    except ModelpipeError as err:
+        if debug_enabled():
+            traceback.print_exc()
+        print(redact(f"modelpipe {args.command}: error: {err.one_line()}"), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"modelpipe {args.command}: interrupted", file=sys.stderr)
+        return 130
+    if output is not None:
+        if getattr(args, "results_dir", None):
+            write_results(args.results_dir, output.results)
+        emit(output, as_json=getattr(args, "json", False))
+    return 0

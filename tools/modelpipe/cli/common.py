@@ -1,0 +1,54 @@
+"""Pieces every subcommand shares: common flags, env-backed defaults, the output type."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """What a subcommand returns.
+
+    Attributes:
+        results: Tekton results (UPPER_SNAKE names, small values), written to ``--results-dir``.
+        summary: Extra human-facing ``key: value`` lines (printed, not written as results).
+    """
+
+    results: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, str] = field(default_factory=dict)
+
+
+def common_parser() -> argparse.ArgumentParser:
+    """Parent parser with the flags every step shares."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--results-dir",
+        type=Path,
+        metavar="DIR",
+        help="write each Tekton result as a file named after it (e.g. $(results.MODEL_URI.path)'s folder)",
+    )
+    parent.add_argument("--json", action="store_true", help="print the output as one JSON object")
+    parent.add_argument("-v", "--verbose", action="count", default=0, help="debug logging on stderr")
+    return parent
+
+
+def add_step_parser(
+    subparsers: argparse._SubParsersAction, name: str, *, help: str, description: str, examples: str
+) -> argparse.ArgumentParser:
+    """Add a subcommand parser with the common flags and an Examples section in --help."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=f"examples:\n{examples}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common_parser()],
+    )
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    """Default for a flag that may also come from environment variable ``name`` (flag > env > default)."""
+    return os.environ.get(name) or default

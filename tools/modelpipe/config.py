@@ -1,0 +1,107 @@
+"""Every environment variable modelpipe reads, parsed into typed settings (secrets masked in repr)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from modelpipe.errors import ConfigError
+
+# OpenShift AI data-connection keys: the names the cluster Secret uses, no aliases.
+AWS_S3_ENDPOINT = "AWS_S3_ENDPOINT"
+AWS_ACCESS_KEY_ID = "AWS_ACCESS_KEY_ID"
+AWS_SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+AWS_S3_BUCKET = "AWS_S3_BUCKET"
+HF_TOKEN = "HF_TOKEN"
+MODEL_REGISTRY_URL = "MODEL_REGISTRY_URL"
+MODEL_REGISTRY_TOKEN = "MODEL_REGISTRY_TOKEN"
+MODEL_REGISTRY_AUTHOR = "MODEL_REGISTRY_AUTHOR"
+MODELPIPE_LOG_LEVEL = "MODELPIPE_LOG_LEVEL"
+MODELPIPE_DEBUG = "MODELPIPE_DEBUG"
+DEFAULT_REGION = "us-east-1"
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _secret(value: str | None) -> SecretStr | None:
+    return SecretStr(value) if value else None
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """S3 connection as an OpenShift AI data connection describes it."""
+
+    endpoint_url: str | None
+    access_key_id: SecretStr | None
+    secret_access_key: SecretStr | None
+    region: str
+    bucket: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
+        """Read AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_S3_BUCKET."""
+        e = _env(env)
+        return cls(
+            endpoint_url=e.get(AWS_S3_ENDPOINT) or None,
+            access_key_id=_secret(e.get(AWS_ACCESS_KEY_ID)),
+            secret_access_key=_secret(e.get(AWS_SECRET_ACCESS_KEY)),
+            region=e.get(AWS_DEFAULT_REGION) or DEFAULT_REGION,
+            bucket=e.get(AWS_S3_BUCKET) or None,
+        )
+
+    def require_credentials(self) -> None:
+        """Raise ConfigError naming every missing credential variable.
+
+        Raises:
+            ConfigError: AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is unset.
+        """
+        missing = [
+            name
+            for name, value in ((AWS_ACCESS_KEY_ID, self.access_key_id), (AWS_SECRET_ACCESS_KEY, self.secret_access_key))
+            if value is None
+        ]
+        if missing:
+            raise ConfigError(
+                f"S3 credentials missing: {', '.join(missing)} not set",
+                fix="export them or mount the data-connection Secret",
+            )
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """Where the Kubeflow Model Registry is and how to authenticate."""
+
+    url: str | None
+    token: SecretStr | None
+    author: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrySettings:
+        """Read MODEL_REGISTRY_URL, MODEL_REGISTRY_TOKEN and MODEL_REGISTRY_AUTHOR."""
+        e = _env(env)
+        return cls(
+            url=e.get(MODEL_REGISTRY_URL) or None,
+            token=_secret(e.get(MODEL_REGISTRY_TOKEN)),
+            author=e.get(MODEL_REGISTRY_AUTHOR) or "modelpipe",
+        )
+
+
+def hf_token(env: Mapping[str, str] | None = None) -> SecretStr | None:
+    """The Hugging Face token from HF_TOKEN, if set."""
+    return _secret(_env(env).get(HF_TOKEN))
+
+
+def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
+    """True when MODELPIPE_DEBUG asks for tracebacks on known errors."""
+    return _env(env).get(MODELPIPE_DEBUG, "").lower() in {"1", "true", "yes"}
+
+
+def log_level(env: Mapping[str, str] | None = None) -> str:
+    """Log level from MODELPIPE_LOG_LEVEL (default INFO)."""
+    return (_env(env).get(MODELPIPE_LOG_LEVEL) or "INFO").upper()
