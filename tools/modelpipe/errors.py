@@ -79,3 +79,7 @@ class LocalRunError(ModelpipeError):
 
 class UnsupportedTektonFeatureError(LocalRunError, ValueError):
     """The local runner met a Tekton feature it does not implement (named in the message)."""
+
+
+class BenchmarkResultsError(ModelpipeError, ValueError):
+    """A benchmark results.json is missing, not JSON, or does not match the documented schema."""
