@@ -83,3 +83,11 @@ class UnsupportedTektonFeatureError(LocalRunError, ValueError):
 
 class BenchmarkResultsError(ModelpipeError, ValueError):
     """A benchmark results.json is missing, not JSON, or does not match the documented schema."""
+
+
+class TektonSpecError(LocalRunError, ValueError):
+    """A Pipeline or Task is invalid: unknown field, task, param, workspace or variable reference."""
+
+
+class PipelineTaskFailedError(LocalRunError):
+    """A task of a locally run pipeline failed; the message names the task, step, exit code and log."""
