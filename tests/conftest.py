@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.registry",
     "tests.fixtures.runtime",
+    "tests.fixtures.image_registry",
 ]

@@ -105,3 +105,17 @@ def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
 def log_level(env: Mapping[str, str] | None = None) -> str:
     """Log level from MODELPIPE_LOG_LEVEL (default INFO)."""
     return (_env(env).get(MODELPIPE_LOG_LEVEL) or "INFO").upper()
+
+
+REGISTRY_AUTH_FILE = "REGISTRY_AUTH_FILE"
+DOCKER_CONFIG = "DOCKER_CONFIG"
+
+
+def registry_auth_file(env: Mapping[str, str] | None = None) -> str | None:
+    """Image registry credentials file: REGISTRY_AUTH_FILE, else DOCKER_CONFIG/config.json, else None."""
+    e = _env(env)
+    if e.get(REGISTRY_AUTH_FILE):
+        return e[REGISTRY_AUTH_FILE]
+    if e.get(DOCKER_CONFIG):
+        return os.path.join(e[DOCKER_CONFIG], "config.json")
+    return None

@@ -1,9 +1,100 @@
-"""`modelpipe build` (placeholder until its issue lands)."""
+"""`modelpipe build`: build and push the runtime image, skipping it when its content-hash tag exists."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.config import registry_auth_file
+from modelpipe.errors import ConfigError
+from modelpipe.steps.build import STORAGE_DRIVERS, build_runtime
+
+EXAMPLES = """\
+  modelpipe build --context runtime --image quay.io/my-org/diffusers-runtime \\
+      --authfile ~/.docker/config.json --results-dir /tekton/results
+  modelpipe build --context runtime --containerfile runtime/Containerfile \\
+      --image 127.0.0.1:5000/dev/diffusers-runtime --tls-verify false --build-arg TORCH_VERSION=2.13.0
+"""
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in {"true", "false"}:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return lowered == "true"
+
+
+def _build_arg(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text.partition('=')[0]!r}")
+    return key, value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Add the ``build`` subcommand."""
+    parser = add_step_parser(
+        subparsers,
+        "build",
+        help="build and push the runtime image with buildah (skipped when already pushed)",
+        description="Build the serving runtime image with buildah, tagged by the content hash of the build "
+        "context, Containerfile and build args; if that tag already exists in the registry (skopeo), "
+        "return its digest without building. Results: IMAGE_URL (REPO:TAG), IMAGE_DIGEST (sha256:...).",
+        examples=EXAMPLES,
+    )
+    parser.add_argument("--context", type=Path, required=True, metavar="DIR", help="build context folder")
+    parser.add_argument(
+        "--containerfile", type=Path, metavar="PATH", help="Containerfile (default: CONTEXT/Containerfile)"
+    )
+    parser.add_argument("--image", required=True, metavar="REPO", help="image repository without tag")
+    parser.add_argument(
+        "--build-arg", type=_build_arg, action="append", default=[], metavar="K=V", help="repeatable"
+    )
+    parser.add_argument(
+        "--tls-verify",
+        type=_bool,
+        default=True,
+        metavar="true|false",
+        help="verify registry TLS (default true)",
+    )
+    parser.add_argument("--storage-driver", choices=STORAGE_DRIVERS, default="vfs", help="default: vfs")
+    parser.add_argument(
+        "--authfile",
+        type=Path,
+        metavar="PATH",
+        help="docker config file with registry credentials (default: env REGISTRY_AUTH_FILE, "
+        "else $DOCKER_CONFIG/config.json, else buildah's default)",
+    )
+    parser.add_argument(
+        "--storage-root", type=Path, metavar="DIR", help="buildah storage root (default: buildah's own)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    """Check flags, build (or skip), and map the result to IMAGE_URL / IMAGE_DIGEST."""
+    build_args: dict[str, str] = {}
+    for key, value in args.build_arg:
+        if key in build_args:
+            raise ConfigError(f"--build-arg {key} given twice", fix="pass each build arg once")
+        build_args[key] = value
+    authfile = args.authfile or (Path(found) if (found := registry_auth_file()) else None)
+    result = build_runtime(
+        context=args.context,
+        image=args.image,
+        containerfile=args.containerfile,
+        build_args=build_args,
+        tls_verify=args.tls_verify,
+        storage_driver=args.storage_driver,
+        authfile=authfile,
+        storage_root=args.storage_root,
+    )
+    return CommandOutput(
+        results={"IMAGE_URL": result.image_url, "IMAGE_DIGEST": result.image_digest},
+        summary={
+            "image_ref": result.image_ref,
+            "built": "false (tag already pushed)" if result.skipped else "true",
+            "seconds": f"{result.seconds:.1f}",
+        },
+    )
