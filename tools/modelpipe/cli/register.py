@@ -1,9 +1,89 @@
-"""`modelpipe register` (placeholder until its issue lands)."""
+"""`modelpipe register`: register the model, its version and model artifact in the Model Registry."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser, env_default
+from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings
+from modelpipe.steps.register import DEFAULT_LABELS, register_model
+
+EXAMPLES = """\
+  export MODEL_REGISTRY_URL=https://registry-rest.apps.example.com MODEL_REGISTRY_TOKEN=$(oc whoami -t)
+  modelpipe register --model-name tiny-sd --version-name 1.0.0-3f2a9c1 \\
+      --model-uri s3://models/tiny-sd/3f2a9c1 --manifest /workspace/model/manifest.json \\
+      --runtime-image quay.io/acme/diffusers-runtime@sha256:<64 hex> --storage-key models-connection \\
+      --label text-to-image --label demo --pipeline-run model-import-x7k2 --results-dir /tekton/results
+  modelpipe register --registry-url http://127.0.0.1:8080 --model-name tiny-sd --version-name dev \\
+      --model-uri s3://models/tiny-sd --manifest ./tiny-sd/manifest.json
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Add the ``register`` subcommand."""
+    parser = add_step_parser(
+        subparsers,
+        "register",
+        help="register model, version and artifact in the Model Registry (idempotent)",
+        description="Register the model, its version and model artifact (format diffusers, data connection "
+        "as storage key) with the model-registry client. A re-run with the same artifact updates the same "
+        "version; the same version name with a different artifact is refused. Token: MODEL_REGISTRY_TOKEN. "
+        "Results: REGISTERED_MODEL_ID, MODEL_VERSION_ID, MODEL_ARTIFACT_ID.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument("--model-name", required=True, metavar="NAME", help="registered model name")
+    parser.add_argument(
+        "--version-name", required=True, metavar="NAME", help="version name, unique per model"
+    )
+    parser.add_argument("--model-uri", required=True, metavar="s3://BUCKET/PREFIX", help="where the model is")
+    parser.add_argument(
+        "--manifest", type=Path, required=True, metavar="PATH", help="manifest.json written by download"
+    )
+    parser.add_argument(
+        "--runtime-image", metavar="REPO@sha256:...", help="serving runtime image, pinned by digest"
+    )
+    parser.add_argument(
+        "--storage-key", metavar="DATA_CONNECTION", help="name of the data connection Secret for the bucket"
+    )
+    parser.add_argument("--description", metavar="TEXT", help="version description")
+    parser.add_argument(
+        "--label",
+        action="append",
+        metavar="LABEL",
+        help=f"dashboard label, repeatable (default: {', '.join(DEFAULT_LABELS)})",
+    )
+    parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
+    parser.add_argument(
+        "--registry-url",
+        default=env_default(MODEL_REGISTRY_URL),
+        metavar="URL",
+        help=f"Model Registry REST base URL (default: env {MODEL_REGISTRY_URL})",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    """Register and map the ids to REGISTERED_MODEL_ID / MODEL_VERSION_ID / MODEL_ARTIFACT_ID."""
+    settings = dataclasses.replace(RegistrySettings.from_env(), url=args.registry_url)
+    result = register_model(
+        registry=settings,
+        model_name=args.model_name,
+        version_name=args.version_name,
+        model_uri=args.model_uri,
+        manifest=args.manifest,
+        runtime_image=args.runtime_image,
+        storage_key=args.storage_key,
+        description=args.description,
+        labels=tuple(args.label) if args.label else DEFAULT_LABELS,
+        pipeline_run=args.pipeline_run,
+    )
+    return CommandOutput(
+        results={
+            "REGISTERED_MODEL_ID": result.registered_model_id,
+            "MODEL_VERSION_ID": result.model_version_id,
+            "MODEL_ARTIFACT_ID": result.model_artifact_id,
+        },
+        summary={"action": result.action, "registry_api": result.api_version},
+    )

@@ -1,0 +1,390 @@
+"""Register a model, its version and model artifact in the Kubeflow Model Registry, idempotently."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+from model_registry import ModelRegistry
+from model_registry.exceptions import StoreError
+from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
+from mr_openapi import exceptions as mr_exceptions
+
+from modelpipe.config import RegistrySettings
+from modelpipe.errors import ConfigError, RegistryError, VersionConflictError
+from modelpipe.manifest import files_digest, manifest_sha256, read_manifest
+from modelpipe.registry_client import (
+    connect_registry,
+    core_api,
+    describe_api_error,
+    find_version,
+    version_model_artifacts,
+)
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT_NAME = "diffusers"
+# Matches the ServingRuntime's supportedModelFormats entry (diffusers, version "1").
+MODEL_FORMAT_VERSION = "1"
+DEFAULT_LABELS: tuple[str, ...] = ("text-to-image",)
+
+# Custom property keys written on the model version (string values: the dashboard shows only strings).
+PROP_SOURCE = "source"
+PROP_SOURCE_REVISION = "source_revision"
+PROP_MANIFEST_SHA256 = "manifest_sha256"
+PROP_FILES_SHA256 = "model_files_sha256"
+PROP_SIZE_BYTES = "size_bytes"
+PROP_FILE_COUNT = "file_count"
+PROP_VARIANT = "variant"
+PROP_RUNTIME_IMAGE = "runtime_image"
+PROP_RUNTIME_IMAGE_DIGEST = "runtime_image_digest"
+PROP_PIPELINE_RUN = "pipeline_run"
+PROPERTY_KEYS: frozenset[str] = frozenset(
+    {
+        PROP_SOURCE,
+        PROP_SOURCE_REVISION,
+        PROP_MANIFEST_SHA256,
+        PROP_FILES_SHA256,
+        PROP_SIZE_BYTES,
+        PROP_FILE_COUNT,
+        PROP_VARIANT,
+        PROP_RUNTIME_IMAGE,
+        PROP_RUNTIME_IMAGE_DIGEST,
+        PROP_PIPELINE_RUN,
+    }
+)
+
+_IMAGE_WITH_DIGEST = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,62}$")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    """Ids of what was registered.
+
+    Attributes:
+        registered_model_id: The registered model.
+        model_version_id: The version.
+        model_artifact_id: The version's model artifact.
+        action: ``created`` (new version), ``updated`` (same artifact registered before) or ``completed``
+            (a version left without artifact by an interrupted run got its artifact).
+        api_version: REST API version the registry served (``v1`` or ``v1alpha3``).
+    """
+
+    registered_model_id: str
+    model_version_id: str
+    model_artifact_id: str
+    action: Literal["created", "updated", "completed"]
+    api_version: str
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The version and artifact this run should leave in the registry."""
+
+    model_name: str
+    version_name: str
+    model_uri: str
+    storage_key: str | None
+    storage_path: str
+    description: str | None
+    properties: dict[str, SupportedTypes]
+    model_format_version: str
+
+    @property
+    def manifest_sha256(self) -> str:
+        return str(self.properties[PROP_MANIFEST_SHA256])
+
+    @property
+    def files_sha256(self) -> str:
+        return str(self.properties[PROP_FILES_SHA256])
+
+
+def register_model(
+    *,
+    registry: RegistrySettings,
+    model_name: str,
+    version_name: str,
+    model_uri: str,
+    manifest: Path,
+    runtime_image: str | None = None,
+    storage_key: str | None = None,
+    description: str | None = None,
+    labels: Sequence[str] = DEFAULT_LABELS,
+    pipeline_run: str | None = None,
+    model_format_version: str = MODEL_FORMAT_VERSION,
+) -> RegisterResult:
+    """Register model ``model_name``, version ``version_name`` and its artifact at ``model_uri``.
+
+    A re-run with the same artifact (URI and model content) updates the same version's properties; a version
+    left without artifact by an interrupted run is completed.
+
+    Args:
+        registry: Registry URL, token and author.
+        model_name: Registered model name.
+        version_name: Version name, unique within the model.
+        model_uri: ``s3://BUCKET/PREFIX`` the model was uploaded to.
+        manifest: The model's ``manifest.json`` (from ``modelpipe download``).
+        runtime_image: ``REPO@sha256:...`` of the serving runtime image, recorded on the version.
+        storage_key: Name of the data connection (Secret) that gives access to ``model_uri``.
+        description: Version description.
+        labels: Dashboard labels (empty-string properties) for the version and model.
+        pipeline_run: PipelineRun name, recorded for provenance.
+        model_format_version: Model format version matched against the ServingRuntime.
+
+    Returns:
+        The ids and what was done.
+
+    Raises:
+        ConfigError: A name, URI, image reference or label is malformed.
+        ManifestError: The manifest is missing or invalid.
+        VersionConflictError: The version exists with a different artifact URI or model content.
+        RegistryError: The registry is unreachable or refused a request.
+    """
+    wanted = _wanted_state(
+        model_name=model_name,
+        version_name=version_name,
+        model_uri=model_uri,
+        manifest=manifest,
+        runtime_image=runtime_image,
+        storage_key=storage_key,
+        description=description,
+        labels=labels,
+        pipeline_run=pipeline_run,
+        model_format_version=model_format_version,
+    )
+    client = connect_registry(registry)
+    api_version = getattr(client, "api_version", "v1")
+    version = _registry_call(
+        f"looking up {model_name}:{version_name}", find_version, client, model_name, version_name
+    )
+    if version is None:
+        action: Literal["created", "updated", "completed"] = "created"
+        version = _create_version(client, wanted)
+        artifact = _model_artifact(client, version, model_name)
+        if artifact is None:
+            raise RegistryError(f"registered {model_name}:{version_name} but its model artifact is missing")
+    else:
+        artifact = _model_artifact(client, version, model_name)
+        _refuse_conflict(version, artifact, wanted)
+        action = "updated" if artifact is not None else "completed"
+        artifact = _update_version(client, version, artifact, wanted)
+    _label_registered_model(client, wanted)
+    assert version.id and version.registered_model_id and artifact.id
+    log.info(
+        "%s %s:%s (model %s, version %s, artifact %s) on API %s",
+        action,
+        model_name,
+        version_name,
+        version.registered_model_id,
+        version.id,
+        artifact.id,
+        api_version,
+    )
+    return RegisterResult(
+        registered_model_id=version.registered_model_id,
+        model_version_id=version.id,
+        model_artifact_id=artifact.id,
+        action=action,
+        api_version=api_version,
+    )
+
+
+def _wanted_state(
+    *,
+    model_name: str,
+    version_name: str,
+    model_uri: str,
+    manifest: Path,
+    runtime_image: str | None,
+    storage_key: str | None,
+    description: str | None,
+    labels: Sequence[str],
+    pipeline_run: str | None,
+    model_format_version: str,
+) -> _Wanted:
+    """Check the inputs and compute the properties and artifact fields to write."""
+    for flag, value in (("--model-name", model_name), ("--version-name", version_name)):
+        if not value or value != value.strip() or "/" in value:
+            raise ConfigError(f"{flag} {value!r} must be non-empty, without '/' or surrounding spaces")
+    storage_path = _storage_path(model_uri)
+    parsed_manifest = read_manifest(manifest)
+    properties: dict[str, SupportedTypes] = {
+        PROP_SOURCE: parsed_manifest.source,
+        PROP_SOURCE_REVISION: parsed_manifest.revision,
+        PROP_MANIFEST_SHA256: manifest_sha256(manifest),
+        PROP_FILES_SHA256: files_digest(parsed_manifest.files),
+        # Sizes as strings: the client sends ints as Int and rejects values beyond +-999,999,999.
+        PROP_SIZE_BYTES: str(parsed_manifest.total_size),
+        PROP_FILE_COUNT: str(len(parsed_manifest.files)),
+    }
+    if parsed_manifest.variant:
+        properties[PROP_VARIANT] = parsed_manifest.variant
+    if runtime_image:
+        match = _IMAGE_WITH_DIGEST.match(runtime_image)
+        if match is None:
+            raise ConfigError(
+                f"--runtime-image {runtime_image!r} must be pinned by digest (REPO@sha256:<64 hex>)",
+                fix="pass IMAGE_URL's repository @ IMAGE_DIGEST from `modelpipe build`",
+            )
+        properties[PROP_RUNTIME_IMAGE] = runtime_image
+        properties[PROP_RUNTIME_IMAGE_DIGEST] = match["digest"]
+    if pipeline_run:
+        properties[PROP_PIPELINE_RUN] = pipeline_run
+    for label in labels:
+        if not _LABEL.match(label) or label in PROPERTY_KEYS:
+            raise ConfigError(
+                f"--label {label!r} is not a valid label",
+                fix="use 1-63 letters, digits, ' ._/-', not a property name such as 'source'",
+            )
+        properties[label] = ""
+    return _Wanted(
+        model_name=model_name,
+        version_name=version_name,
+        model_uri=model_uri,
+        storage_key=storage_key or None,
+        storage_path=storage_path,
+        description=description or None,
+        properties=properties,
+        model_format_version=model_format_version,
+    )
+
+
+def _storage_path(model_uri: str) -> str:
+    """The key prefix inside the bucket, which the data connection (storage key) is for."""
+    parts = urlsplit(model_uri)
+    prefix = parts.path.strip("/")
+    if parts.scheme != "s3" or not parts.netloc or not prefix or parts.fragment:
+        raise ConfigError(
+            f"--model-uri {model_uri!r} must be s3://BUCKET/PREFIX",
+            fix="pass the MODEL_URI result of `modelpipe upload`",
+        )
+    return prefix
+
+
+def _registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Call the client, turning its transport and REST failures into RegistryError."""
+    try:
+        return fn(*args, **kwargs)
+    except mr_exceptions.ApiException as err:
+        raise RegistryError(f"Model Registry refused {what}: {describe_api_error(err)}") from err
+    except StoreError as err:
+        raise RegistryError(f"Model Registry refused {what}: {err}") from err
+    except (TimeoutError, aiohttp.ClientError) as err:
+        raise RegistryError(
+            f"Model Registry unreachable while {what} ({type(err).__name__}: {err})",
+            fix="check the registry and re-run; register is idempotent and completes a half-done version",
+        ) from err
+
+
+def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
+    """Model (if new), version and artifact through the client's own ``register_model``."""
+    what = f"registering {wanted.model_name}:{wanted.version_name}"
+    _registry_call(
+        what,
+        client.register_model,
+        wanted.model_name,
+        wanted.model_uri,
+        model_format_name=MODEL_FORMAT_NAME,
+        model_format_version=wanted.model_format_version,
+        version=wanted.version_name,
+        storage_key=wanted.storage_key,
+        storage_path=wanted.storage_path,
+        version_description=wanted.description,
+        metadata=wanted.properties,
+    )
+    version = _registry_call(what, find_version, client, wanted.model_name, wanted.version_name)
+    if version is None:
+        raise RegistryError(f"{what}: the version is missing right after it was created")
+    return version
+
+
+def _model_artifact(client: ModelRegistry, version: ModelVersion, model_name: str) -> ModelArtifact | None:
+    """The version's model artifact: the one named after the model (client convention), else the first."""
+    assert version.id is not None
+    artifacts = _registry_call(
+        f"listing artifacts of version {version.id}", version_model_artifacts, client, version.id
+    )
+    named = [artifact for artifact in artifacts if artifact.name == model_name]
+    return (named or artifacts or [None])[0]
+
+
+def _refuse_conflict(version: ModelVersion, artifact: ModelArtifact | None, wanted: _Wanted) -> None:
+    """Raise if the existing version holds a different artifact URI or model content."""
+    props: Mapping[str, SupportedTypes] = version.custom_properties or {}
+    uri_differs = artifact is not None and artifact.uri != wanted.model_uri
+    if PROP_FILES_SHA256 in props:
+        # Content identity: a re-download rewrites manifest.json (new timestamp) but not the files.
+        content_differs = props[PROP_FILES_SHA256] != wanted.files_sha256
+    else:
+        content_differs = (
+            PROP_MANIFEST_SHA256 in props and props[PROP_MANIFEST_SHA256] != wanted.manifest_sha256
+        )
+    if not (uri_differs or content_differs):
+        return
+    old_uri = artifact.uri if artifact is not None else "(no artifact yet)"
+    old_sha = props.get(PROP_MANIFEST_SHA256, "(not recorded)")
+    raise VersionConflictError(
+        f"{wanted.model_name}:{wanted.version_name} (version id {version.id}) is registered with "
+        f"{old_uri} (manifest sha256 {old_sha}); this run has {wanted.model_uri} "
+        f"(manifest sha256 {wanted.manifest_sha256})",
+        fix="pass a new --version-name (e.g. include the source revision); versions are immutable",
+    )
+
+
+def _update_version(
+    client: ModelRegistry, version: ModelVersion, artifact: ModelArtifact | None, wanted: _Wanted
+) -> ModelArtifact:
+    """Merge properties into the version and create or refresh its model artifact."""
+    what = f"updating {wanted.model_name}:{wanted.version_name}"
+    # PATCH replaces the whole customProperties map: merge so publish's results and extra labels survive.
+    version.custom_properties = {**(version.custom_properties or {}), **wanted.properties}
+    if wanted.description:
+        version.description = wanted.description
+    _registry_call(what, client.update, version)
+    if artifact is None:
+        assert version.id is not None
+        log.info("version %s has no model artifact (interrupted run): adding it", version.id)
+        new_artifact = ModelArtifact(
+            name=wanted.model_name,
+            uri=wanted.model_uri,
+            model_format_name=MODEL_FORMAT_NAME,
+            model_format_version=wanted.model_format_version,
+            storage_key=wanted.storage_key,
+            storage_path=wanted.storage_path,
+        )
+        return _registry_call(
+            what,
+            client.async_runner,
+            core_api(client).upsert_model_version_artifact(new_artifact, version.id),
+        )
+    artifact.model_format_name = MODEL_FORMAT_NAME
+    artifact.model_format_version = wanted.model_format_version
+    artifact.storage_key = wanted.storage_key or artifact.storage_key
+    artifact.storage_path = wanted.storage_path
+    return _registry_call(what, client.update, artifact)
+
+
+def _label_registered_model(client: ModelRegistry, wanted: _Wanted) -> None:
+    """Add the labels (and a description if it has none) to the registered model, for the model list view."""
+    model = _registry_call(
+        f"reading model {wanted.model_name}", client.get_registered_model, wanted.model_name
+    )
+    if model is None:
+        raise RegistryError(f"registered model {wanted.model_name} vanished during registration")
+    existing = dict(model.custom_properties or {})
+    labels = {key: value for key, value in wanted.properties.items() if value == "" and key not in existing}
+    needs_description = wanted.description is not None and not model.description
+    if not labels and not needs_description:
+        return
+    model.custom_properties = {**existing, **labels}
+    if needs_description:
+        model.description = wanted.description
+    _registry_call(f"labelling model {wanted.model_name}", client.update, model)
