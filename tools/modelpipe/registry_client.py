@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -41,6 +41,7 @@ CLIENT_API_VERSION = "v1"
 # Newest first: older OpenShift AI registries serve only v1alpha3 (404 on v1).
 SUPPORTED_API_VERSIONS: tuple[str, ...] = ("v1", "v1alpha3")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+T = TypeVar("T")
 
 
 def normalize_registry_url(url: str | None) -> str:
@@ -402,12 +403,28 @@ def upsert_inference_service(
 
 
 def _run_rest(registry: ModelRegistry, coro: Any, what: str) -> Any:
+    return registry_call(f"writing {what}", lambda: registry.async_runner(coro))
+
+
+def registry_call(what: str, call: Callable[[], T], *, rerun_hint: str = "re-run the step") -> T:
+    """Run one client call, turning its REST, client and transport failures into RegistryError.
+
+    Args:
+        what: What the call does, for the message (e.g. ``"reading model version 7"``).
+        call: The call, e.g. ``lambda: registry.update(version)``.
+        rerun_hint: What the fix suggests after checking the registry.
+
+    Raises:
+        RegistryError: The registry refused the request or could not be reached.
+    """
     try:
-        return registry.async_runner(coro)
+        return call()
     except mr_exceptions.ApiException as err:
         raise RegistryError(f"Model Registry refused {what}: {describe_api_error(err)}") from err
+    except StoreError as err:
+        raise RegistryError(f"Model Registry refused {what}: {err}") from err
     except (TimeoutError, aiohttp.ClientError) as err:
         raise RegistryError(
-            f"Model Registry unreachable while writing {what} ({type(err).__name__}: {err})",
-            fix="check the registry service and re-run; the step is idempotent",
+            f"Model Registry unreachable while {what} ({type(err).__name__}: {err})",
+            fix=f"check the registry and {rerun_hint}",
         ) from err

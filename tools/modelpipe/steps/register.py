@@ -10,11 +10,8 @@ from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
 from model_registry import ModelRegistry
-from model_registry.exceptions import StoreError
 from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
-from mr_openapi import exceptions as mr_exceptions
 
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError, RegistryError, VersionConflictError
@@ -22,8 +19,8 @@ from modelpipe.manifest import files_digest, manifest_sha256, read_manifest
 from modelpipe.registry_client import (
     connect_registry,
     core_api,
-    describe_api_error,
     find_version,
+    registry_call,
     version_model_artifacts,
 )
 
@@ -270,18 +267,9 @@ def _storage_path(model_uri: str) -> str:
 
 
 def _registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    """Call the client, turning its transport and REST failures into RegistryError."""
-    try:
-        return fn(*args, **kwargs)
-    except mr_exceptions.ApiException as err:
-        raise RegistryError(f"Model Registry refused {what}: {describe_api_error(err)}") from err
-    except StoreError as err:
-        raise RegistryError(f"Model Registry refused {what}: {err}") from err
-    except (TimeoutError, aiohttp.ClientError) as err:
-        raise RegistryError(
-            f"Model Registry unreachable while {what} ({type(err).__name__}: {err})",
-            fix="check the registry and re-run; register is idempotent and completes a half-done version",
-        ) from err
+    return registry_call(
+        what, lambda: fn(*args, **kwargs), rerun_hint="re-run register; it completes a half-done version"
+    )
 
 
 def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
