@@ -1,9 +1,81 @@
-"""`modelpipe upload` (placeholder until its issue lands)."""
+"""`modelpipe upload`: put a downloaded model folder into S3 (parallel, resumable, manifest last)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.config import S3Settings
+from modelpipe.errors import ConfigError
+from modelpipe.s3 import DEFAULT_MAX_CONCURRENCY, MIB, make_s3_client, parse_s3_uri, transfer_config
+from modelpipe.steps.upload import upload_model
+
+EXAMPLES = """\
+  export AWS_S3_ENDPOINT=http://minio.minio.svc:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
+  modelpipe upload --src /workspace/model --dest s3://models/tiny-sd/abc123
+  modelpipe upload --src ./model --dest s3://models/sd-turbo --results-dir /tekton/results
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Add `modelpipe upload`."""
+    parser = add_step_parser(
+        subparsers,
+        "upload",
+        help="upload a model folder to S3",
+        description=(
+            "Verify every file against manifest.json, skip objects already in S3 with the same size and "
+            "sha256, upload the rest in parallel (multipart), check them, then upload manifest.json last. "
+            "Connection from AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION. "
+            "Results: MODEL_URI, BYTES_SENT, BYTES_SKIPPED."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "--src", type=Path, required=True, metavar="DIR", help="model folder with manifest.json"
+    )
+    parser.add_argument("--dest", required=True, metavar="s3://BUCKET/PREFIX", help="where the model goes")
+    parser.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=DEFAULT_MAX_CONCURRENCY,
+        metavar="N",
+        help=f"parallel transfers (default {DEFAULT_MAX_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--chunk-size-mb", type=int, default=16, metavar="MB", help="multipart part size in MiB (default 16)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    """Check flags, connect, upload, and report MODEL_URI / BYTES_SENT / BYTES_SKIPPED."""
+    if not args.src.is_dir():
+        raise ConfigError(
+            f"--src {args.src} is not a folder", fix="pass the folder `modelpipe download` wrote"
+        )
+    if args.max_concurrency < 1 or args.chunk_size_mb < 5:
+        raise ConfigError(
+            "--max-concurrency must be >= 1 and --chunk-size-mb >= 5 (the S3 minimum part size)"
+        )
+    dest = parse_s3_uri(args.dest)
+    client = make_s3_client(S3Settings.from_env(), max_pool_connections=args.max_concurrency + 4)
+    result = upload_model(
+        src=args.src,
+        dest=dest,
+        client=client,
+        config=transfer_config(max_concurrency=args.max_concurrency, chunksize=args.chunk_size_mb * MIB),
+    )
+    return CommandOutput(
+        results={
+            "MODEL_URI": result.model_uri,
+            "BYTES_SENT": str(result.bytes_sent),
+            "BYTES_SKIPPED": str(result.bytes_skipped),
+        },
+        summary={
+            "files_sent": str(result.files_sent),
+            "files_skipped": str(result.files_skipped),
+            "seconds": f"{result.seconds:.2f}",
+        },
+    )

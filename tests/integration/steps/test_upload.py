@@ -1,0 +1,186 @@
+"""upload-model against a real SeaweedFS: resumable, verified, manifest last, clear credential errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from modelpipe.cli import main
+from modelpipe.config import S3Settings
+from modelpipe.errors import ChecksumMismatchError, StorageError
+from modelpipe.manifest import (
+    MANIFEST_NAME,
+    build_manifest,
+    hash_files,
+    read_manifest,
+    sha256_bytes,
+    write_manifest,
+)
+from modelpipe.s3 import MIB, S3Client, S3Location, head_object, list_objects, make_s3_client, transfer_config
+from modelpipe.steps.upload import upload_model
+
+pytestmark = pytest.mark.integration
+
+BIG = "unet/diffusion_pytorch_model.safetensors"
+# 5 MiB is the smallest S3 part; a 12 MiB file therefore goes up as a 3-part multipart upload.
+CONFIG = transfer_config(max_concurrency=4, chunksize=5 * MIB)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "model"
+    files = {
+        "model_index.json": b'{"_class_name": "StableDiffusionPipeline"}',
+        "unet/config.json": b'{"sample_size": 8}',
+        BIG: os.urandom(12 * MIB),
+        "text_encoder/model.safetensors": os.urandom(300_000),
+        "scheduler/scheduler_config.json": b"{}",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    write_manifest(
+        root, build_manifest(source="file:///fixture", revision="r1", files=hash_files(root, list(files)))
+    )
+    return root
+
+
+@pytest.fixture
+def client(s3_server: Any) -> S3Client:
+    return make_s3_client(S3Settings.from_env(s3_server.env))
+
+
+@pytest.fixture
+def dest(s3_server: Any) -> S3Location:
+    return S3Location(s3_server.bucket, "tiny/r1")
+
+
+def _total(model_dir: Path) -> int:
+    return read_manifest(model_dir).total_size + (model_dir / MANIFEST_NAME).stat().st_size
+
+
+def test_first_upload_sends_every_byte_and_records_sha256(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    result = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert (result.bytes_sent, result.bytes_skipped) == (_total(model_dir), 0)
+    assert result.model_uri == f"s3://{dest.bucket}/tiny/r1"
+    manifest = read_manifest(model_dir)
+    assert set(list_objects(client, dest)) == {f.path for f in manifest.files} | {MANIFEST_NAME}
+    for item in manifest.files:
+        info = head_object(client, dest.child(item.path))
+        assert info is not None and (info.size, info.sha256) == (item.size, item.sha256)
+
+
+def test_rerun_uploads_zero_bytes(model_dir: Path, client: S3Client, dest: S3Location) -> None:
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    again = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert (again.bytes_sent, again.files_sent) == (0, 0)
+    assert again.bytes_skipped == _total(model_dir)
+
+
+def test_multipart_object_content_sha256_matches_manifest(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    info = head_object(client, dest.child(BIG))
+    assert info is not None and info.etag.endswith("-3"), "expected a 3-part multipart upload"
+    body = client.get_object(Bucket=dest.bucket, Key=dest.child(BIG).key)["Body"].read()
+    assert sha256_bytes(body) == read_manifest(model_dir).file(BIG).sha256 == info.sha256
+
+
+def _fail_part_two(params: dict[str, Any], **_: Any) -> None:
+    if params.get("PartNumber") == 2:
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "UploadPart")
+
+
+def test_interrupted_upload_rerun_sends_only_the_rest(
+    model_dir: Path, client: S3Client, dest: S3Location, s3_server: Any
+) -> None:
+    flaky = make_s3_client(S3Settings.from_env(s3_server.env))
+    flaky.meta.events.register("before-parameter-build.s3.UploadPart", _fail_part_two)
+    with pytest.raises(StorageError, match=rf"uploading s3://.*/{BIG}.*InternalError"):
+        upload_model(src=model_dir, dest=dest, client=flaky, config=CONFIG)
+    present = list_objects(client, dest)
+    assert MANIFEST_NAME not in present and BIG not in present
+    assert present, "the small files should have completed"
+
+    result = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    manifest_size = (model_dir / MANIFEST_NAME).stat().st_size
+    assert (
+        result.bytes_sent
+        == sum(read_manifest(model_dir).file(p).size for p in _missing(model_dir, present)) + manifest_size
+    )
+    assert result.bytes_skipped == sum(present.values())
+    assert MANIFEST_NAME in list_objects(client, dest)
+
+
+def _missing(model_dir: Path, present: dict[str, int]) -> list[str]:
+    return [f.path for f in read_manifest(model_dir).files if f.path not in present]
+
+
+def test_changed_model_drops_old_manifest_before_sending(
+    model_dir: Path, client: S3Client, dest: S3Location, s3_server: Any
+) -> None:
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    (model_dir / BIG).write_bytes(os.urandom(12 * MIB))
+    write_manifest(
+        model_dir,
+        build_manifest(
+            source="file:///fixture",
+            revision="r2",
+            files=hash_files(model_dir, [f.path for f in read_manifest(model_dir).files]),
+        ),
+    )
+    flaky = make_s3_client(S3Settings.from_env(s3_server.env))
+    flaky.meta.events.register("before-parameter-build.s3.UploadPart", _fail_part_two)
+    with pytest.raises(StorageError):
+        upload_model(src=model_dir, dest=dest, client=flaky, config=CONFIG)
+    assert MANIFEST_NAME not in list_objects(client, dest), "a half-updated prefix must not keep a manifest"
+
+
+def test_corrupted_file_is_refused_by_name_before_any_upload(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    with (model_dir / "text_encoder/model.safetensors").open("r+b") as handle:
+        handle.write(b"\x00\x00\x00\x00")
+    with pytest.raises(ChecksumMismatchError, match=r"text_encoder/model\.safetensors"):
+        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert list_objects(client, dest) == {}
+
+
+def test_cli_wrong_secret_key_exits_1_naming_the_variable_not_the_value(
+    model_dir: Path, s3_server: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = "wrong-secret-value-987654"
+    for name, value in {**s3_server.env, "AWS_SECRET_ACCESS_KEY": wrong}.items():
+        monkeypatch.setenv(name, value)
+    code = main(["upload", "--src", str(model_dir), "--dest", f"s3://{s3_server.bucket}/tiny"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and "AWS_SECRET_ACCESS_KEY" in lines[0]
+    assert wrong not in out + err and s3_server.access_key_id not in out + err
+    assert "Traceback" not in err
+
+
+def test_cli_writes_results_and_prints_bytes(
+    model_dir: Path,
+    s3_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    argv = ["upload", "--src", str(model_dir), "--dest", f"s3://{s3_server.bucket}/tiny", "--results-dir"]
+    assert main([*argv, str(tmp_path / "r1")]) == 0
+    assert main([*argv, str(tmp_path / "r2")]) == 0
+    out = capsys.readouterr().out
+    assert f"BYTES_SENT: {_total(model_dir)}" in out and "BYTES_SENT: 0" in out
+    assert (tmp_path / "r2" / "MODEL_URI").read_text() == f"s3://{s3_server.bucket}/tiny"
+    assert (tmp_path / "r2" / "BYTES_SENT").read_text() == "0"
+    assert (tmp_path / "r2" / "BYTES_SKIPPED").read_text() == str(_total(model_dir))

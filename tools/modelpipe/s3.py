@@ -1,0 +1,464 @@
+"""S3 access shared by every step: client from the data connection, URIs, parallel transfers, clear errors.
+
+Usage (the pattern upload, publish, benchmark and the local session follow)::
+
+    settings = S3Settings.from_env()                 # AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, ...
+    client = make_s3_client(settings)
+    where = parse_s3_uri("s3://models/tiny-sd")
+    upload_file(client, Path("report.html"), where.child("reports/report.html"))
+    download_prefix(client, where, Path("/tmp/model"))
+
+Every botocore failure leaves this module as :class:`StorageError` (or :class:`StorageAuthError` for refused
+credentials) naming the URI and the environment variable to check, never a secret value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeAlias
+from urllib.parse import urlparse
+
+import boto3
+from boto3.s3.transfer import ProgressCallbackInvoker, TransferConfig, create_transfer_manager
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from modelpipe.config import AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, AWS_SECRET_ACCESS_KEY, S3Settings
+from modelpipe.errors import ConfigError, StorageAuthError, StorageError
+from modelpipe.manifest import MANIFEST_NAME, read_manifest, sha256_bytes, sha256_file, verify_files
+
+# boto3 builds its client classes at run time, so there is no static type to name (no boto3-stubs here).
+S3Client: TypeAlias = Any
+
+log = logging.getLogger(__name__)
+
+# Object metadata key holding the content's hex sha256 (sent as x-amz-meta-sha256). Multipart ETags are not
+# content hashes, so this is what skip decisions and post-upload checks compare.
+SHA256_METADATA_KEY = "sha256"
+MIB = 1024 * 1024
+DEFAULT_MAX_CONCURRENCY = 10
+DEFAULT_MULTIPART_CHUNKSIZE = 16 * MIB
+DEFAULT_MAX_ATTEMPTS = 5
+# Error codes S3-compatible stores return when the key id or secret is wrong or lacks rights.
+_AUTH_CODES = frozenset(
+    {
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "InvalidToken",
+        "ExpiredToken",
+        "AuthorizationHeaderMalformed",
+        "InvalidSecurity",
+        "403",
+        "401",
+    }
+)
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+# Bucket naming rules, relaxed to what MinIO and SeaweedFS accept (dots, underscores are refused on AWS too).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_CREDENTIALS_FIX = (
+    f"check {AWS_ACCESS_KEY_ID} and {AWS_SECRET_ACCESS_KEY} (and that this key may use the bucket)"
+)
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A bucket and a key (or key prefix, without leading or trailing ``/``; empty for the bucket root)."""
+
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        """``s3://bucket/key`` (``s3://bucket`` for the root)."""
+        return f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
+
+    def child(self, relative: str) -> S3Location:
+        """The location of ``relative`` (a POSIX path) under this prefix."""
+        relative = relative.strip("/")
+        return S3Location(self.bucket, f"{self.key}/{relative}" if self.key else relative)
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD request tells about an object.
+
+    Attributes:
+        size: Content length in bytes.
+        sha256: The ``sha256`` user metadata if the object was uploaded by modelpipe, else None.
+        etag: The store's ETag (an MD5 only for single-part uploads).
+    """
+
+    size: int
+    sha256: str | None
+    etag: str
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One file for :func:`upload_files`: local path, target, and its sha256 to store as metadata."""
+
+    path: Path
+    location: S3Location
+    sha256: str
+    size: int
+
+
+def parse_s3_uri(uri: str) -> S3Location:
+    """Split ``s3://BUCKET[/KEY]`` into bucket and key.
+
+    Raises:
+        ConfigError: The URI has another scheme, no bucket, an invalid bucket name, or ``..`` in the key.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3":
+        raise ConfigError(f"{uri!r} is not an s3:// URI", fix="use s3://BUCKET/PREFIX")
+    bucket = parsed.netloc
+    if not bucket:
+        raise ConfigError(f"{uri!r} has no bucket", fix="use s3://BUCKET/PREFIX")
+    if not _BUCKET.match(bucket):
+        raise ConfigError(
+            f"{uri!r}: bucket name {bucket!r} is invalid",
+            fix="bucket names are 3-63 lowercase letters, digits, dots or hyphens",
+        )
+    if parsed.query or parsed.fragment:
+        raise ConfigError(f"{uri!r} has a query or fragment", fix="use s3://BUCKET/PREFIX without ? or #")
+    key = parsed.path.strip("/")
+    if key and (".." in PurePosixPath(key).parts or "//" in key):
+        raise ConfigError(f"{uri!r}: key {key!r} contains '..' or an empty segment")
+    return S3Location(bucket, key)
+
+
+def make_s3_client(
+    settings: S3Settings, *, max_pool_connections: int = DEFAULT_MAX_CONCURRENCY + 4
+) -> S3Client:
+    """A boto3 S3 client for an OpenShift AI data connection (MinIO, SeaweedFS, Ceph RGW or AWS).
+
+    Path-style addressing (no ``bucket.host`` DNS), standard retries with backoff, and checksums only when
+    the operation requires them (several S3-compatible stores reject the newer default trailers; integrity is
+    covered by the sha256 metadata instead).
+
+    Args:
+        settings: Endpoint (AWS_S3_ENDPOINT; None means AWS), credentials and region.
+        max_pool_connections: HTTP connections kept open; keep it at least the transfer concurrency.
+
+    Raises:
+        ConfigError: Credentials are missing or AWS_S3_ENDPOINT has no http(s) scheme.
+    """
+    settings.require_credentials()
+    endpoint = settings.endpoint_url
+    if endpoint is not None and urlparse(endpoint).scheme not in {"http", "https"}:
+        raise ConfigError(
+            f"{AWS_S3_ENDPOINT}={endpoint!r} has no http:// or https:// scheme",
+            fix=f"set {AWS_S3_ENDPOINT} to e.g. http://minio.namespace.svc:9000",
+        )
+    assert settings.access_key_id is not None and settings.secret_access_key is not None
+    config = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        retries={"max_attempts": DEFAULT_MAX_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=max_pool_connections,
+        connect_timeout=10,
+        read_timeout=120,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    session = boto3.session.Session(
+        aws_access_key_id=settings.access_key_id.get_secret_value(),
+        aws_secret_access_key=settings.secret_access_key.get_secret_value(),
+        region_name=settings.region,
+    )
+    return session.client("s3", endpoint_url=endpoint, config=config)
+
+
+def transfer_config(
+    *, max_concurrency: int = DEFAULT_MAX_CONCURRENCY, chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE
+) -> TransferConfig:
+    """TransferConfig for parallel multipart transfers (files above ``chunksize`` are split into parts)."""
+    return TransferConfig(
+        multipart_threshold=chunksize,
+        multipart_chunksize=chunksize,
+        max_concurrency=max_concurrency,
+        use_threads=True,
+        preferred_transfer_client="classic",
+    )
+
+
+def storage_error(err: Exception, *, action: str, uri: str, endpoint: str | None = None) -> StorageError:
+    """Translate a botocore/boto3 exception into a StorageError naming what failed (never a secret).
+
+    Args:
+        err: The exception raised by botocore or s3transfer.
+        action: What was being done, e.g. ``"uploading"``.
+        uri: The s3:// URI involved.
+        endpoint: The endpoint URL, shown for connection failures.
+    """
+    where = endpoint or "the S3 endpoint"
+    if isinstance(err, NoCredentialsError):
+        return StorageAuthError(f"no S3 credentials while {action} {uri}", fix=_CREDENTIALS_FIX)
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", "unknown"))
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in _AUTH_CODES or status in {401, 403}:
+            return StorageAuthError(
+                f"S3 refused the credentials while {action} {uri} ({code})", fix=_CREDENTIALS_FIX
+            )
+        if code == "NoSuchBucket":
+            bucket = urlparse(uri).netloc
+            return StorageError(
+                f"bucket {bucket!r} does not exist at {where} ({action} {uri})",
+                fix="create the bucket or point --dest / AWS_S3_BUCKET at an existing one",
+            )
+        if code in _NOT_FOUND_CODES:
+            return StorageError(f"{uri} does not exist ({action})")
+        message = str(error.get("Message", "")).strip()
+        return StorageError(f"S3 error while {action} {uri}: {code}{': ' + message if message else ''}")
+    if isinstance(err, BotoCoreError):
+        return StorageError(
+            f"cannot reach {where} while {action} {uri}: {type(err).__name__}", fix=f"check {AWS_S3_ENDPOINT}"
+        )
+    return StorageError(f"S3 failure while {action} {uri}: {type(err).__name__}: {err}")
+
+
+@contextmanager
+def storage_errors(client: S3Client, *, action: str, uri: str) -> Iterator[None]:
+    """Context manager: botocore exceptions inside become StorageError via :func:`storage_error`."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as err:
+        raise storage_error(err, action=action, uri=uri, endpoint=client.meta.endpoint_url) from err
+
+
+def check_bucket(client: S3Client, bucket: str) -> None:
+    """Fail early and clearly when the bucket is missing or the credentials are refused.
+
+    Raises:
+        StorageAuthError: The credentials are refused.
+        StorageError: The bucket does not exist or the endpoint is unreachable.
+    """
+    try:
+        client.head_bucket(Bucket=bucket)
+    except ClientError as err:
+        if str(err.response.get("Error", {}).get("Code")) in {"404", "NoSuchBucket", "NotFound"}:
+            raise StorageError(
+                f"bucket {bucket!r} does not exist at {client.meta.endpoint_url}",
+                fix="create the bucket or point --dest / AWS_S3_BUCKET at an existing one",
+            ) from err
+        raise storage_error(
+            err, action="opening bucket", uri=f"s3://{bucket}", endpoint=client.meta.endpoint_url
+        ) from err
+    except BotoCoreError as err:
+        raise storage_error(
+            err, action="opening bucket", uri=f"s3://{bucket}", endpoint=client.meta.endpoint_url
+        ) from err
+
+
+def head_object(client: S3Client, location: S3Location) -> ObjectInfo | None:
+    """Size, sha256 metadata and ETag of an object, or None if it does not exist.
+
+    Raises:
+        StorageError: Any failure other than "not found".
+    """
+    try:
+        response = client.head_object(Bucket=location.bucket, Key=location.key)
+    except ClientError as err:
+        if str(err.response.get("Error", {}).get("Code")) in _NOT_FOUND_CODES:
+            return None
+        raise storage_error(
+            err, action="checking", uri=location.uri, endpoint=client.meta.endpoint_url
+        ) from err
+    except BotoCoreError as err:
+        raise storage_error(
+            err, action="checking", uri=location.uri, endpoint=client.meta.endpoint_url
+        ) from err
+    metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
+    return ObjectInfo(
+        size=int(response["ContentLength"]),
+        sha256=metadata.get(SHA256_METADATA_KEY),
+        etag=str(response.get("ETag", "")).strip('"'),
+    )
+
+
+def upload_files(
+    client: S3Client,
+    items: Sequence[UploadItem],
+    *,
+    config: TransferConfig | None = None,
+    callback: Callable[[int], None] | None = None,
+) -> None:
+    """Upload files in parallel with boto3's transfer manager (large files as parallel multipart uploads).
+
+    Each object gets its sha256 as ``x-amz-meta-sha256``. All transfers run to completion even if one fails,
+    so a re-run only has to send the failed ones.
+
+    Args:
+        client: From :func:`make_s3_client`.
+        items: Files and their targets.
+        config: Concurrency and part size; :func:`transfer_config` by default.
+        callback: Called with each chunk's byte count (e.g. :class:`modelpipe.progress.Progress`).
+
+    Raises:
+        StorageError: Naming the first failed object and how many failed.
+    """
+    if not items:
+        return
+    subscribers = [ProgressCallbackInvoker(callback)] if callback else None
+    failures: list[tuple[UploadItem, Exception]] = []
+    with create_transfer_manager(client, config or transfer_config()) as manager:
+        futures = [
+            (
+                item,
+                manager.upload(
+                    str(item.path),
+                    item.location.bucket,
+                    item.location.key,
+                    extra_args={"Metadata": {SHA256_METADATA_KEY: item.sha256}},
+                    subscribers=subscribers,
+                ),
+            )
+            for item in items
+        ]
+        for item, future in futures:
+            try:
+                future.result()
+            except (ClientError, BotoCoreError) as err:
+                failures.append((item, err))
+    if failures:
+        item, first = failures[0]
+        mapped = storage_error(
+            first, action="uploading", uri=item.location.uri, endpoint=client.meta.endpoint_url
+        )
+        if len(failures) > 1:
+            mapped.message += f" (and {len(failures) - 1} more of {len(items)} files failed)"
+        raise mapped from first
+
+
+def upload_file(
+    client: S3Client,
+    path: Path,
+    location: S3Location,
+    *,
+    sha256: str | None = None,
+    config: TransferConfig | None = None,
+    callback: Callable[[int], None] | None = None,
+) -> None:
+    """Upload one file (multipart when large), storing its sha256 (computed if not given) as metadata.
+
+    Raises:
+        StorageError: The upload failed.
+    """
+    digest = sha256 or sha256_file(path)
+    item = UploadItem(path=path, location=location, sha256=digest, size=path.stat().st_size)
+    upload_files(client, [item], config=config, callback=callback)
+
+
+def upload_bytes(
+    client: S3Client, data: bytes, location: S3Location, *, content_type: str | None = None
+) -> None:
+    """Put a small in-memory payload (a manifest, a report) in one request with its sha256 metadata.
+
+    Raises:
+        StorageError: The request failed.
+    """
+    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: sha256_bytes(data)}}
+    if content_type:
+        extra["ContentType"] = content_type
+    with storage_errors(client, action="uploading", uri=location.uri):
+        client.put_object(Bucket=location.bucket, Key=location.key, Body=data, **extra)
+
+
+def delete_object(client: S3Client, location: S3Location) -> None:
+    """Delete one object (no error if it does not exist).
+
+    Raises:
+        StorageError: The request failed.
+    """
+    with storage_errors(client, action="deleting", uri=location.uri):
+        client.delete_object(Bucket=location.bucket, Key=location.key)
+
+
+def list_objects(client: S3Client, location: S3Location) -> dict[str, int]:
+    """Objects under a prefix as ``{relative path: size}`` (the prefix is treated as a folder).
+
+    Raises:
+        StorageError: Listing failed.
+    """
+    prefix = f"{location.key}/" if location.key else ""
+    found: dict[str, int] = {}
+    with storage_errors(client, action="listing", uri=location.uri):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                relative = obj["Key"][len(prefix) :]
+                if relative and not relative.endswith("/"):
+                    found[relative] = int(obj["Size"])
+    return found
+
+
+def download_prefix(
+    client: S3Client,
+    location: S3Location,
+    dest: Path,
+    *,
+    config: TransferConfig | None = None,
+    callback: Callable[[int], None] | None = None,
+) -> Path:
+    """Download every object under ``location`` into ``dest`` (same relative paths), in parallel.
+
+    A local file that already has the object's size and sha256 metadata is kept. When the prefix holds a
+    ``manifest.json``, the folder is verified against it afterwards.
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        StorageError: The prefix is empty, a key is unsafe, or a transfer failed.
+        ChecksumMismatchError: A downloaded file does not match manifest.json.
+    """
+    objects = list_objects(client, location)
+    if not objects:
+        raise StorageError(f"no objects under {location.uri}", fix="check the URI; upload the model first")
+    todo: list[tuple[str, int]] = []
+    for relative, size in sorted(objects.items()):
+        pure = PurePosixPath(relative)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise StorageError(f"refusing unsafe object key {location.child(relative).uri}")
+        if _local_copy_current(client, location.child(relative), dest / relative, size):
+            continue
+        todo.append((relative, size))
+    log.info("downloading %d of %d objects from %s to %s", len(todo), len(objects), location.uri, dest)
+    subscribers = [ProgressCallbackInvoker(callback)] if callback else None
+    with create_transfer_manager(client, config or transfer_config()) as manager:
+        futures = []
+        for relative, _ in todo:
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = location.child(relative)
+            futures.append(
+                (source, manager.download(source.bucket, source.key, str(target), subscribers=subscribers))
+            )
+        for source, future in futures:
+            try:
+                future.result()
+            except (ClientError, BotoCoreError) as err:
+                raise storage_error(
+                    err, action="downloading", uri=source.uri, endpoint=client.meta.endpoint_url
+                ) from err
+    if MANIFEST_NAME in objects:
+        verify_files(dest, read_manifest(dest / MANIFEST_NAME))
+    return dest
+
+
+def _local_copy_current(client: S3Client, source: S3Location, target: Path, size: int) -> bool:
+    if not target.is_file() or target.stat().st_size != size:
+        return False
+    info = head_object(client, source)
+    return info is not None and info.sha256 is not None and info.sha256 == sha256_file(target)

@@ -1,0 +1,159 @@
+"""upload-model: copy a verified model folder to S3, skipping what is already there, manifest last."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from boto3.s3.transfer import TransferConfig
+
+from modelpipe.errors import StorageError
+from modelpipe.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestFile,
+    read_manifest,
+    sha256_bytes,
+    verify_files,
+)
+from modelpipe.progress import Progress
+from modelpipe.s3 import (
+    ObjectInfo,
+    S3Client,
+    S3Location,
+    UploadItem,
+    check_bucket,
+    delete_object,
+    head_object,
+    upload_bytes,
+    upload_files,
+)
+
+log = logging.getLogger(__name__)
+_HEAD_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What upload-model did.
+
+    Attributes:
+        model_uri: ``s3://BUCKET/PREFIX`` holding the model and its manifest.json.
+        bytes_sent: Bytes uploaded in this run (including manifest.json when it was sent).
+        bytes_skipped: Bytes already present with the same size and sha256.
+        files_sent: Number of objects uploaded.
+        files_skipped: Number of objects left as they were.
+        seconds: Wall time of the whole step.
+    """
+
+    model_uri: str
+    bytes_sent: int
+    bytes_skipped: int
+    files_sent: int
+    files_skipped: int
+    seconds: float
+
+
+def upload_model(
+    *,
+    src: Path,
+    dest: S3Location,
+    client: S3Client,
+    config: TransferConfig | None = None,
+) -> UploadResult:
+    """Upload a downloaded model folder (with manifest.json) to ``dest``.
+
+    Order matters: every file is verified against the manifest first; objects already present with the
+    same size and sha256 metadata are skipped; a stale manifest.json at ``dest`` is removed before anything
+    changes; the rest go up in parallel; every object is checked with HEAD; manifest.json goes last, so a
+    prefix with a manifest is always complete.
+
+    Args:
+        src: Model folder containing manifest.json.
+        dest: Target prefix.
+        client: From :func:`modelpipe.s3.make_s3_client`.
+        config: Transfer concurrency and part size (defaults from :func:`modelpipe.s3.transfer_config`).
+
+    Raises:
+        ManifestError: manifest.json is missing or invalid.
+        ChecksumMismatchError: A local file does not match the manifest (named).
+        StorageAuthError: S3 refused the credentials.
+        StorageError: The bucket is missing, a transfer failed, or an object differs after upload.
+    """
+    started = time.monotonic()
+    manifest = read_manifest(src / MANIFEST_NAME)
+    verify_files(src, manifest)
+    manifest_bytes = (src / MANIFEST_NAME).read_bytes()
+    check_bucket(client, dest.bucket)
+
+    remote = _head_all(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
+    missing = [item for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
+    manifest_current = _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
+    skipped_bytes = sum(item.size for item in manifest.files) - sum(item.size for item in missing)
+    log.info(
+        "upload %s -> %s: %d of %d files to send (%d bytes), %d bytes already there",
+        src,
+        dest.uri,
+        len(missing),
+        len(manifest.files),
+        sum(item.size for item in missing),
+        skipped_bytes,
+    )
+
+    if (missing or not manifest_current) and remote[MANIFEST_NAME] is not None:
+        # The old manifest would vouch for a prefix that is about to change: drop it first.
+        delete_object(client, dest.child(MANIFEST_NAME))
+    _send(client, src, dest, missing, config)
+    _verify_remote(client, dest, manifest)
+
+    sent = sum(item.size for item in missing)
+    if manifest_current:
+        skipped_bytes += len(manifest_bytes)
+    else:
+        upload_bytes(client, manifest_bytes, dest.child(MANIFEST_NAME), content_type="application/json")
+        sent += len(manifest_bytes)
+    files_sent = len(missing) + (0 if manifest_current else 1)
+    return UploadResult(
+        model_uri=dest.uri,
+        bytes_sent=sent,
+        bytes_skipped=skipped_bytes,
+        files_sent=files_sent,
+        files_skipped=len(manifest.files) + 1 - files_sent,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _same(info: ObjectInfo | None, size: int, sha256: str) -> bool:
+    return info is not None and info.size == size and info.sha256 == sha256
+
+
+def _head_all(client: S3Client, dest: S3Location, paths: list[str]) -> dict[str, ObjectInfo | None]:
+    with ThreadPoolExecutor(max_workers=_HEAD_WORKERS) as pool:
+        infos = list(pool.map(lambda path: head_object(client, dest.child(path)), paths))
+    return dict(zip(paths, infos, strict=True))
+
+
+def _send(
+    client: S3Client, src: Path, dest: S3Location, files: list[ManifestFile], config: TransferConfig | None
+) -> None:
+    if not files:
+        return
+    items = [UploadItem(src / f.path, dest.child(f.path), f.sha256, f.size) for f in files]
+    total = sum(item.size for item in items)
+    with Progress(total, f"upload {dest.uri}", log) as progress:
+        upload_files(client, items, config=config, callback=progress)
+    log.info("sent %d files (%d bytes) to %s", len(items), total, dest.uri)
+
+
+def _verify_remote(client: S3Client, dest: S3Location, manifest: Manifest) -> None:
+    remote = _head_all(client, dest, [item.path for item in manifest.files])
+    bad = [item.path for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
+    if bad:
+        raise StorageError(
+            f"after upload, {len(bad)} objects under {dest.uri} differ from the manifest: "
+            f"{', '.join(bad[:5])}",
+            fix="re-run `modelpipe upload`; if it repeats, check the S3 store keeps user metadata",
+        )
