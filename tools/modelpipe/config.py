@@ -119,3 +119,11 @@ def registry_auth_file(env: Mapping[str, str] | None = None) -> str | None:
     if e.get(DOCKER_CONFIG):
         return os.path.join(e[DOCKER_CONFIG], "config.json")
     return None
+
+
+MODELPIPE_LOCAL_DIR = "MODELPIPE_LOCAL_DIR"
+
+
+def local_state_dir(env: Mapping[str, str] | None = None) -> str:
+    """Where local runs keep state (S3 data, registry.db, runs/): MODELPIPE_LOCAL_DIR, default ``.local``."""
+    return _env(env).get(MODELPIPE_LOCAL_DIR) or ".local"
