@@ -91,3 +91,7 @@ class TektonSpecError(LocalRunError, ValueError):
 
 class PipelineTaskFailedError(LocalRunError):
     """A task of a locally run pipeline failed; the message names the task, step, exit code and log."""
+
+
+class SourceUnavailableError(ModelpipeError):
+    """The model source (Hugging Face Hub or a mirror) could not be reached or a file could not be fetched."""
