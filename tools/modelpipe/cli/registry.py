@@ -1,9 +1,75 @@
-"""`modelpipe registry` (placeholder until its issue lands)."""
+"""`modelpipe registry serve`: the local Model Registry REST server (SQLite) in the foreground."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.config import MODEL_REGISTRY_TOKEN, RegistrySettings
+from modelpipe.local.registry import API_VERSIONS, serve_registry
+from modelpipe.redaction import register_secret
+
+
+def api_versions(value: str) -> tuple[str, ...]:
+    """Parse ``v1,v1alpha3`` (argparse type): known versions only, at least one."""
+    versions = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [v for v in versions if v not in API_VERSIONS]
+    if unknown or not versions:
+        raise argparse.ArgumentTypeError(
+            f"unknown API version(s) {', '.join(unknown) or '(none)'}; choose from {','.join(API_VERSIONS)}"
+        )
+    return versions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Register the `registry` group and its `serve` subcommand."""
+    group = subparsers.add_parser("registry", help="local Kubeflow Model Registry server")
+    group_subparsers = group.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+    parser = add_step_parser(
+        group_subparsers,
+        "serve",
+        help="serve the Model Registry REST API from a SQLite file",
+        description="Serve the Kubeflow Model Registry REST API (/api/model_registry/v1 and /v1alpha3) backed by "
+        "a SQLite file, plus a read-only overview page at /. Runs until SIGTERM or Ctrl+C; the data stays "
+        f"in --db. With --token (or {MODEL_REGISTRY_TOKEN}) every request needs 'Authorization: Bearer TOKEN'.",
+        examples="  modelpipe registry serve --port 8080 --db .local/registry.db\n"
+        "  modelpipe registry serve --port 8080 --db .local/registry.db --api-versions v1alpha3",
+    )
+    add_serve_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `registry serve` (shared with the lean `python -m modelpipe.local.registry` entry)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    parser.add_argument("--db", type=Path, required=True, help="SQLite database file (created when missing)")
+    parser.add_argument(
+        "--token", default=None, help=f"required bearer token (default: env {MODEL_REGISTRY_TOKEN}, else no auth)"
+    )
+    parser.add_argument(
+        "--api-versions",
+        type=api_versions,
+        default=API_VERSIONS,
+        metavar="V1[,V2]",
+        help=f"API prefixes to serve (default {','.join(API_VERSIONS)}; v1alpha3 alone mimics older registries)",
+    )
+
+
+def run(args: argparse.Namespace) -> CommandOutput | None:
+    token = args.token
+    if token is None:
+        secret = RegistrySettings.from_env().token
+        token = secret.get_secret_value() if secret else None
+    register_secret(token)
+    print(f"REGISTRY_URL: http://{args.host}:{args.port}", flush=True)
+    serve_registry(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        token=token,
+        api_versions=args.api_versions,
+        log_level="debug" if args.verbose else "info",
+    )
+    return None
