@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Install modelpipe on a cluster: Secrets from .env, the gitops overlay, monitoring when the Prometheus
+# Operator is there, and one build-images run so a fresh cluster needs no pre-published image.
+# Re-run it after that run succeeded to pin both images by digest. Idempotent; never prompts.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=gitops/scripts/lib.sh
+source "$here/gitops/scripts/lib.sh"
+
+usage() {
+  cat <<'USAGE'
+usage: ./deploy.sh [--overlay openshift|kubernetes] [--dry-run] [--env-file FILE] [--no-build]
+
+  --overlay     gitops/overlays/NAME to apply (default: openshift when `oc` is installed, else kubernetes)
+  --dry-run     print every manifest it would apply (Secret values masked) and the build-images run;
+                needs no cluster
+  --env-file    settings file (default: .env next to this script; see .env.template)
+  --no-build    do not start the build-images pipeline
+
+examples:
+  ./deploy.sh --dry-run
+  ./deploy.sh --overlay kubernetes
+USAGE
+}
+
+# Keys every install needs; the optional ones (HF_TOKEN, MODEL_REGISTRY_TOKEN, REGISTRY_AUTH_FILE,
+# MODEL_REGISTRY_AUTHOR, GIT_REVISION) only create their Secret or setting when set.
+REQUIRED_KEYS=(NAMESPACE AWS_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION AWS_S3_BUCKET
+  MODEL_REGISTRY_URL TOOLS_IMAGE RUNTIME_IMAGE_REPO GIT_URL)
+DATA_CONNECTION_SECRET=aws-connection-modelpipe
+DATA_CONNECTION_KEYS=(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_S3_ENDPOINT AWS_DEFAULT_REGION AWS_S3_BUCKET)
+HF_TOKEN_SECRET=modelpipe-hf-token
+REGISTRY_TOKEN_SECRET=modelpipe-registry-token
+REGISTRY_AUTH_SECRET=modelpipe-registry-auth
+REQUIRED_CRDS=(tasks.tekton.dev pipelines.tekton.dev pipelineruns.tekton.dev
+  servingruntimes.serving.kserve.io inferenceservices.serving.kserve.io)
+TOOLS_IMAGE_NAME=quay.io/modelpipe/modelpipe-tools
+RUNTIME_IMAGE_NAME=quay.io/modelpipe/diffusers-runtime
+
+overlay=""
+dry_run=false
+build=true
+env_file="$here/.env"
+while [ $# -gt 0 ]; do
+  case $1 in
+    --overlay)
+      [ $# -ge 2 ] || die "--overlay needs a value (openshift or kubernetes)"
+      overlay=$2
+      shift 2
+      ;;
+    --overlay=*) overlay=${1#*=}; shift ;;
+    --dry-run) dry_run=true; shift ;;
+    --env-file)
+      [ $# -ge 2 ] || die "--env-file needs a path"
+      env_file=$2
+      shift 2
+      ;;
+    --env-file=*) env_file=${1#*=}; shift ;;
+    --no-build) build=false; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument '$1'" ;;
+  esac
+done
+if [ -z "$overlay" ]; then
+  if command -v oc >/dev/null 2>&1; then overlay=openshift; else overlay=kubernetes; fi
+fi
+case $overlay in
+  openshift | kubernetes) ;;
+  *) die "--overlay must be openshift or kubernetes, got '$overlay'" ;;
+esac
+
+load_env "$env_file"
+require_env "${REQUIRED_KEYS[@]}"
+namespace=$(env_value NAMESPACE)
+[[ $namespace =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "NAMESPACE must be a DNS label"
+tools_image=$(env_value TOOLS_IMAGE)
+runtime_repo=$(env_value RUNTIME_IMAGE_REPO)
+[[ ${tools_image##*/} == *:* && $tools_image != *:latest ]] ||
+  die "TOOLS_IMAGE must be REPO:TAG with a fixed tag (not latest)"
+[[ ${runtime_repo##*/} != *:* && $runtime_repo != *@* ]] || die "RUNTIME_IMAGE_REPO must have no tag"
+registry_auth_file=$(env_value REGISTRY_AUTH_FILE)
+if [ -n "$registry_auth_file" ] && [[ $registry_auth_file != /* ]]; then
+  registry_auth_file="$(cd "$(dirname "$env_file")" && pwd)/$registry_auth_file"
+fi
+if [ -n "$registry_auth_file" ] && [ ! -r "$registry_auth_file" ]; then
+  die "REGISTRY_AUTH_FILE points at a file that cannot be read"
+fi
+
+if $dry_run; then
+  cli=kubectl
+  command -v kubectl >/dev/null 2>&1 || cli=oc
+else
+  cli=$(kube_cli)
+  "$cli" auth can-i create pipelineruns.tekton.dev -n "$namespace" >/dev/null 2>&1 ||
+    "$cli" auth can-i create namespaces >/dev/null 2>&1 ||
+    die "cannot reach the cluster or lacks rights (fix: $cli login / check the kubeconfig context)"
+fi
+
+# wait_for_crds: poll until every CRD exists and is Established (operators install them asynchronously).
+wait_for_crds() {
+  local crd deadline=$((SECONDS + 600))
+  for crd in "${REQUIRED_CRDS[@]}"; do
+    until "$cli" get crd "$crd" >/dev/null 2>&1; do
+      [ $SECONDS -lt $deadline ] ||
+        die "CRD $crd not found (fix: install OpenShift Pipelines/Tekton and OpenShift AI/KServe)"
+      sleep 5
+    done
+    "$cli" wait --for=condition=Established --timeout=300s "crd/$crd" >/dev/null
+  done
+  log "CRDs present: ${REQUIRED_CRDS[*]}"
+}
+
+# pinned_digest RESULT: digest from the newest succeeded build-images run ("" when there is none).
+pinned_digest() {
+  local run
+  run=$("$cli" get pipelineruns -n "$namespace" -l modelpipe.io/pipeline=build-images --sort-by=.metadata.creationTimestamp \
+    -o jsonpath='{range .items[?(@.status.conditions[0].status=="True")]}{.metadata.name}{"\n"}{end}' 2>/dev/null |
+    tail -n 1)
+  [ -n "$run" ] || return 0
+  "$cli" get pipelinerun "$run" -n "$namespace" -o jsonpath="{.status.results[?(@.name==\"$1\")].value}"
+}
+
+# image_entry NAME REPO TAG DIGEST: one kustomize images: entry (digest wins over tag).
+image_entry() {
+  printf '  - name: %s\n    newName: %s\n' "$1" "$(yaml_quote "$2")"
+  if [ -n "$4" ]; then
+    printf '    digest: %s\n' "$(yaml_quote "$4")"
+  else
+    printf '    newTag: %s\n' "$(yaml_quote "$3")"
+  fi
+}
+
+# write_kustomization DIR: the overlay plus this cluster's namespace, images and ConfigMap values.
+write_kustomization() {
+  local dir=$1 tools_digest=$2 runtime_digest=$3 tools_repo=${tools_image%:*} tools_tag=${tools_image##*:}
+  mkdir -p "$dir"
+  cp "$here/gitops/base/kustomize-images.yaml" "$dir/kustomize-images.yaml"
+  {
+    echo "# Generated by deploy.sh from .env; not committed (.local/ is ignored)."
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "namespace: $namespace"
+    echo "resources:"
+    echo "  - ../../gitops/overlays/$overlay"
+    echo "configurations:"
+    echo "  - kustomize-images.yaml"
+    echo "images:"
+    image_entry "$TOOLS_IMAGE_NAME" "$tools_repo" "$tools_tag" "$tools_digest"
+    image_entry "$RUNTIME_IMAGE_NAME" "$runtime_repo" "0.1.0" "$runtime_digest"
+    echo "patches:"
+    echo "  - target:"
+    echo "      kind: RoleBinding"
+    echo "    patch: |-"
+    echo "      - op: replace"
+    echo "        path: /subjects/0/namespace"
+    echo "        value: $namespace"
+    echo "  - patch: |-"
+    echo "      apiVersion: v1"
+    echo "      kind: ConfigMap"
+    echo "      metadata:"
+    echo "        name: modelpipe-config"
+    echo "      data:"
+    echo "        MODEL_REGISTRY_URL: $(yaml_quote "$(env_value MODEL_REGISTRY_URL)")"
+    echo "        MODEL_REGISTRY_AUTHOR: $(yaml_quote "$(env_value MODEL_REGISTRY_AUTHOR modelpipe)")"
+    echo "        AWS_S3_ENDPOINT: $(yaml_quote "$(env_value AWS_S3_ENDPOINT)")"
+    echo "        AWS_S3_BUCKET: $(yaml_quote "$(env_value AWS_S3_BUCKET)")"
+  } >"$dir/kustomization.yaml"
+  mkdir -p "$dir/monitoring"
+  {
+    echo "# Generated by deploy.sh; not committed."
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "namespace: $namespace"
+    echo "resources:"
+    echo "  - ../../../gitops/monitoring"
+  } >"$dir/monitoring/kustomization.yaml"
+}
+
+# secret_manifest NAME TYPE KEY=FILE...: a Secret built by kubectl from files (values never on argv).
+secret_manifest() {
+  local name=$1 type=$2
+  shift 2
+  local args=() pair
+  for pair in "$@"; do args+=("--from-file=$pair"); done
+  # kubectl builds the manifest locally (--dry-run=client): no cluster needed, values read from files.
+  "$cli" create secret "$type" "$name" -n "$namespace" "${args[@]}" --dry-run=client -o yaml
+}
+
+# secrets_manifest DIR: every Secret .env asks for, as one multi-document YAML on stdout.
+secrets_manifest() {
+  local dir=$1 key files=()
+  for key in "${DATA_CONNECTION_KEYS[@]}"; do
+    printf '%s' "$(env_value "$key")" >"$dir/$key"
+    files+=("$key=$dir/$key")
+  done
+  secret_manifest "$DATA_CONNECTION_SECRET" generic "${files[@]}"
+  if [ -n "$(env_value HF_TOKEN)" ]; then
+    printf '%s' "$(env_value HF_TOKEN)" >"$dir/HF_TOKEN"
+    echo "---"
+    secret_manifest "$HF_TOKEN_SECRET" generic "HF_TOKEN=$dir/HF_TOKEN"
+  fi
+  if [ -n "$(env_value MODEL_REGISTRY_TOKEN)" ]; then
+    printf '%s' "$(env_value MODEL_REGISTRY_TOKEN)" >"$dir/MODEL_REGISTRY_TOKEN"
+    echo "---"
+    secret_manifest "$REGISTRY_TOKEN_SECRET" generic "MODEL_REGISTRY_TOKEN=$dir/MODEL_REGISTRY_TOKEN"
+  fi
+  if [ -n "$registry_auth_file" ]; then
+    echo "---"
+    secret_manifest "$REGISTRY_AUTH_SECRET" docker-registry ".dockerconfigjson=$registry_auth_file"
+  fi
+}
+
+# mask_secret_values: replace every value under data: with <redacted> (for printing).
+mask_secret_values() {
+  awk '
+    /^data:$/ { in_data = 1; print; next }
+    in_data && /^  [^ ]/ { sub(/: .*/, ": <redacted>"); print; next }
+    { in_data = 0; print }
+  '
+}
+
+work="$here/.local/deploy"
+secret_dir=$(mktemp -d)
+chmod 700 "$secret_dir"
+trap 'rm -rf "$secret_dir"' EXIT
+
+tools_digest=""
+runtime_digest=""
+if ! $dry_run; then
+  wait_for_crds
+  tools_digest=$(pinned_digest TOOLS_IMAGE_DIGEST)
+  runtime_digest=$(pinned_digest RUNTIME_IMAGE_DIGEST)
+  [ -z "$tools_digest" ] || log "pinning images to the digests of the last build-images run"
+fi
+write_kustomization "$work" "$tools_digest" "$runtime_digest"
+rendered=$("$cli" kustomize "$work")
+secrets=$(secrets_manifest "$secret_dir")
+build_run=$(render_pipelinerun "$here/pipelineruns/build-images.yaml" "$namespace" \
+  "git-url=$(env_value GIT_URL)" "git-revision=$(env_value GIT_REVISION main)" \
+  "tools-image=$tools_image" "runtime-image-repo=$runtime_repo")
+if [ -z "$registry_auth_file" ]; then
+  # Without credentials the optional registry-auth workspace stays unbound.
+  build_run=$(awk '
+    /^    - name: registry-auth$/ { skip = 1; next }
+    skip && /^    - / { skip = 0 }
+    skip && /^  [^ ]/ { skip = 0 }
+    !skip { print }
+  ' <<<"$build_run")
+fi
+
+if $dry_run; then
+  echo "# deploy.sh --dry-run: overlay $overlay, namespace $namespace (nothing was applied)"
+  echo "# 1. would wait for CRDs: ${REQUIRED_CRDS[*]}"
+  echo "# 2. would apply (server-side, field manager modelpipe-deploy):"
+  echo "$rendered"
+  echo "---"
+  echo "# 3. would apply these Secrets (server-side, field manager modelpipe-secrets; values masked):"
+  mask_secret_values <<<"$secrets"
+  echo "---"
+  echo "# 4. would apply gitops/monitoring when monitoring.coreos.com CRDs exist:"
+  "$cli" kustomize "$work/monitoring"
+  if $build; then
+    echo "---"
+    echo "# 5. would create this PipelineRun unless a build-images run exists in $namespace:"
+    echo "$build_run"
+  fi
+  exit 0
+fi
+
+"$cli" apply --server-side --force-conflicts --field-manager=modelpipe-deploy -f - <<<"$rendered" >&2
+"$cli" apply --server-side --force-conflicts --field-manager=modelpipe-secrets -f - <<<"$secrets" >/dev/null
+log "Secrets applied: $DATA_CONNECTION_SECRET${ENV_VALUES[HF_TOKEN]:+ $HF_TOKEN_SECRET}${ENV_VALUES[MODEL_REGISTRY_TOKEN]:+ $REGISTRY_TOKEN_SECRET}${registry_auth_file:+ $REGISTRY_AUTH_SECRET}"
+if "$cli" get crd podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com >/dev/null 2>&1; then
+  "$cli" kustomize "$work/monitoring" | "$cli" apply --server-side --field-manager=modelpipe-deploy -f - >&2
+else
+  log "Prometheus Operator CRDs not found: skipped gitops/monitoring"
+fi
+
+if $build; then
+  existing=$("$cli" get pipelineruns -n "$namespace" -l modelpipe.io/pipeline=build-images -o name)
+  if [ -n "$existing" ]; then
+    log "build-images already ran ($(wc -l <<<"$existing") run(s)); not starting another"
+  else
+    run=$(create_run "$cli" "$namespace" "$build_run")
+    log "started $run (follow: tkn pipelinerun logs ${run##*/} -f -n $namespace); re-run deploy.sh after it succeeds to pin the image digests"
+  fi
+fi
+log "done: overlay $overlay applied to namespace $namespace"

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Shared by deploy.sh, run-model-import.sh and run-model-testing.sh: .env parsing (never printed),
+# YAML quoting, PipelineRun rendering from the pipelineruns/ examples, creating and following runs.
+# Sourced, not executed; callers set -euo pipefail.
+
+# die MESSAGE: one line on stderr naming the problem (and the fix), exit 1.
+die() {
+  echo "${0##*/}: error: $*" >&2
+  exit 1
+}
+
+# log MESSAGE: progress on stderr (stdout stays for manifests and run names).
+log() {
+  echo "${0##*/}: $*" >&2
+}
+
+declare -gA ENV_VALUES=()
+
+# load_env FILE: read KEY=VALUE lines into ENV_VALUES without evaluating them (no shell expansion).
+load_env() {
+  local file=$1 line key value lineno=0
+  [ -f "$file" ] || die "$file not found (fix: cp .env.template .env and fill it in)"
+  while IFS= read -r line || [ -n "$line" ]; do
+    lineno=$((lineno + 1))
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*(#|$) ]] && continue
+    line=${line#export }
+    if [[ ! $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]]; then
+      die "$file line $lineno is not KEY=VALUE"
+    fi
+    key=${BASH_REMATCH[1]}
+    value=${BASH_REMATCH[2]}
+    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then
+      value=${BASH_REMATCH[1]}
+    fi
+    ENV_VALUES[$key]=$value
+  done <"$file"
+}
+
+# env_value KEY [DEFAULT]: the value from .env, else DEFAULT.
+env_value() {
+  local value=${ENV_VALUES[$1]:-}
+  printf '%s' "${value:-${2:-}}"
+}
+
+# require_env KEY...: die naming every key that is missing or empty (names only, never values).
+require_env() {
+  local key missing=()
+  for key in "$@"; do
+    [ -n "${ENV_VALUES[$key]:-}" ] || missing+=("$key")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local IFS=,
+    die "missing required keys in .env: ${missing[*]// /} (fix: set them; .env.template documents each)"
+  fi
+}
+
+# yaml_quote VALUE: a double-quoted YAML scalar (JSON string rules); rejects control characters.
+yaml_quote() {
+  local value=$1
+  if [[ $value == *[$'\001'-$'\037']* ]]; then
+    die "value for a YAML field contains a control character or newline"
+  fi
+  value=${value//\\/\\\\}
+  value=${value//\"/\\\"}
+  printf '"%s"' "$value"
+}
+
+# render_pipelinerun EXAMPLE NAMESPACE [NAME=VALUE...]: the example PipelineRun with its params
+# replaced or added (values quoted) and metadata.namespace set. A param "workspace:NAME=secret:SECRET"
+# adds a secret-backed workspace binding.
+render_pipelinerun() {
+  local example=$1 namespace=$2
+  shift 2
+  local pair name value quoted params_file workspaces_file
+  params_file=$(mktemp)
+  workspaces_file=$(mktemp)
+  # Params of the example first (their YAML scalars as written), then the overrides in order.
+  awk '
+    /^  params:$/ { inside = 1; next }
+    inside && /^  [^ ]/ { inside = 0 }
+    inside && /^    - name: / { name = $3 }
+    inside && /^      value: / { sub(/^      value: /, ""); print name "\t" $0 }
+  ' "$example" >"$params_file"
+  for pair in "$@"; do
+    name=${pair%%=*}
+    value=${pair#*=}
+    if [[ $name == workspace:* ]]; then
+      printf '    - name: %s\n      secret:\n        secretName: %s\n' "${name#workspace:}" "${value#secret:}" \
+        >>"$workspaces_file"
+      continue
+    fi
+    [[ $name =~ ^[a-z][a-z0-9-]*$ ]] || die "param name '$name' is not kebab-case"
+    quoted=$(yaml_quote "$value")
+    awk -F '\t' -v n="$name" '$1 != n' "$params_file" >"$params_file.new"
+    printf '%s\t%s\n' "$name" "$quoted" >>"$params_file.new"
+    mv "$params_file.new" "$params_file"
+  done
+  awk -v ns="$namespace" -v pf="$params_file" -v wf="$workspaces_file" '
+    function flush_workspaces(   line) {
+      while ((getline line < wf) > 0) print line
+      close(wf)
+    }
+    /^metadata:$/ { print; print "  namespace: " ns; next }
+    /^  namespace: / && !in_spec { next }
+    /^spec:$/ { in_spec = 1 }
+    /^  params:$/ {
+      print
+      while ((getline line < pf) > 0) {
+        split(line, kv, "\t")
+        print "    - name: " kv[1]
+        print "      value: " substr(line, length(kv[1]) + 2)
+      }
+      close(pf)
+      skipping = 1
+      next
+    }
+    skipping && /^  [^ ]/ { skipping = 0 }
+    skipping { next }
+    /^  workspaces:$/ { in_ws = 1; print; next }
+    in_ws && /^  [^ ]/ { flush_workspaces(); in_ws = 0 }
+    { print }
+    END { if (in_ws) flush_workspaces() }
+  ' "$example"
+  rm -f "$params_file" "$workspaces_file"
+}
+
+# kube_cli: oc when present (OpenShift), else kubectl.
+kube_cli() {
+  if command -v oc >/dev/null 2>&1; then
+    echo oc
+  elif command -v kubectl >/dev/null 2>&1; then
+    echo kubectl
+  else
+    die "neither oc nor kubectl is installed (fix: install one and log in to the cluster)"
+  fi
+}
+
+# create_run CLI NAMESPACE MANIFEST: create the PipelineRun, print its name (pipelinerun.tekton.dev/NAME).
+create_run() {
+  local cli=$1 namespace=$2 manifest=$3
+  "$cli" create -n "$namespace" -o name -f - <<<"$manifest"
+}
+
+# follow_run CLI NAMESPACE NAME: stream logs with tkn when present, wait for the outcome, print the
+# results; return 0 only when the run succeeded.
+follow_run() {
+  local cli=$1 namespace=$2 name=$3 status reason
+  if command -v tkn >/dev/null 2>&1; then
+    tkn pipelinerun logs "$name" -n "$namespace" -f || true
+  else
+    log "tkn not found: polling status (fix for live logs: install tkn)"
+  fi
+  while :; do
+    status=$("$cli" get pipelinerun "$name" -n "$namespace" \
+      -o jsonpath='{.status.conditions[?(@.type=="Succeeded")].status}')
+    [ "$status" = True ] || [ "$status" = False ] && break
+    sleep 10
+  done
+  reason=$("$cli" get pipelinerun "$name" -n "$namespace" \
+    -o jsonpath='{.status.conditions[?(@.type=="Succeeded")].reason}')
+  "$cli" get pipelinerun "$name" -n "$namespace" \
+    -o jsonpath='{range .status.results[*]}{.name}: {.value}{"\n"}{end}'
+  log "pipelinerun/$name: $reason"
+  [ "$status" = True ]
+}
