@@ -30,9 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         group_subparsers,
         "serve",
         help="serve the Model Registry REST API from a SQLite file",
-        description="Serve the Kubeflow Model Registry REST API (/api/model_registry/v1 and /v1alpha3) backed by "
-        "a SQLite file, plus a read-only overview page at /. Runs until SIGTERM or Ctrl+C; the data stays "
-        f"in --db. With --token (or {MODEL_REGISTRY_TOKEN}) every request needs 'Authorization: Bearer TOKEN'.",
+        description="Serve the Kubeflow Model Registry REST API (/api/model_registry/v1 and /v1alpha3) "
+        "backed by a SQLite file, plus a read-only overview page at /. Runs until SIGTERM or Ctrl+C; the "
+        f"data stays in --db. With --token (or {MODEL_REGISTRY_TOKEN}) every request needs "
+        "'Authorization: Bearer TOKEN'.",
         examples="  modelpipe registry serve --port 8080 --db .local/registry.db\n"
         "  modelpipe registry serve --port 8080 --db .local/registry.db --api-versions v1alpha3",
     )
@@ -46,14 +47,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     parser.add_argument("--db", type=Path, required=True, help="SQLite database file (created when missing)")
     parser.add_argument(
-        "--token", default=None, help=f"required bearer token (default: env {MODEL_REGISTRY_TOKEN}, else no auth)"
+        "--token",
+        default=None,
+        help=f"required bearer token (default: env {MODEL_REGISTRY_TOKEN}, else no auth)",
     )
     parser.add_argument(
         "--api-versions",
         type=api_versions,
         default=API_VERSIONS,
         metavar="V1[,V2]",
-        help=f"API prefixes to serve (default {','.join(API_VERSIONS)}; v1alpha3 alone mimics older registries)",
+        help=f"API prefixes to serve (default {','.join(API_VERSIONS)}; v1alpha3 only = old registries)",
     )
 
 

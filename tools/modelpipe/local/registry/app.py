@@ -1,4 +1,4 @@
-"""The FastAPI app: the Model Registry REST routes under each API prefix, bearer auth and the overview page."""
+"""The FastAPI app: Model Registry REST routes under each API prefix, bearer auth, the overview page."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelpipe.local.registry import pages
-from modelpipe.local.registry.errors import ApiError, BadRequestError, NotFoundError, UnauthorizedError, status_text
+from modelpipe.local.registry.errors import (
+    ApiError,
+    BadRequestError,
+    NotFoundError,
+    UnauthorizedError,
+    status_text,
+)
 from modelpipe.local.registry.paging import MAX_INT32, parse_page_request
 from modelpipe.local.registry.schemas import (
     ARTIFACT_KINDS,
@@ -24,6 +30,7 @@ from modelpipe.local.registry.schemas import (
     REGISTERED_MODEL,
     SERVING_ENVIRONMENT,
     Kind,
+    Variant,
     artifact_kind,
     parse_json_object,
     require_fields,
@@ -52,7 +59,9 @@ def parse_id(value: str, what: str) -> int:
     return int(value)
 
 
-def create_app(store: RegistryStore, *, token: str | None = None, api_versions: Sequence[str] = API_VERSIONS) -> FastAPI:
+def create_app(
+    store: RegistryStore, *, token: str | None = None, api_versions: Sequence[str] = API_VERSIONS
+) -> FastAPI:
     """The registry app over ``store``.
 
     Args:
@@ -70,7 +79,9 @@ def create_app(store: RegistryStore, *, token: str | None = None, api_versions: 
         return HTMLResponse(await run_in_threadpool(pages.render_overview, store))
 
     @app.middleware("http")
-    async def require_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def require_token(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         if token is not None:
             sent = request.headers.get("authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
@@ -122,13 +133,19 @@ def _api_router(store: RegistryStore) -> APIRouter:
     )
     for path, parent, kinds in nested:
         router.add_api_route(path, _list_route(store, kinds, parent=parent), methods=["GET"])
-    router.add_api_route(nested[0][0], _nested_create_route(store, MODEL_VERSION, REGISTERED_MODEL), methods=["POST"])
+    router.add_api_route(
+        nested[0][0], _nested_create_route(store, MODEL_VERSION, REGISTERED_MODEL), methods=["POST"]
+    )
     router.add_api_route(
         nested[1][0], _nested_create_route(store, INFERENCE_SERVICE, SERVING_ENVIRONMENT), methods=["POST"]
     )
     router.add_api_route(nested[2][0], _upsert_artifact_route(store), methods=["POST"])
-    router.add_api_route("/inference_services/{entity_id}/model", _serving_route(store, "model"), methods=["GET"])
-    router.add_api_route("/inference_services/{entity_id}/version", _serving_route(store, "version"), methods=["GET"])
+    router.add_api_route(
+        "/inference_services/{entity_id}/model", _serving_route(store, "model"), methods=["GET"]
+    )
+    router.add_api_route(
+        "/inference_services/{entity_id}/version", _serving_route(store, "version"), methods=["GET"]
+    )
     return router
 
 
@@ -137,7 +154,7 @@ def _list_route(store: RegistryStore, kinds: list[Kind], *, parent: Kind | None 
         params = request.query_params
         page = parse_page_request(params)
         selected = [artifact_kind(params)] if "artifactType" in params and kinds[0].is_artifact else kinds
-        return await run_in_threadpool(lambda: store.list(selected, page, **filters))
+        return await run_in_threadpool(lambda: store.list_page(selected, page, **filters))
 
     if parent is None:
 
@@ -150,7 +167,9 @@ def _list_route(store: RegistryStore, kinds: list[Kind], *, parent: Kind | None 
         pid = parse_id(parent_id, f"{parent.label} id")
         await run_in_threadpool(store.get, parent, pid)
         params = request.query_params
-        return await list_entities(request, parent_id=pid, name=params.get("name"), external_id=params.get("externalId"))
+        return await list_entities(
+            request, parent_id=pid, name=params.get("name"), external_id=params.get("externalId")
+        )
 
     return nested_handler
 
@@ -168,7 +187,7 @@ def _create_route(store: RegistryStore, kind: Kind | None) -> Handler:
 
 
 def _nested_create_route(store: RegistryStore, kind: Kind, parent: Kind) -> Handler:
-    variant = "full" if kind is MODEL_VERSION else "create"
+    variant: Variant = "full" if kind is MODEL_VERSION else "create"
 
     async def handler(request: Request, parent_id: str) -> JSONResponse:
         pid = parse_id(parent_id, f"{parent.label} id")
@@ -176,7 +195,9 @@ def _nested_create_route(store: RegistryStore, kind: Kind, parent: Kind) -> Hand
         values = validate_body(kind, variant, data)
         assert kind.parent_field is not None
         if values.get(kind.parent_field) not in (None, str(pid)):
-            raise BadRequestError(f"{kind.parent_field} {values[kind.parent_field]} differs from the path id {pid}")
+            raise BadRequestError(
+                f"{kind.parent_field} {values[kind.parent_field]} differs from the path id {pid}"
+            )
         await run_in_threadpool(store.get, parent, pid)
         values[kind.parent_field] = str(pid)
         for read_only in ("id", "createTimeSinceEpoch", "lastUpdateTimeSinceEpoch"):
@@ -194,7 +215,12 @@ def _upsert_artifact_route(store: RegistryStore) -> Handler:
         kind = artifact_kind(data)
         values = validate_body(kind, "full", data)
         artifact_id = values.pop("id", None)
-        for read_only in ("createTimeSinceEpoch", "lastUpdateTimeSinceEpoch", "experimentId", "experimentRunId"):
+        for read_only in (
+            "createTimeSinceEpoch",
+            "lastUpdateTimeSinceEpoch",
+            "experimentId",
+            "experimentRunId",
+        ):
             values.pop(read_only, None)
         await run_in_threadpool(store.get, MODEL_VERSION, version_id)
         existing = None if artifact_id is None else parse_id(artifact_id, "artifact id")
@@ -234,7 +260,11 @@ def _find_route(store: RegistryStore, kinds: list[Kind]) -> Handler:
 
     async def handler(request: Request) -> dict[str, Any]:
         params = request.query_params
-        name, external_id, parent = params.get("name"), params.get("externalId"), params.get("parentResourceId")
+        name, external_id, parent = (
+            params.get("name"),
+            params.get("externalId"),
+            params.get("parentResourceId"),
+        )
         parent_id = None if parent is None else parse_id(parent, "parentResourceId")
         if needs_parent and external_id is None and (name is None or parent_id is None):
             raise BadRequestError(f"find {label}: give name and parentResourceId, or externalId")
@@ -249,7 +279,9 @@ def _find_route(store: RegistryStore, kinds: list[Kind]) -> Handler:
 
 def _serving_route(store: RegistryStore, what: str) -> Handler:
     async def handler(entity_id: str) -> dict[str, Any]:
-        isvc = await run_in_threadpool(store.get, INFERENCE_SERVICE, parse_id(entity_id, "InferenceService id"))
+        isvc = await run_in_threadpool(
+            store.get, INFERENCE_SERVICE, parse_id(entity_id, "InferenceService id")
+        )
         model_id = int(isvc["registeredModelId"])
         if what == "model":
             return await run_in_threadpool(store.get, REGISTERED_MODEL, model_id)

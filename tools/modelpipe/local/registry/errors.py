@@ -44,7 +44,7 @@ class ConflictError(ApiError):
 
 
 class UnprocessableError(ApiError):
-    """A required field is missing or empty (422; the body code still says Bad Request, like the Go server)."""
+    """A required field is missing or empty (422; the body code says Bad Request, like the Go server)."""
 
     status = 422
 

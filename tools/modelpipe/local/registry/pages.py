@@ -1,4 +1,4 @@
-"""The read-only overview page at ``GET /``: models, versions, labels and properties as the dashboard shows them."""
+"""The read-only overview page at ``GET /``: models, versions, labels and properties, dashboard style."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from modelpipe.local.registry.schemas import INFERENCE_SERVICE, MODEL_ARTIFACT, MODEL_VERSION, REGISTERED_MODEL
+from modelpipe.local.registry.schemas import (
+    INFERENCE_SERVICE,
+    MODEL_ARTIFACT,
+    MODEL_VERSION,
+    REGISTERED_MODEL,
+)
 from modelpipe.local.registry.store import RegistryStore
 
 _STYLE = """
@@ -19,7 +24,7 @@ vertical-align:top}.label{display:inline-block;background:#e7f1fa;border-radius:
 
 
 def labels_and_properties(custom: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Split customProperties like the OpenShift AI dashboard: empty strings are labels, the rest properties."""
+    """Split customProperties as the OpenShift AI dashboard: empty strings are labels, others properties."""
     labels, properties = [], []
     for key, value in sorted(custom.items()):
         kind = value.get("metadataType")
@@ -28,7 +33,9 @@ def labels_and_properties(custom: dict[str, Any]) -> tuple[list[str], list[tuple
         elif kind == "MetadataStringValue":
             properties.append((key, str(value["string_value"])))
         elif kind in ("MetadataIntValue", "MetadataDoubleValue", "MetadataBoolValue"):
-            field = {"MetadataIntValue": "int_value", "MetadataDoubleValue": "double_value"}.get(kind, "bool_value")
+            field = {"MetadataIntValue": "int_value", "MetadataDoubleValue": "double_value"}.get(
+                kind, "bool_value"
+            )
             properties.append((key, str(value.get(field))))
     return labels, properties
 
@@ -39,7 +46,11 @@ def describe_location(uri: str) -> list[tuple[str, str]]:
     if parts.scheme != "s3":
         return [("URI", uri)]
     query = parse_qs(parts.query)
-    rows = [("Endpoint", query.get("endpoint", [""])[0]), ("Bucket", parts.netloc), ("Path", parts.path.lstrip("/"))]
+    rows = [
+        ("Endpoint", query.get("endpoint", [""])[0]),
+        ("Bucket", parts.netloc),
+        ("Path", parts.path.lstrip("/")),
+    ]
     if "defaultRegion" in query:
         rows.append(("Region", query["defaultRegion"][0]))
     return rows
@@ -64,7 +75,10 @@ Artifacts = list[tuple[str | None, dict[str, Any]]]
 
 
 def _model_section(
-    model: dict[str, Any], versions: list[dict[str, Any]], artifacts: Artifacts, services: list[dict[str, Any]]
+    model: dict[str, Any],
+    versions: list[dict[str, Any]],
+    artifacts: Artifacts,
+    services: list[dict[str, Any]],
 ) -> str:
     labels, properties = labels_and_properties(model["customProperties"])
     own_versions = [v for v in versions if v.get("registeredModelId") == model["id"]]
@@ -73,8 +87,8 @@ def _model_section(
     return (
         f"<h2 id='model-{escape(model['id'])}'>{escape(model['name'])}</h2>"
         f"<p>{escape(model.get('description', ''))}</p>{_labels(labels)}{_table(facts + properties)}"
-        "<h3>Versions</h3><table><tr><th>Version</th><th>Labels</th><th>Properties</th><th>Model location</th>"
-        f"<th>Deployments</th><th>Author</th><th>Created</th></tr>{rows}</table>"
+        "<h3>Versions</h3><table><tr><th>Version</th><th>Labels</th><th>Properties</th>"
+        f"<th>Model location</th><th>Deployments</th><th>Author</th><th>Created</th></tr>{rows}</table>"
     )
 
 
@@ -84,10 +98,13 @@ def _version_row(version: dict[str, Any], artifacts: Artifacts, services: list[d
         row
         for parent_id, artifact in artifacts
         if parent_id == version["id"]
-        for row in describe_location(artifact.get("uri", "")) + [("Format", _format(artifact))]
+        for row in [*describe_location(artifact.get("uri", "")), ("Format", _format(artifact))]
     ]
     deployments = [
-        (s["name"], f"{s.get('desiredState', '')} {s['customProperties'].get('url', {}).get('string_value', '')}")
+        (
+            s["name"],
+            f"{s.get('desiredState', '')} {s['customProperties'].get('url', {}).get('string_value', '')}",
+        )
         for s in services
         if s.get("modelVersionId") == version["id"]
     ]
@@ -116,4 +133,4 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 
 def _time(epoch_ms: str) -> str:
-    return dt.datetime.fromtimestamp(int(epoch_ms) / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return dt.datetime.fromtimestamp(int(epoch_ms) / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

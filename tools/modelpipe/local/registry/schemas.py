@@ -64,7 +64,9 @@ MetadataValue = Annotated[
 ]
 
 _LIVE_ARCHIVED = Literal["LIVE", "ARCHIVED"]
-_ARTIFACT_STATE = Literal["UNKNOWN", "PENDING", "LIVE", "MARKED_FOR_DELETION", "DELETED", "ABANDONED", "REFERENCE"]
+_ARTIFACT_STATE = Literal[
+    "UNKNOWN", "PENDING", "LIVE", "MARKED_FOR_DELETION", "DELETED", "ABANDONED", "REFERENCE"
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,7 +74,7 @@ class Kind:
     """One resource type: its table, its own fields and how it hangs under a parent.
 
     Attributes:
-        key: The API's type name (``registered-model``, ``model-artifact``, ...); artifacts use it as artifactType.
+        key: The API's type name (``registered-model``, ``model-artifact``, ...); artifactType for artifacts.
         label: Name used in messages (``RegisteredModel``).
         table: ``context`` (shared id sequence) or ``artifact`` (own sequence).
         fields: Mutable type-specific fields (JSON name -> annotation).
@@ -129,7 +131,9 @@ MODEL_VERSION = Kind(
     refs={"registeredModelId": "registered-model"},
     defaults={"state": "LIVE"},
 )
-SERVING_ENVIRONMENT = Kind(key="serving-environment", label="ServingEnvironment", table="context", fields={}, required=("name",))
+SERVING_ENVIRONMENT = Kind(
+    key="serving-environment", label="ServingEnvironment", table="context", fields={}, required=("name",)
+)
 INFERENCE_SERVICE = Kind(
     key="inference-service",
     label="InferenceService",
@@ -194,7 +198,11 @@ PARAMETER = Kind(
     key="parameter",
     label="Parameter",
     table="artifact",
-    fields={"value": str, "parameterType": Literal["string", "number", "boolean", "object"], "state": _ARTIFACT_STATE},
+    fields={
+        "value": str,
+        "parameterType": Literal["string", "number", "boolean", "object"],
+        "state": _ARTIFACT_STATE,
+    },
     defaults={"state": "UNKNOWN"},
 )
 
@@ -202,7 +210,11 @@ CONTEXT_KINDS = {k.key: k for k in (REGISTERED_MODEL, MODEL_VERSION, SERVING_ENV
 ARTIFACT_KINDS = {k.key: k for k in (MODEL_ARTIFACT, DOC_ARTIFACT, DATASET_ARTIFACT, METRIC, PARAMETER)}
 KINDS = CONTEXT_KINDS | ARTIFACT_KINDS
 
-_COMMON_UPDATE: dict[str, Any] = {"description": str, "externalId": str, "customProperties": dict[str, MetadataValue]}
+_COMMON_UPDATE: dict[str, Any] = {
+    "description": str,
+    "externalId": str,
+    "customProperties": dict[str, MetadataValue],
+}
 _READ_ONLY: dict[str, Any] = {"id": str, "createTimeSinceEpoch": str, "lastUpdateTimeSinceEpoch": str}
 _ARTIFACT_READ_ONLY: dict[str, Any] = {"experimentId": IdStr, "experimentRunId": IdStr}
 Variant = Literal["create", "update", "full"]
@@ -223,7 +235,9 @@ def request_model(kind: Kind, variant: Variant) -> type[BaseModel]:
     if variant == "full":
         spec |= _READ_ONLY | (_ARTIFACT_READ_ONLY if kind.is_artifact else {})
     # Aliases keep JSON names such as "schema" from clashing with pydantic's own attributes.
-    definitions: dict[str, Any] = {f"f_{name}": (annotation | None, Field(None, alias=name)) for name, annotation in spec.items()}
+    definitions: dict[str, Any] = {
+        f"f_{name}": (annotation | None, Field(None, alias=name)) for name, annotation in spec.items()
+    }
     model = create_model(  # type: ignore[call-overload]
         f"{kind.label}{variant.title()}",
         __config__=ConfigDict(extra="forbid", strict=True, populate_by_name=False),

@@ -40,8 +40,8 @@ _COLUMN_FIELDS = ("id", "name", "externalId", "customProperties")
 class RegistryStore:
     """Registered models, versions, artifacts, serving environments and inference services in one SQLite file.
 
-    Contexts (models, versions, serving environments, inference services) share one id sequence, artifacts have
-    their own, as in the real server. Each thread gets its own connection; every write runs in
+    Contexts (models, versions, serving environments, inference services) share one id sequence,
+    artifacts have their own, as in the real server. Each thread gets its own connection; every write runs in
     ``BEGIN IMMEDIATE`` so concurrent writers (threads or processes) queue instead of failing.
 
     Args:
@@ -62,7 +62,7 @@ class RegistryStore:
                         conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    # -- connections and transactions -------------------------------------------------------------------------
+    # -- connections and transactions ----------------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -95,14 +95,16 @@ class RegistryStore:
         finally:
             conn.execute("COMMIT")
 
-    # -- public operations ------------------------------------------------------------------------------------
+    # -- public operations ---------------------------------------------------------------------------------
 
-    def create(self, kind: Kind, values: Mapping[str, Any], *, parent_id: int | None = None) -> dict[str, Any]:
+    def create(
+        self, kind: Kind, values: Mapping[str, Any], *, parent_id: int | None = None
+    ) -> dict[str, Any]:
         """Insert a new entity and return it as the API shows it.
 
         Args:
             kind: What to create.
-            values: Validated fields under their JSON names (``name``, ``externalId``, type fields, parent id).
+            values: Validated fields under their JSON names (name, externalId, type fields, parent id).
             parent_id: The parent (model version for artifacts attached on create); contexts take it from
                 ``values[kind.parent_field]``.
 
@@ -190,14 +192,18 @@ class RegistryStore:
         if len(rows) != 1:
             criteria = ", ".join(
                 f"{key}={value!r}"
-                for key, value in (("name", name), ("externalId", external_id), ("parentResourceId", parent_id))
+                for key, value in (
+                    ("name", name),
+                    ("externalId", external_id),
+                    ("parentResourceId", parent_id),
+                )
                 if value is not None
             )
             found = "no" if not rows else "more than one"
             raise NotFoundError(f"{found} {label} found for {criteria}")
         return _to_api(rows[0])
 
-    def list(
+    def list_page(
         self,
         kinds: Sequence[Kind],
         page: PageRequest,
@@ -239,7 +245,9 @@ class RegistryStore:
     def all_of(self, kind: Kind) -> list[tuple[str | None, dict[str, Any]]]:
         """Every entity of ``kind`` in id order with its parent id (for the read-only overview page)."""
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM {kind.table} WHERE type = ? ORDER BY id", (kind.key,))
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM {kind.table} WHERE type = ? ORDER BY id", (kind.key,)
+            )
             return [(_str_or_none(row["parent_id"]), _to_api(row)) for row in rows.fetchall()]
 
     def close(self) -> None:
@@ -249,7 +257,7 @@ class RegistryStore:
             conn.close()
             self._local.conn = None
 
-    # -- helpers ----------------------------------------------------------------------------------------------
+    # -- helpers -------------------------------------------------------------------------------------------
 
     def _insert(
         self, conn: sqlite3.Connection, kind: Kind, values: Mapping[str, Any], parent_id: int | None
@@ -280,7 +288,9 @@ class RegistryStore:
             raise NotFoundError(f"{label} with id {entity_id} not found")
         return row  # type: ignore[no-any-return]
 
-    def _get(self, conn: sqlite3.Connection, table: str, entity_id: int, kind: Kind | None = None) -> dict[str, Any]:
+    def _get(
+        self, conn: sqlite3.Connection, table: str, entity_id: int, kind: Kind | None = None
+    ) -> dict[str, Any]:
         return _to_api(self._row(conn, table, entity_id, kind))
 
     def _update_row(
@@ -322,7 +332,13 @@ class RegistryStore:
                 raise BadRequestError(f"{field} {ref} does not name an existing {target.label}")
 
     def _check_unique(
-        self, conn: sqlite3.Connection, kind: Kind, *, name: str | None, parent_id: int | None, external_id: str | None
+        self,
+        conn: sqlite3.Connection,
+        kind: Kind,
+        *,
+        name: str | None,
+        parent_id: int | None,
+        external_id: str | None,
     ) -> None:
         if name is not None:
             clash = conn.execute(
@@ -337,7 +353,9 @@ class RegistryStore:
                 f"SELECT id, type FROM {kind.table} WHERE external_id = ?", (external_id,)
             ).fetchone()
             if clash is not None:
-                raise ConflictError(f"externalId {external_id!r} is already used by {clash['type']} {clash['id']}")
+                raise ConflictError(
+                    f"externalId {external_id!r} is already used by {clash['type']} {clash['id']}"
+                )
 
 
 def _table(kind: Kind | None) -> str:
