@@ -97,6 +97,14 @@ def hf_token(env: Mapping[str, str] | None = None) -> SecretStr | None:
     return _secret(_env(env).get(HF_TOKEN))
 
 
+HF_ENDPOINT = "HF_ENDPOINT"
+
+
+def hf_endpoint(env: Mapping[str, str] | None = None) -> str | None:
+    """Hub URL from HF_ENDPOINT (a mirror or a test fake), or None for https://huggingface.co."""
+    return _env(env).get(HF_ENDPOINT) or None
+
+
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
     """True when MODELPIPE_DEBUG asks for tracebacks on known errors."""
     return _env(env).get(MODELPIPE_DEBUG, "").lower() in {"1", "true", "yes"}

@@ -1,0 +1,426 @@
+"""download-model: fetch what a diffusers pipeline needs from the Hub or a folder, verified, manifest last."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+# huggingface_hub raises transport failures as httpx2 exceptions (its HTTP client), so we catch those too.
+import httpx2
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import (
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
+from pydantic import SecretStr
+from tqdm import tqdm
+
+from modelpipe.config import HF_ENDPOINT, HF_TOKEN
+from modelpipe.errors import (
+    ChecksumMismatchError,
+    ConfigError,
+    InvalidSourceError,
+    ManifestError,
+    NotADiffusersModelError,
+    SourceUnavailableError,
+)
+from modelpipe.manifest import (
+    MANIFEST_NAME,
+    Manifest,
+    ManifestFile,
+    build_manifest,
+    files_digest,
+    manifest_sha256,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from modelpipe.model_files import MODEL_INDEX, read_components, select_files
+from modelpipe.redaction import register_secret
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REVISION = "main"
+_DOWNLOAD_WORKERS = 4
+_CHUNK_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """``hf://ORG/REPO`` at a revision (branch, tag or commit)."""
+
+    repo_id: str
+    revision: str
+
+    @property
+    def uri(self) -> str:
+        return f"hf://{self.repo_id}"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """``file:///ABS/DIR``: a diffusers folder on disk (disconnected clusters, local runs)."""
+
+    path: Path
+
+    @property
+    def uri(self) -> str:
+        return self.path.as_uri()
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What download-model produced.
+
+    Attributes:
+        model_dir: The destination folder.
+        source: ``hf://ORG/REPO`` or ``file:///DIR``.
+        revision: Commit sha (hub) or the file-list digest (file://); the SOURCE_REVISION result.
+        manifest_path: ``model_dir/manifest.json``.
+        manifest_sha256: sha256 of manifest.json's bytes.
+        total_bytes: Sum of the model's file sizes.
+        files: Number of files in the manifest.
+        bytes_fetched: Bytes downloaded or copied in this run.
+        bytes_reused: Bytes already present and verified in ``model_dir``.
+        seconds: Wall time.
+    """
+
+    model_dir: Path
+    source: str
+    revision: str
+    manifest_path: Path
+    manifest_sha256: str
+    total_bytes: int
+    files: int
+    bytes_fetched: int
+    bytes_reused: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """What a Hub file must be: size plus the LFS sha256 or, for small files, the git blob sha1."""
+
+    size: int
+    lfs_sha256: str | None
+    git_sha1: str | None
+
+
+def parse_source(uri: str, revision: str | None = None) -> HubSource | LocalSource:
+    """Parse ``--source`` (and ``--revision``) into a source.
+
+    Raises:
+        InvalidSourceError: Unknown scheme, malformed repo id, or a relative file:// path.
+        ConfigError: ``--revision`` contradicts ``@REV`` in the URI, or is given for a file:// source.
+    """
+    parsed = urlparse(uri)
+    if parsed.scheme == "hf":
+        repo, _, at_rev = f"{parsed.netloc}{parsed.path}".partition("@")
+        repo = repo.strip("/")
+        try:
+            validate_repo_id(repo)
+        except HFValidationError as err:
+            raise InvalidSourceError(
+                f"{uri!r}: {repo!r} is not a valid repo id", fix="use hf://ORG/REPO"
+            ) from err
+        if at_rev and revision and at_rev != revision:
+            raise ConfigError(f"--revision {revision} contradicts {uri!r}", fix="give the revision once")
+        return HubSource(repo_id=repo, revision=at_rev or revision or DEFAULT_REVISION)
+    if parsed.scheme == "file":
+        if revision:
+            raise ConfigError("--revision applies to hf:// sources only", fix="drop --revision for file://")
+        if parsed.netloc not in {"", "localhost"} or not parsed.path.startswith("/"):
+            raise InvalidSourceError(f"{uri!r} is not an absolute file:// URI", fix="use file:///ABS/DIR")
+        return LocalSource(path=Path(unquote(parsed.path)))
+    raise InvalidSourceError(
+        f"{uri!r} has no supported scheme", fix="use hf://ORG/REPO[@REV] or file:///ABS/DIR"
+    )
+
+
+# --- the step --------------------------------------------------------------------------------------------
+
+
+def download_model(
+    *,
+    source: HubSource | LocalSource,
+    dest: Path,
+    variant: str | None = None,
+    token: SecretStr | None = None,
+    endpoint: str | None = None,
+) -> DownloadResult:
+    """Fetch a diffusers pipeline into ``dest`` and write ``dest/manifest.json`` last.
+
+    Re-runs are cheap: files already in ``dest`` with the expected size and hash are kept, and an unchanged
+    manifest is left byte-for-byte as it was (so MANIFEST_SHA256 is stable).
+
+    Args:
+        source: From :func:`parse_source`.
+        dest: Destination folder (created if needed).
+        variant: Preferred weight variant, e.g. ``fp16``.
+        token: Hugging Face token (HF_TOKEN) for gated or private repositories.
+        endpoint: Hub URL (HF_ENDPOINT) for mirrors; None for huggingface.co.
+
+    Raises:
+        InvalidSourceError: Repository, revision or folder not found.
+        NotADiffusersModelError: The source is not a diffusers pipeline.
+        SourceUnavailableError: The Hub could not be reached or a file could not be fetched.
+        ChecksumMismatchError: A fetched file does not match what the source says it is.
+    """
+    started = time.monotonic()
+    dest.mkdir(parents=True, exist_ok=True)
+    previous = _previous_manifest(dest)
+    if isinstance(source, HubSource):
+        revision, files, fetched = _download_from_hub(source, dest, variant, token, endpoint)
+    else:
+        files, fetched = _copy_from_folder(source.path, dest, variant)
+        revision = files_digest(files)
+    manifest = build_manifest(source=source.uri, revision=revision, files=files, variant=variant)
+    if previous is not None and _same_content(previous, manifest):
+        manifest = previous
+    path = write_manifest(dest, manifest)
+    log.info("wrote %s: %d files, %d bytes, revision %s", path, len(files), manifest.total_size, revision)
+    return DownloadResult(
+        model_dir=dest,
+        source=source.uri,
+        revision=revision,
+        manifest_path=path,
+        manifest_sha256=manifest_sha256(path),
+        total_bytes=manifest.total_size,
+        files=len(files),
+        bytes_fetched=fetched,
+        bytes_reused=manifest.total_size - fetched,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _previous_manifest(dest: Path) -> Manifest | None:
+    path = dest / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        return read_manifest(path)
+    except ManifestError:
+        return None
+
+
+def _invalidate_manifest(dest: Path) -> None:
+    """Called before any file in ``dest`` changes: no manifest may vouch for a folder being changed."""
+    (dest / MANIFEST_NAME).unlink(missing_ok=True)
+
+
+def _same_content(previous: Manifest, current: Manifest) -> bool:
+    return previous.model_dump(exclude={"created"}) == current.model_dump(exclude={"created"})
+
+
+def _hashes(path: Path, *, git_sha1: bool) -> tuple[str, str | None]:
+    """sha256 and (optionally) git blob sha1 of a file in one read."""
+    sha256 = hashlib.sha256()
+    sha1 = hashlib.sha1(f"blob {path.stat().st_size}\0".encode()) if git_sha1 else None
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK_BYTES):
+            sha256.update(chunk)
+            if sha1 is not None:
+                sha1.update(chunk)
+    return sha256.hexdigest(), (sha1.hexdigest() if sha1 is not None else None)
+
+
+def _matching_sha256(path: Path, expected: _Expected) -> str | None:
+    """The file's sha256 if it has the expected size and hash, else None."""
+    if not path.is_file() or path.stat().st_size != expected.size:
+        return None
+    sha256, sha1 = _hashes(path, git_sha1=expected.lfs_sha256 is None and expected.git_sha1 is not None)
+    if expected.lfs_sha256 is not None:
+        return sha256 if sha256 == expected.lfs_sha256 else None
+    if expected.git_sha1 is not None:
+        return sha256 if sha1 == expected.git_sha1 else None
+    return sha256
+
+
+# --- Hugging Face Hub ------------------------------------------------------------------------------------
+
+
+class _TerminalTqdm(tqdm):  # type: ignore[type-arg]
+    """huggingface_hub's per-file bars only on a terminal; pods get our INFO lines instead."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = kwargs.get("disable") or not sys.stderr.isatty()
+        super().__init__(*args, **kwargs)
+
+
+def _download_from_hub(
+    source: HubSource, dest: Path, variant: str | None, token: SecretStr | None, endpoint: str | None
+) -> tuple[str, list[ManifestFile], int]:
+    secret = token.get_secret_value() if token else None
+    register_secret(secret)
+    api = HfApi(endpoint=endpoint, token=secret)
+    with _hub_errors(source):
+        info = api.model_info(source.repo_id, revision=source.revision, files_metadata=True)
+    sha = info.sha
+    if not sha:
+        raise SourceUnavailableError(f"the Hub returned no commit sha for {source.uri}@{source.revision}")
+    expected = {
+        s.rfilename: _Expected(
+            size=int(s.size or 0), lfs_sha256=s.lfs.sha256 if s.lfs else None, git_sha1=s.blob_id or None
+        )
+        for s in info.siblings or []
+    }
+    log.info(
+        "%s@%s is commit %s (%d files in the repository)", source.uri, source.revision, sha, len(expected)
+    )
+    if MODEL_INDEX not in expected:
+        raise NotADiffusersModelError(
+            f"{source.uri}@{sha[:12]} has no {MODEL_INDEX}: not a diffusers pipeline",
+            fix="use a diffusers-format repository (model_index.json, unet/, vae/, ...)",
+        )
+
+    def fetch(rel: str) -> tuple[ManifestFile, int]:
+        return _fetch_hub_file(source, sha, rel, expected[rel], dest, secret, endpoint)
+
+    index_entry, index_fetched = fetch(MODEL_INDEX)
+    selected = select_files(expected, read_components(dest / MODEL_INDEX), variant=variant)
+    with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
+        results = [(index_entry, index_fetched), *pool.map(fetch, selected[1:])]
+    shutil.rmtree(dest / ".cache" / "huggingface", ignore_errors=True)
+    _remove_if_empty(dest / ".cache")
+    return sha, [entry for entry, _ in results], sum(fetched for _, fetched in results)
+
+
+def _fetch_hub_file(
+    source: HubSource,
+    sha: str,
+    rel: str,
+    expected: _Expected,
+    dest: Path,
+    token: str | None,
+    endpoint: str | None,
+) -> tuple[ManifestFile, int]:
+    target = dest / rel
+    digest = _matching_sha256(target, expected)
+    if digest is not None:
+        log.debug("kept %s (%d bytes, verified)", rel, expected.size)
+        return ManifestFile(path=rel, size=expected.size, sha256=digest), 0
+    _invalidate_manifest(dest)
+    with _hub_errors(source, rel):
+        hf_hub_download(
+            source.repo_id,
+            rel,
+            revision=sha,
+            local_dir=dest,
+            token=token,
+            endpoint=endpoint,
+            # A file that exists but failed the check above must be fetched again, not trusted.
+            force_download=target.exists(),
+            tqdm_class=_TerminalTqdm,
+        )
+    digest = _matching_sha256(target, expected)
+    if digest is None:
+        raise ChecksumMismatchError(
+            f"{source.uri}@{sha[:12]}: {rel} does not match the size/hash the Hub lists",
+            fix="re-run the download; if it repeats the mirror serves a corrupted file",
+        )
+    log.info("fetched %s (%d bytes)", rel, expected.size)
+    return ManifestFile(path=rel, size=expected.size, sha256=digest), expected.size
+
+
+@contextmanager
+def _hub_errors(source: HubSource, rel: str | None = None) -> Iterator[None]:
+    """Translate huggingface_hub/httpx2 failures into our known errors (never echoing the token)."""
+    what = f"{source.uri}@{source.revision}" + (f" file {rel}" if rel else "")
+    token_fix = f"check the name; set {HF_TOKEN} for gated or private repositories"
+    try:
+        yield
+    except GatedRepoError as err:
+        raise InvalidSourceError(f"{what}: gated repository, access not granted", fix=token_fix) from err
+    except RepositoryNotFoundError as err:
+        raise InvalidSourceError(f"{what}: repository not found or not accessible", fix=token_fix) from err
+    except RevisionNotFoundError as err:
+        raise InvalidSourceError(
+            f"{what}: revision {source.revision!r} not found", fix="use a branch, tag or commit sha"
+        ) from err
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else "?"
+        raise SourceUnavailableError(f"{what}: the Hub answered HTTP {status}") from err
+    except (httpx2.HTTPError, OSError) as err:
+        raise SourceUnavailableError(
+            f"{what}: cannot reach the Hub ({type(err).__name__})",
+            fix=f"check network access or set {HF_ENDPOINT} to a reachable mirror (file:// needs neither)",
+        ) from err
+
+
+def _remove_if_empty(path: Path) -> None:
+    with suppress(OSError):
+        path.rmdir()
+
+
+# --- local folder (file://) ------------------------------------------------------------------------------
+
+
+def _list_folder(root: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            rel = (Path(dirpath) / name).relative_to(root).as_posix()
+            if rel != MANIFEST_NAME and not name.startswith("."):
+                found.append(rel)
+    return found
+
+
+def _copy_from_folder(src: Path, dest: Path, variant: str | None) -> tuple[list[ManifestFile], int]:
+    if not src.is_dir():
+        raise InvalidSourceError(
+            f"{src.as_uri()} is not a folder", fix="point --source at a diffusers folder"
+        )
+    listing = _list_folder(src)
+    if MODEL_INDEX not in listing:
+        raise NotADiffusersModelError(
+            f"{src.as_uri()} has no {MODEL_INDEX}: not a diffusers pipeline",
+            fix="point --source at a folder saved with DiffusionPipeline.save_pretrained",
+        )
+    selected = select_files(listing, read_components(src / MODEL_INDEX), variant=variant)
+    in_place = src.resolve() == dest.resolve()
+
+    def place(rel: str) -> tuple[ManifestFile, int]:
+        source_file, target = src / rel, dest / rel
+        size = source_file.stat().st_size
+        if in_place or (target.exists() and os.path.samefile(source_file, target)):
+            return ManifestFile(path=rel, size=size, sha256=sha256_file(source_file)), 0
+        digest = sha256_file(source_file)
+        if target.is_file() and target.stat().st_size == size and sha256_file(target) == digest:
+            return ManifestFile(path=rel, size=size, sha256=digest), 0
+        _invalidate_manifest(dest)
+        _link_or_copy(source_file, target)
+        return ManifestFile(path=rel, size=size, sha256=digest), size
+
+    with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
+        results = list(pool.map(place, selected))
+    fetched = sum(n for _, n in results)
+    log.info("imported %d files from %s (%d bytes copied or linked)", len(results), src, fetched)
+    return [entry for entry, _ in results], fetched
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link (same filesystem) or copy into a temp name, then rename: no half-written target."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.partial")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
