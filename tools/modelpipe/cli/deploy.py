@@ -1,9 +1,148 @@
-"""`modelpipe deploy` (placeholder until its issue lands)."""
+"""`modelpipe deploy`: serve the model on KServe or as a local runtime process, and record the deployment."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser, env_default
+from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings, S3Settings
+from modelpipe.errors import ConfigError
+
+EXAMPLES = """\
+  modelpipe deploy --target kserve --name tiny-sd --namespace models --model-uri s3://models/tiny-sd/abc123 \\
+      --runtime-image quay.io/org/diffusers-runtime@sha256:... --storage-key my-data-connection \\
+      --registered-model-id 1 --model-version-id 2 --registry-url https://registry-rest.apps.example.com
+  modelpipe deploy --target local --name tiny-sd --model-uri s3://models/tiny-sd/abc123 \\
+      --port 8080 --state-dir .local/runtime --results-dir out/
+  modelpipe deploy --target local --stop --state-dir .local/runtime
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Add the ``deploy`` subcommand."""
+    p = add_step_parser(
+        subparsers,
+        "deploy",
+        help="deploy a KServe InferenceService (or a local runtime) and record it in the Model Registry",
+        description="kserve: create or update an InferenceService using our ServingRuntime, the exact "
+        "runtime image digest, the model's S3 URI and data connection; wait for Ready; label it with the "
+        "registry ids and record it in the registry. local: start the runtime as a detached process loading "
+        "the model from S3 (data connection from AWS_* env) and wait for ready. Results: ENDPOINT_URL, "
+        "SERVED_MODEL_NAME, INFERENCE_SERVICE_ID (with a registry), RUNTIME_PID (local).",
+        examples=EXAMPLES,
+    )
+    p.add_argument("--target", choices=("kserve", "local"), required=True)
+    p.add_argument("--name", metavar="ISVC_NAME", help="InferenceService name, also the served model name")
+    p.add_argument(
+        "--model-uri", metavar="s3://BUCKET/PREFIX", help="the uploaded model (upload's MODEL_URI)"
+    )
+    p.add_argument("--registered-model-id", metavar="ID", help="register's REGISTERED_MODEL_ID")
+    p.add_argument("--model-version-id", metavar="ID", help="register's MODEL_VERSION_ID")
+    p.add_argument(
+        "--registry-url", default=env_default(MODEL_REGISTRY_URL), help=f"default: env {MODEL_REGISTRY_URL}"
+    )
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="wait for ready (kserve 1200, local 600)")
+    k = p.add_argument_group("kserve target")
+    k.add_argument("--namespace", help="default: the kubeconfig context's or the pod's namespace")
+    k.add_argument(
+        "--serving-runtime", default="diffusers-runtime", help="ServingRuntime name (default: %(default)s)"
+    )
+    k.add_argument(
+        "--runtime-image", metavar="REPO@sha256:...", help="exact runtime image (build's IMAGE_DIGEST)"
+    )
+    k.add_argument(
+        "--storage-key", metavar="DATA_CONNECTION", help="data connection name (storage-config key)"
+    )
+    k.add_argument("--service-account", help="predictor service account (default: the namespace's default)")
+    k.add_argument("--deployment-mode", choices=("RawDeployment", "Serverless"), default="RawDeployment")
+    k.add_argument("--gpus", type=int, default=1, help="GPU limit (0 for CPU; default: %(default)s)")
+    k.add_argument("--gpu-resource", default="nvidia.com/gpu", help="default: %(default)s")
+    k.add_argument("--cpu", default="4", help="CPU request and limit (default: %(default)s)")
+    k.add_argument("--memory", default="16Gi", help="memory request and limit (default: %(default)s)")
+    k.add_argument(
+        "--registry-name", help="ModelRegistry instance name for the modelregistry.opendatahub.io/name label"
+    )
+    k.add_argument("--cluster-local-url", action="store_true", help="return status.address.url (in-cluster)")
+    k.add_argument("--kubeconfig", type=Path, help="default: KUBECONFIG, ~/.kube/config, else in-cluster")
+    k.add_argument("--kube-context", help="kubeconfig context (default: current)")
+    loc = p.add_argument_group("local target")
+    loc.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default: %(default)s)")
+    loc.add_argument("--state-dir", type=Path, metavar="DIR", help="pid file and runtime.log go here")
+    loc.add_argument("--runtime-arg", action="append", default=[], metavar="ARG", help="extra runtime flag")
+    loc.add_argument("--stop", action="store_true", help="stop the runtime recorded in --state-dir and exit")
+    p.set_defaults(handler=run)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if args.stop:
+        if args.target != "local" or args.state_dir is None:
+            raise ConfigError("--stop works with --target local --state-dir DIR", fix="add them")
+        return
+    for flag in ("name", "model_uri"):
+        if not getattr(args, flag):
+            raise ConfigError(f"--{flag.replace('_', '-')} is required", fix="see modelpipe deploy --help")
+    if args.target == "local" and args.state_dir is None:
+        raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError(f"--timeout {args.timeout} must be positive", fix="pass seconds, e.g. 900")
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    """Check flags, deploy (or stop the local runtime), and map the result to Tekton results."""
+    _check_flags(args)
+    # Imported here: the kubernetes and model-registry clients take seconds to import.
+    from modelpipe.kserve_deploy import Resources
+    from modelpipe.local.runtime_process import stop_local_runtime
+    from modelpipe.steps.deploy import KServeOptions, LocalOptions, deploy_model
+
+    if args.stop:
+        stopped = stop_local_runtime(args.state_dir)
+        return CommandOutput(summary={"stopped": "true" if stopped else "false (nothing running)"})
+    kserve = KServeOptions(
+        namespace=args.namespace,
+        serving_runtime=args.serving_runtime,
+        runtime_image=args.runtime_image,
+        storage_key=args.storage_key,
+        service_account=args.service_account,
+        deployment_mode=args.deployment_mode,
+        registry_name=args.registry_name,
+        resources=Resources(cpu=args.cpu, memory=args.memory, gpus=args.gpus, gpu_resource=args.gpu_resource),
+        kubeconfig=args.kubeconfig,
+        kube_context=args.kube_context,
+        cluster_local_url=args.cluster_local_url,
+    )
+    local = None
+    if args.target == "local":
+        local = LocalOptions(
+            state_dir=args.state_dir,
+            s3=S3Settings.from_env(),
+            port=args.port,
+            runtime_args=tuple(args.runtime_arg),
+        )
+    if args.timeout is not None:
+        kserve = dataclasses.replace(kserve, timeout=args.timeout)
+        local = dataclasses.replace(local, timeout=args.timeout) if local else None
+    registry = dataclasses.replace(RegistrySettings.from_env(), url=args.registry_url)
+    result = deploy_model(
+        target=args.target,
+        name=args.name,
+        model_uri=args.model_uri,
+        registered_model_id=args.registered_model_id,
+        model_version_id=args.model_version_id,
+        registry_settings=registry,
+        kserve=kserve,
+        local=local,
+    )
+    results = {
+        "ENDPOINT_URL": result.endpoint_url,
+        "SERVED_MODEL_NAME": result.served_model_name,
+        "INFERENCE_SERVICE_ID": result.inference_service_id or "",
+    }
+    if result.runtime_pid is not None:
+        results["RUNTIME_PID"] = str(result.runtime_pid)
+    summary = {"created": str(result.created).lower()}
+    if result.isvc_uid:
+        summary["isvc_uid"] = result.isvc_uid
+    return CommandOutput(results=results, summary=summary)

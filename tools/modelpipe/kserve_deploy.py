@@ -1,0 +1,394 @@
+"""Create or update a KServe InferenceService the way OpenShift AI does, and wait until it is Ready."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
+from modelpipe.errors import ConfigError, DeployError
+
+log = logging.getLogger(__name__)
+
+GROUP = "serving.kserve.io"
+VERSION = "v1beta1"
+PLURAL = "inferenceservices"
+KIND = "InferenceService"
+MODEL_FORMAT = "diffusers"
+DEPLOYMENT_MODES: tuple[str, ...] = ("RawDeployment", "Serverless")
+
+# Labels the odh-model-controller and the OpenShift AI dashboard read.
+LABEL_DASHBOARD = "opendatahub.io/dashboard"
+LABEL_REGISTERED_MODEL_ID = "modelregistry.opendatahub.io/registered-model-id"
+LABEL_MODEL_VERSION_ID = "modelregistry.opendatahub.io/model-version-id"
+LABEL_REGISTRY_NAME = "modelregistry.opendatahub.io/name"
+LABEL_INFERENCE_SERVICE_ID = "modelregistry.opendatahub.io/inference-service-id"
+ANNOTATION_DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
+ANNOTATION_DISPLAY_NAME = "openshift.io/display-name"
+# What the dashboard adds for Serverless (Knative + Istio) deployments.
+_SERVERLESS_ANNOTATIONS = {
+    "serving.knative.openshift.io/enablePassthrough": "true",
+    "sidecar.istio.io/inject": "true",
+    "sidecar.istio.io/rewriteAppHTTPProbers": "true",
+}
+# odh-model-controller caps ISVC names at 53 characters (a "-predictor" suffix must still fit in 63).
+MAX_NAME_LENGTH = 53
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+_SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+# modelStatus.transitionStatus values after which waiting longer cannot help.
+_TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Predictor container resources; ``gpus`` becomes a limit (and request) on ``gpu_resource``."""
+
+    cpu: str = "4"
+    memory: str = "16Gi"
+    gpus: int = 1
+    gpu_resource: str = "nvidia.com/gpu"
+
+    def as_spec(self) -> dict[str, dict[str, str]]:
+        requests = {"cpu": self.cpu, "memory": self.memory}
+        limits = {"cpu": self.cpu, "memory": self.memory}
+        if self.gpus:
+            requests[self.gpu_resource] = limits[self.gpu_resource] = str(self.gpus)
+        return {"requests": requests, "limits": limits}
+
+
+@dataclass(frozen=True)
+class IsvcSpec:
+    """Everything that goes into the InferenceService object."""
+
+    name: str
+    namespace: str
+    model_uri: str
+    serving_runtime: str
+    runtime_image: str | None = None
+    storage_key: str | None = None
+    service_account: str | None = None
+    registered_model_id: str | None = None
+    model_version_id: str | None = None
+    registry_name: str | None = None
+    deployment_mode: str = "RawDeployment"
+    resources: Resources = Resources()
+    min_replicas: int = 1
+    max_replicas: int = 1
+
+
+def validate_spec(spec: IsvcSpec) -> None:
+    """Refuse what the API server or KServe would reject later, naming the flag.
+
+    Raises:
+        ConfigError: A name, URI, image reference or mode is malformed.
+    """
+    for flag, value in (("--name", spec.name), ("--namespace", spec.namespace)):
+        if not _DNS_LABEL.match(value) or len(value) > 63:
+            raise ConfigError(
+                f"{flag} {value!r} is not a DNS-1035 label",
+                fix="use lowercase letters, digits and '-', starting with a letter",
+            )
+    if len(spec.name) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"--name {spec.name!r} is longer than {MAX_NAME_LENGTH} characters", fix="shorten it"
+        )
+    if not spec.model_uri.startswith("s3://") or len(spec.model_uri) <= len("s3://"):
+        raise ConfigError(
+            f"--model-uri {spec.model_uri!r} is not an s3:// URI", fix="pass the upload MODEL_URI"
+        )
+    if spec.runtime_image is not None and not _DIGEST_REF.match(spec.runtime_image):
+        raise ConfigError(
+            f"--runtime-image {spec.runtime_image!r} is not pinned by digest",
+            fix="pass REPO@sha256:... (the build step's IMAGE_URL repository and IMAGE_DIGEST)",
+        )
+    if spec.deployment_mode not in DEPLOYMENT_MODES:
+        raise ConfigError(
+            f"deployment mode {spec.deployment_mode!r} unknown", fix=f"use one of {DEPLOYMENT_MODES}"
+        )
+    if (spec.registered_model_id is None) != (spec.model_version_id is None):
+        raise ConfigError(
+            "--registered-model-id and --model-version-id go together", fix="pass both or neither"
+        )
+
+
+def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
+    """The InferenceService body: our ServingRuntime, the exact image, S3 URI plus data connection, labels.
+
+    The data connection is referenced as OpenShift AI does: ``storage.key`` names the entry of the
+    namespace's ``storage-config`` secret (the data connection name) while ``storageUri`` holds the model.
+    """
+    labels = {LABEL_DASHBOARD: "true"}
+    if spec.registered_model_id is not None and spec.model_version_id is not None:
+        labels[LABEL_REGISTERED_MODEL_ID] = spec.registered_model_id
+        labels[LABEL_MODEL_VERSION_ID] = spec.model_version_id
+        if spec.registry_name:
+            labels[LABEL_REGISTRY_NAME] = spec.registry_name
+    annotations = {ANNOTATION_DISPLAY_NAME: spec.name, ANNOTATION_DEPLOYMENT_MODE: spec.deployment_mode}
+    if spec.deployment_mode == "Serverless":
+        annotations.update(_SERVERLESS_ANNOTATIONS)
+    model: dict[str, Any] = {
+        "modelFormat": {"name": MODEL_FORMAT},
+        "runtime": spec.serving_runtime,
+        "storageUri": spec.model_uri,
+        "resources": spec.resources.as_spec(),
+    }
+    if spec.runtime_image is not None:
+        model["image"] = spec.runtime_image
+    if spec.storage_key is not None:
+        model["storage"] = {"key": spec.storage_key}
+    predictor: dict[str, Any] = {
+        "minReplicas": spec.min_replicas,
+        "maxReplicas": spec.max_replicas,
+        "model": model,
+    }
+    if spec.service_account is not None:
+        predictor["serviceAccountName"] = spec.service_account
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": {"predictor": predictor},
+    }
+
+
+def kube_client(kubeconfig: Path | None = None, context: str | None = None) -> ApiClient:
+    """An API client from ``kubeconfig`` (or the default/KUBECONFIG one), else the pod's service account.
+
+    Raises:
+        ConfigError: Neither a kubeconfig nor an in-cluster service account is available.
+    """
+    try:
+        return kube_config.new_client_from_config(
+            config_file=str(kubeconfig) if kubeconfig else None, context=context, persist_config=False
+        )
+    except (kube_config.ConfigException, FileNotFoundError) as err:
+        if kubeconfig is not None:
+            raise ConfigError(
+                f"cannot use kubeconfig {kubeconfig}: {err}", fix="pass a valid --kubeconfig"
+            ) from err
+        outside = err
+    configuration = Configuration()
+    try:
+        kube_config.load_incluster_config(client_configuration=configuration)
+    except kube_config.ConfigException as err:
+        raise ConfigError(
+            f"no Kubernetes configuration: {outside}; not in a pod either",
+            fix="pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
+        ) from err
+    return ApiClient(configuration)
+
+
+def default_namespace(kubeconfig: Path | None = None, context: str | None = None) -> str | None:
+    """The namespace of the current kubeconfig context, else the pod's own namespace, else None."""
+    try:
+        _, active = kube_config.list_kube_config_contexts(config_file=str(kubeconfig) if kubeconfig else None)
+    except (kube_config.ConfigException, FileNotFoundError):
+        active = None
+    if active and context is None:
+        namespace = active.get("context", {}).get("namespace")
+        if namespace:
+            return str(namespace)
+    if _SA_NAMESPACE_FILE.is_file():
+        return _SA_NAMESPACE_FILE.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def _api_error(err: ApiException, action: str, name: str, namespace: str) -> DeployError:
+    what = f"{action} InferenceService {namespace}/{name}"
+    if err.status in (401, 403):
+        return DeployError(
+            f"Kubernetes refused to {what} (HTTP {err.status})",
+            fix="grant the pipeline service account edit rights on inferenceservices.serving.kserve.io",
+        )
+    if err.status == 404:
+        return DeployError(
+            f"cannot {what}: {GROUP}/{VERSION} {PLURAL} not found (HTTP 404)",
+            fix="install KServe (OpenShift AI single-model serving) and check the namespace exists",
+        )
+    message = _status_message(err)
+    return DeployError(f"cannot {what}: HTTP {err.status} {message}".rstrip())
+
+
+def _status_message(err: ApiException) -> str:
+    try:
+        body = json.loads(err.body or "{}")
+    except (TypeError, ValueError):
+        return str(err.reason or "")
+    return str(body.get("message") or err.reason or "") if isinstance(body, dict) else str(err.reason or "")
+
+
+def _unreachable(err: Exception, action: str, name: str, namespace: str) -> DeployError:
+    return DeployError(
+        f"Kubernetes API unreachable while trying to {action} InferenceService {namespace}/{name} "
+        f"({type(err).__name__})",
+        fix="check the kubeconfig server address and network access to the API server",
+    )
+
+
+def _call(action: str, name: str, namespace: str, fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except ApiException as err:
+        raise _api_error(err, action, name, namespace) from err
+    except urllib3.exceptions.HTTPError as err:
+        raise _unreachable(err, action, name, namespace) from err
+
+
+def get_inference_service(api: CustomObjectsApi, name: str, namespace: str) -> dict[str, Any] | None:
+    """The InferenceService object, or None when it does not exist.
+
+    Raises:
+        DeployError: The API server refused the request or is unreachable.
+    """
+    try:
+        found = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise _api_error(err, "read", name, namespace) from err
+    except urllib3.exceptions.HTTPError as err:
+        raise _unreachable(err, "read", name, namespace) from err
+    return cast(dict[str, Any], found)
+
+
+def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create the InferenceService, or merge-patch it when it exists. Returns (object, created).
+
+    Raises:
+        DeployError: The API server refused the request or is unreachable.
+    """
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    args = (GROUP, VERSION, namespace, PLURAL)
+    if get_inference_service(api, name, namespace) is None:
+        created = _call(
+            "create", name, namespace, lambda: api.create_namespaced_custom_object(*args, dict(body))
+        )
+        log.info("created InferenceService %s/%s", namespace, name)
+        return created, True
+    patched = _call(
+        "update",
+        name,
+        namespace,
+        lambda: api.patch_namespaced_custom_object(
+            *args, name, dict(body), _content_type="application/merge-patch+json"
+        ),
+    )
+    log.info(
+        "updated InferenceService %s/%s (generation %s)",
+        namespace,
+        name,
+        patched["metadata"].get("generation"),
+    )
+    return patched, False
+
+
+def label_inference_service(
+    api: CustomObjectsApi, name: str, namespace: str, labels: Mapping[str, str]
+) -> None:
+    """Merge ``labels`` into the InferenceService's labels.
+
+    Raises:
+        DeployError: The API server refused the request or is unreachable.
+    """
+    body = {"metadata": {"labels": dict(labels)}}
+    _call(
+        "label",
+        name,
+        namespace,
+        lambda: api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, body, _content_type="application/merge-patch+json"
+        ),
+    )
+
+
+def describe_conditions(isvc: Mapping[str, Any]) -> str:
+    """``Type=Status (Reason: message)`` for every status condition, plus the model's last failure."""
+    status = isvc.get("status") or {}
+    parts = []
+    for condition in status.get("conditions") or []:
+        text = f"{condition.get('type')}={condition.get('status')}"
+        detail = ": ".join(str(x) for x in (condition.get("reason"), condition.get("message")) if x)
+        parts.append(f"{text} ({detail})" if detail else text)
+    failure = ((status.get("modelStatus") or {}).get("lastFailureInfo") or {}).get("message")
+    if failure:
+        parts.append(f"model failure: {failure}")
+    return "; ".join(parts) or "no conditions reported yet"
+
+
+def _is_ready(isvc: Mapping[str, Any], generation: int | None) -> bool:
+    status = isvc.get("status") or {}
+    observed = status.get("observedGeneration")
+    # After a patch the old Ready condition still describes the previous generation until KServe catches up.
+    if generation is not None and observed is not None and observed < generation:
+        return False
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    return ready and bool(status.get("url") or (status.get("address") or {}).get("url"))
+
+
+def wait_until_ready(
+    api: CustomObjectsApi,
+    name: str,
+    namespace: str,
+    *,
+    timeout: float,
+    generation: int | None = None,
+    poll_seconds: float = 5.0,
+) -> dict[str, Any]:
+    """Poll the InferenceService until its Ready condition is True and it has a URL.
+
+    Raises:
+        DeployError: Timeout or a terminal model failure; the message lists every condition.
+    """
+    deadline = time.monotonic() + timeout
+    last_report = 0.0
+    while True:
+        found = get_inference_service(api, name, namespace)
+        if found is None:
+            raise DeployError(f"InferenceService {namespace}/{name} was deleted while waiting for it")
+        isvc = found
+        if _is_ready(isvc, generation):
+            return isvc
+        transition = ((isvc.get("status") or {}).get("modelStatus") or {}).get("transitionStatus")
+        if transition in _TERMINAL_TRANSITIONS:
+            raise DeployError(
+                f"InferenceService {namespace}/{name} failed ({transition}): {describe_conditions(isvc)}",
+                fix="check the runtime image, the model URI and the data connection; then re-run",
+            )
+        now = time.monotonic()
+        if now >= deadline:
+            raise DeployError(
+                f"InferenceService {namespace}/{name} not Ready after {timeout:.0f} s: "
+                + describe_conditions(isvc),
+                fix="inspect `oc describe inferenceservice` and the predictor pod logs, or raise --timeout",
+            )
+        if now - last_report >= 30:
+            log.info("waiting for %s/%s: %s", namespace, name, describe_conditions(isvc))
+            last_report = now
+        time.sleep(min(poll_seconds, max(deadline - now, 0.01)))
+
+
+def endpoint_url(isvc: Mapping[str, Any], *, cluster_local: bool = False) -> str:
+    """``status.url``, or the in-cluster ``status.address.url`` when ``cluster_local`` (if present)."""
+    status = isvc.get("status") or {}
+    internal = (status.get("address") or {}).get("url")
+    if cluster_local and internal:
+        return str(internal)
+    return str(status.get("url") or internal)

@@ -1,0 +1,288 @@
+"""Deploy the model: a KServe InferenceService on a cluster, or the runtime as a local process; record it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from kubernetes.client import CustomObjectsApi
+from model_registry import ModelRegistry
+
+from modelpipe import kserve_deploy
+from modelpipe.config import RegistrySettings, S3Settings
+from modelpipe.errors import ConfigError, RegistryError
+from modelpipe.kserve_deploy import IsvcSpec, Resources
+from modelpipe.local import runtime_process
+from modelpipe.registry_client import (
+    connect_registry,
+    get_registered_model,
+    get_version,
+    registry_call,
+    upsert_inference_service,
+    upsert_serving_environment,
+)
+
+log = logging.getLogger(__name__)
+
+Target = Literal["kserve", "local"]
+# The serving environment local deployments are recorded under (a cluster uses the namespace).
+LOCAL_SERVING_ENVIRONMENT = "local"
+
+
+@dataclass(frozen=True)
+class KServeOptions:
+    """Cluster-side settings for ``--target kserve``."""
+
+    namespace: str | None = None
+    serving_runtime: str = "diffusers-runtime"
+    runtime_image: str | None = None
+    storage_key: str | None = None
+    service_account: str | None = None
+    deployment_mode: str = "RawDeployment"
+    registry_name: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    timeout: float = 1200.0
+    poll_seconds: float = 5.0
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    cluster_local_url: bool = False
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """Settings for ``--target local``: where the runtime listens and keeps its pid file and logs."""
+
+    state_dir: Path
+    s3: S3Settings
+    port: int = 8080
+    timeout: float = 600.0
+    runtime_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """A served model.
+
+    Attributes:
+        endpoint_url: Base URL of the server (``{endpoint}/v1/models/{name}:predict``).
+        served_model_name: The model name the server routes on.
+        inference_service_id: Model Registry InferenceService id, when recorded.
+        runtime_pid: Process id of the local runtime (local target only).
+        isvc_uid: Kubernetes uid of the InferenceService (kserve target only).
+        created: True when the InferenceService or process was created rather than updated/reused.
+    """
+
+    endpoint_url: str
+    served_model_name: str
+    inference_service_id: str | None = None
+    runtime_pid: int | None = None
+    isvc_uid: str | None = None
+    created: bool = True
+
+
+def _check_registry_ids(registry: ModelRegistry, registered_model_id: str, model_version_id: str) -> None:
+    """Fail before deploying when the ids do not exist or do not belong together."""
+    registry_call(
+        f"reading registered model {registered_model_id}",
+        lambda: get_registered_model(registry, registered_model_id),
+    )
+    version = registry_call(
+        f"reading model version {model_version_id}", lambda: get_version(registry, model_version_id)
+    )
+    if version.registered_model_id != registered_model_id:
+        raise ConfigError(
+            f"model version {model_version_id} belongs to registered model {version.registered_model_id}, "
+            f"not {registered_model_id}",
+            fix="pass REGISTERED_MODEL_ID and MODEL_VERSION_ID from the same `modelpipe register` run",
+        )
+
+
+def _record(
+    registry: ModelRegistry,
+    *,
+    environment: str,
+    name: str,
+    registered_model_id: str,
+    model_version_id: str,
+    runtime: str,
+    url: str,
+) -> str:
+    """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
+    serving_env = upsert_serving_environment(registry, environment)
+    assert serving_env.id is not None
+    recorded = upsert_inference_service(
+        registry,
+        serving_environment_id=serving_env.id,
+        name=name,
+        registered_model_id=registered_model_id,
+        model_version_id=model_version_id,
+        runtime=runtime,
+        url=url,
+    )
+    if recorded.id is None:
+        raise RegistryError(f"Model Registry returned no id for inference service {name!r}")
+    log.info("recorded deployment %s in serving environment %s (id %s)", name, environment, recorded.id)
+    return recorded.id
+
+
+def _deploy_kserve(
+    *,
+    name: str,
+    model_uri: str,
+    options: KServeOptions,
+    registered_model_id: str | None,
+    model_version_id: str | None,
+    registry: ModelRegistry | None,
+) -> DeployResult:
+    namespace = options.namespace or kserve_deploy.default_namespace(options.kubeconfig, options.kube_context)
+    if not namespace:
+        raise ConfigError("no namespace for the InferenceService", fix="pass --namespace")
+    spec = IsvcSpec(
+        name=name,
+        namespace=namespace,
+        model_uri=model_uri,
+        serving_runtime=options.serving_runtime,
+        runtime_image=options.runtime_image,
+        storage_key=options.storage_key,
+        service_account=options.service_account,
+        registered_model_id=registered_model_id,
+        model_version_id=model_version_id,
+        registry_name=options.registry_name,
+        deployment_mode=options.deployment_mode,
+        resources=options.resources,
+    )
+    kserve_deploy.validate_spec(spec)
+    if registry is not None and registered_model_id and model_version_id:
+        _check_registry_ids(registry, registered_model_id, model_version_id)
+    with kserve_deploy.kube_client(options.kubeconfig, options.kube_context) as client:
+        api = CustomObjectsApi(client)
+        applied, created = kserve_deploy.apply_inference_service(
+            api, kserve_deploy.build_inference_service(spec)
+        )
+        isvc = kserve_deploy.wait_until_ready(
+            api,
+            name,
+            namespace,
+            timeout=options.timeout,
+            generation=applied["metadata"].get("generation"),
+            poll_seconds=options.poll_seconds,
+        )
+        url = kserve_deploy.endpoint_url(isvc, cluster_local=options.cluster_local_url)
+        uid = str(isvc["metadata"]["uid"])
+        log.info("InferenceService %s/%s Ready at %s", namespace, name, url)
+        inference_service_id = None
+        if registry is not None and registered_model_id and model_version_id:
+            inference_service_id = _record(
+                registry,
+                environment=namespace,
+                name=f"{name}/{uid}",
+                registered_model_id=registered_model_id,
+                model_version_id=model_version_id,
+                runtime=options.serving_runtime,
+                url=url,
+            )
+            kserve_deploy.label_inference_service(
+                api, name, namespace, {kserve_deploy.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
+            )
+    return DeployResult(url, name, inference_service_id, isvc_uid=uid, created=created)
+
+
+def _deploy_local(
+    *,
+    name: str,
+    model_uri: str,
+    options: LocalOptions,
+    registered_model_id: str | None,
+    model_version_id: str | None,
+    registry: ModelRegistry | None,
+) -> DeployResult:
+    if registry is not None and registered_model_id and model_version_id:
+        _check_registry_ids(registry, registered_model_id, model_version_id)
+    runtime = runtime_process.start_local_runtime(
+        model_name=name,
+        model_uri=model_uri,
+        s3=options.s3,
+        state_dir=options.state_dir,
+        port=options.port,
+        timeout=options.timeout,
+        extra_args=options.runtime_args,
+    )
+    inference_service_id = None
+    if registry is not None and registered_model_id and model_version_id:
+        inference_service_id = _record(
+            registry,
+            environment=LOCAL_SERVING_ENVIRONMENT,
+            name=f"{name}/local",
+            registered_model_id=registered_model_id,
+            model_version_id=model_version_id,
+            runtime="diffusers-runtime",
+            url=runtime.endpoint_url,
+        )
+    return DeployResult(
+        runtime.endpoint_url, name, inference_service_id, runtime_pid=runtime.pid, created=runtime.started
+    )
+
+
+def deploy_model(
+    *,
+    target: Target,
+    name: str,
+    model_uri: str,
+    registered_model_id: str | None = None,
+    model_version_id: str | None = None,
+    registry_settings: RegistrySettings | None = None,
+    kserve: KServeOptions | None = None,
+    local: LocalOptions | None = None,
+) -> DeployResult:
+    """Serve ``model_uri`` as ``name`` and, given a registry URL and ids, record the deployment there.
+
+    Args:
+        target: ``kserve`` (InferenceService on a cluster) or ``local`` (runtime process on this machine).
+        name: InferenceService name, also the served model name.
+        model_uri: ``s3://bucket/prefix`` of the uploaded model.
+        registered_model_id: Registry id of the model (labels the ISVC; recorded with the deployment).
+        model_version_id: Registry id of the version served.
+        registry_settings: Where the Model Registry is; recording happens only when its URL is set.
+        kserve: Options for the kserve target.
+        local: Options for the local target.
+
+    Returns:
+        Endpoint URL, served model name, registry InferenceService id and (local) the runtime pid.
+
+    Raises:
+        ConfigError: Bad flags, ids that do not belong together, missing namespace or kubeconfig.
+        DeployError: The InferenceService or runtime did not become ready (conditions / log lines shown).
+        RegistryError: The registry refused or could not be reached.
+    """
+    if (registered_model_id is None) != (model_version_id is None):
+        raise ConfigError(
+            "--registered-model-id and --model-version-id go together", fix="pass both or neither"
+        )
+    registry = None
+    if registry_settings is not None and registry_settings.url and registered_model_id and model_version_id:
+        registry = connect_registry(registry_settings)
+    elif registered_model_id:
+        log.info("no Model Registry URL: the deployment is labelled with the ids but not recorded")
+    if target == "kserve":
+        return _deploy_kserve(
+            name=name,
+            model_uri=model_uri,
+            options=kserve or KServeOptions(),
+            registered_model_id=registered_model_id,
+            model_version_id=model_version_id,
+            registry=registry,
+        )
+    if target == "local":
+        if local is None:
+            raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR")
+        return _deploy_local(
+            name=name,
+            model_uri=model_uri,
+            options=local,
+            registered_model_id=registered_model_id,
+            model_version_id=model_version_id,
+            registry=registry,
+        )
+    raise ConfigError(f"--target {target!r} unknown", fix="use kserve or local")
