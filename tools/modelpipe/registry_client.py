@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import warnings
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -42,6 +43,8 @@ CLIENT_API_VERSION = "v1"
 SUPPORTED_API_VERSIONS: tuple[str, ...] = ("v1", "v1alpha3")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 T = TypeVar("T")
+# Registry ids are int32 decimal strings, as the REST schema requires.
+_ID = re.compile(r"^[1-9][0-9]{0,8}$")
 
 
 def normalize_registry_url(url: str | None) -> str:
@@ -245,9 +248,14 @@ def get_version(registry: ModelRegistry, version_id: str) -> ModelVersion:
     """The model version with id ``version_id``.
 
     Raises:
-        RegistryError: No version has that id.
+        ConfigError: ``version_id`` is not a registry id (a positive integer).
+        RegistryError: No version has that id, or the registry failed.
     """
-    version = registry.async_runner(core_api(registry).get_model_version_by_id(version_id))
+    _check_id(version_id, "model version id")
+    version = registry_call(
+        f"reading model version {version_id}",
+        lambda: registry.async_runner(core_api(registry).get_model_version_by_id(version_id)),
+    )
     if version is None:
         raise RegistryError(
             f"model version id {version_id} not found in the Model Registry",
@@ -260,15 +268,25 @@ def get_registered_model(registry: ModelRegistry, model_id: str) -> RegisteredMo
     """The registered model with id ``model_id``.
 
     Raises:
-        RegistryError: No registered model has that id.
+        ConfigError: ``model_id`` is not a registry id (a positive integer).
+        RegistryError: No registered model has that id, or the registry failed.
     """
-    model = registry.async_runner(core_api(registry).get_registered_model_by_id(model_id))
+    _check_id(model_id, "registered model id")
+    model = registry_call(
+        f"reading registered model {model_id}",
+        lambda: registry.async_runner(core_api(registry).get_registered_model_by_id(model_id)),
+    )
     if model is None:
         raise RegistryError(
             f"registered model id {model_id} not found in the Model Registry",
             fix="pass the REGISTERED_MODEL_ID result of `modelpipe register`",
         )
     return model
+
+
+def _check_id(value: str, what: str) -> None:
+    if not _ID.match(value or ""):
+        raise ConfigError(f"{what} {value!r} is not a registry id", fix="ids are decimal numbers such as 7")
 
 
 def version_model_artifacts(registry: ModelRegistry, version_id: str) -> list[ModelArtifact]:

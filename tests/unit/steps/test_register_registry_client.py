@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
+from model_registry import ModelRegistry
 from modelpipe.errors import ConfigError
 from modelpipe.registry_client import (
     _ApiVersionApiClient,
     describe_api_error,
+    get_version,
     metadata_values,
     normalize_registry_url,
 )
@@ -86,3 +90,10 @@ def test_api_error_shows_status_and_server_message_only() -> None:
         describe_api_error(err)
         == "HTTP 409 Conflict: model version name already exists"
     )
+
+
+@pytest.mark.parametrize("bad_id", ["", "abc", "0", "-1", "7 ", "1234567890"])
+def test_malformed_version_id_is_refused_before_any_request(bad_id: str) -> None:
+    not_a_client = cast(ModelRegistry, object())
+    with pytest.raises(ConfigError, match="not a registry id"):
+        get_version(not_a_client, bad_id)
