@@ -1,9 +1,34 @@
-"""`modelpipe demo-model` (placeholder until its issue lands)."""
+"""`modelpipe demo-model`: write a tiny random-weight model (for tests and the local run; no Hub)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.demo_models import DEMO_MODELS
+from modelpipe.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    parser = add_step_parser(
+        subparsers,
+        "demo-model",
+        help="write a tiny random-weight demo model (tiny-sd or tiny-clip)",
+        description="Write a tiny, seeded, random-weight model with save_pretrained: a Stable Diffusion "
+        "pipeline generating 64x64 images (tiny-sd) or a CLIP model for CLIP scores (tiny-clip). "
+        "The same command always writes byte-identical files.",
+        examples="  modelpipe demo-model tiny-sd .local/models/tiny-sd\n"
+        "  modelpipe demo-model tiny-clip .local/models/tiny-clip",
+    )
+    parser.add_argument("kind", choices=sorted(DEMO_MODELS), help="which model to write")
+    parser.add_argument("out", type=Path, help="new or empty folder to write into")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    try:
+        path = DEMO_MODELS[args.kind](args.out)
+    except FileExistsError as err:
+        raise ConfigError(str(err), fix="pass a new or empty folder") from err
+    return CommandOutput(results={"MODEL_DIR": str(path.resolve())})

@@ -1,0 +1,221 @@
+"""Tiny random-weight models written locally, so tests and the local run never need the Hugging Face Hub.
+
+Both folders are real ``save_pretrained`` output (diffusers pipeline, transformers CLIP), seeded so the same
+call writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+SEED = 0
+# Chosen so the random CLIP scores typical demo images above zero: CLIPScore clamps at 0, and a demo showing
+# a real number exercises the whole scoring path.
+CLIP_SEED = 36
+# Enough merges that common English prompts tokenize into a few multi-letter pieces.
+_MERGE_WORDS = (
+    "a the of and in on with photo cat dog red blue green city night sky sea mountain forest portrait "
+    "painting watercolor oil style light sun moon flower tree house car robot astronaut horse bird"
+).split()
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """The byte -> printable-unicode table CLIP's BPE tokenizer uses (GPT-2 scheme)."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(c) for c in codes), strict=True))
+
+
+def _clip_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """A small byte-level BPE vocabulary and merge list in CLIP's format (specials last)."""
+    symbols = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for symbol in [*symbols, *(s + "</w>" for s in symbols)]:
+        vocab[symbol] = len(vocab)
+    merges: list[tuple[str, str]] = []
+    for word in _MERGE_WORDS:
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        while len(pieces) > 1:
+            pair = (pieces[0], pieces[1])
+            if pair not in merges:
+                merges.append(pair)
+                vocab.setdefault(pair[0] + pair[1], len(vocab))
+            pieces = [pair[0] + pair[1], *pieces[2:]]
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return vocab, merges
+
+
+def _clip_tokenizer():  # -> CLIPTokenizer
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _clip_vocabulary()
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+
+
+def _text_config(vocab_size: int):  # -> CLIPTextConfig
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        max_position_embeddings=77,
+        layer_norm_eps=1e-5,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        projection_dim=32,
+    )
+
+
+def _prepare_out(out: Path) -> Path:
+    """Refuse to overwrite a non-empty folder that is not ours; a fresh temp folder swaps in atomically."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose an empty or new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+
+
+def _finish(tmp: Path, out: Path) -> Path:
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return out
+
+
+def write_tiny_sd(out: Path) -> Path:
+    """Write a tiny Stable Diffusion pipeline (random weights) that generates 64x64 images.
+
+    Args:
+        out: A new or empty folder; filled atomically (a crash leaves no half-written model).
+
+    Returns:
+        ``out``, loadable with ``DiffusionPipeline.from_pretrained(out, local_files_only=True)``.
+
+    Raises:
+        FileExistsError: ``out`` exists and is not an empty folder.
+    """
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    tmp = _prepare_out(out)
+    try:
+        tokenizer = _clip_tokenizer()
+        torch.manual_seed(SEED)
+        unet = UNet2DConditionModel(
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            sample_size=32,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            cross_attention_dim=32,
+            attention_head_dim=4,
+            norm_num_groups=4,
+        )
+        torch.manual_seed(SEED + 1)
+        vae = AutoencoderKL(
+            block_out_channels=(8, 16),
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+            up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+            latent_channels=4,
+            norm_num_groups=4,
+            sample_size=64,
+        )
+        torch.manual_seed(SEED + 2)
+        text_encoder = CLIPTextModel(_text_config(len(tokenizer)))
+        scheduler = DDIMScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
+        )
+        pipeline = StableDiffusionPipeline(
+            unet=unet,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            scheduler=scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
+        pipeline.save_pretrained(tmp, safe_serialization=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote tiny Stable Diffusion pipeline to %s", out)
+    return _finish(tmp, out)
+
+
+def write_tiny_clip(out: Path) -> Path:
+    """Write a tiny CLIP model and processor (random weights) usable for CLIP scores.
+
+    Args:
+        out: A new or empty folder; filled atomically.
+
+    Returns:
+        ``out``, loadable with ``modelpipe.clip.load_clip_score(out)``.
+
+    Raises:
+        FileExistsError: ``out`` exists and is not an empty folder.
+    """
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPVisionConfig
+
+    tmp = _prepare_out(out)
+    try:
+        tokenizer = _clip_tokenizer()
+        vision = CLIPVisionConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            projection_dim=32,
+        )
+        config = CLIPConfig(
+            text_config=_text_config(len(tokenizer)).to_dict(),
+            vision_config=vision.to_dict(),
+            projection_dim=32,
+        )
+        torch.manual_seed(CLIP_SEED)
+        model = CLIPModel(config)
+        image_processor = CLIPImageProcessor(
+            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}, do_center_crop=True
+        )
+        processor = CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer)
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote tiny CLIP model to %s", out)
+    return _finish(tmp, out)
+
+
+DEMO_MODELS = {"tiny-sd": write_tiny_sd, "tiny-clip": write_tiny_clip}
