@@ -1,9 +1,175 @@
-"""`modelpipe benchmark` (placeholder until its issue lands)."""
+"""`modelpipe benchmark`: CLIP score and latency of a live KServe V1 text-to-image endpoint."""
 
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.config import S3Settings, hf_token
+
+EXAMPLES = """\
+  modelpipe benchmark --endpoint http://127.0.0.1:8080 --model-name tiny-sd --clip-model ./tiny-clip \\
+      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --out ./bench
+  modelpipe benchmark --endpoint https://sd15.models.example.com --model-name sd15 \\
+      --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --out /workspace/bench \\
+      --results-dir /tekton/results
+  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 \\
+      --clip-model hf://openai/clip-vit-base-patch16 --out ./bench
+"""
+
+
+def _levels(text: str) -> list[int]:
+    if not re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 1,2,4,8")
+    levels = [int(part) for part in text.split(",")]
+    if any(level < 1 for level in levels) or len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(f"{text!r}: levels must be distinct and >= 1")
+    return levels
+
+
+def _size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
+    if not match or int(match[1]) % 8 or int(match[2]) % 8 or min(int(match[1]), int(match[2])) < 8:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in multiples of 8, e.g. 512x512")
+    return int(match[1]), int(match[2])
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
+    return int(text)
+
+
+def _float(minimum: float, *, inclusive: bool):  # -> Callable[[str], float]
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value >= minimum if inclusive else value > minimum) or value == float("inf"):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number {'>=' if inclusive else '>'} {minimum:g}"
+            )
+        return value
+
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Add `modelpipe benchmark`."""
+    parser = add_step_parser(
+        subparsers,
+        "benchmark",
+        help="CLIP score and latency of a live endpoint",
+        description=(
+            "Generate one image per prompt with fixed seeds through the KServe V1 predict route and score "
+            "them with torchmetrics CLIPScore; then time --requests requests at each --concurrency level "
+            "after --warmup untimed ones. Writes OUT/results.json (schema: modelpipe.benchmark_schema) and "
+            "OUT/images/. s3:// CLIP models use AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; "
+            "hf:// uses HF_TOKEN. "
+            "Results: CLIP_SCORE, P50_SECONDS, P95_SECONDS (lowest concurrency), IMAGES_PER_SECOND (peak)."
+        ),
+        examples=EXAMPLES,
+    )
+    parser.add_argument("--endpoint", required=True, metavar="URL", help="inference service base URL")
+    parser.add_argument("--model-name", required=True, metavar="NAME", help="served model name")
+    parser.add_argument(
+        "--clip-model",
+        required=True,
+        metavar="SOURCE",
+        help="hf://ORG/REPO[@REV], s3://BUCKET/PREFIX or a folder",
+    )
+    parser.add_argument(
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help="one prompt per line, '#' comments (default: built-in 40)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_levels,
+        default=[1, 2, 4, 8],
+        metavar="N,N",
+        help="sweep levels (default 1,2,4,8)",
+    )
+    parser.add_argument(
+        "--requests", type=_positive, default=16, metavar="N", help="timed requests per level (16)"
+    )
+    parser.add_argument(
+        "--warmup", type=_count, default=2, metavar="N", help="untimed requests first (default 2)"
+    )
+    parser.add_argument(
+        "--steps", type=_positive, default=25, metavar="N", help="inference steps (default 25)"
+    )
+    parser.add_argument(
+        "--size", type=_size, default=(512, 512), metavar="WxH", help="image size (default 512x512)"
+    )
+    parser.add_argument(
+        "--guidance-scale",
+        type=_float(0, inclusive=True),
+        default=7.5,
+        metavar="G",
+        help="guidance (default 7.5)",
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="prompt i uses seed S+i (default 0)")
+    parser.add_argument(
+        "--timeout",
+        type=_float(0, inclusive=False),
+        default=600.0,
+        metavar="SECONDS",
+        help="per-request timeout (default 600)",
+    )
+    parser.add_argument("--clip-cache", type=Path, metavar="DIR", help="keep downloaded CLIP models here")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="writes results.json and images/"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    """Benchmark and report CLIP_SCORE, P50_SECONDS, P95_SECONDS, IMAGES_PER_SECOND."""
+    # Imported here: the step pulls in torch and transformers, which every other subcommand's start-up skips.
+    from modelpipe.steps.benchmark import benchmark_model
+
+    width, height = args.size
+    outcome = benchmark_model(
+        endpoint=args.endpoint,
+        model_name=args.model_name,
+        clip_model=args.clip_model,
+        out_dir=args.out,
+        prompts_file=args.prompts,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        warmup=args.warmup,
+        steps=args.steps,
+        width=width,
+        height=height,
+        guidance_scale=args.guidance_scale,
+        seed=args.seed,
+        timeout_seconds=args.timeout,
+        s3_settings=S3Settings.from_env() if args.clip_model.startswith("s3://") else None,
+        hf_token=hf_token(),
+        clip_cache_dir=args.clip_cache,
+    )
+    results = outcome.results
+    return CommandOutput(
+        results={
+            "CLIP_SCORE": f"{results.clip_score.mean:.4f}",
+            "P50_SECONDS": f"{results.summary.p50_seconds:.4f}",
+            "P95_SECONDS": f"{results.summary.p95_seconds:.4f}",
+            "IMAGES_PER_SECOND": f"{results.summary.images_per_second:.4f}",
+        },
+        summary={
+            "results": str(outcome.results_path),
+            "images": f"{len(results.images)} in {outcome.images_dir}",
+            "errors": f"{results.summary.errors}/{results.summary.requests} timed requests",
+        },
+    )

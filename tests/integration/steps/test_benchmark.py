@@ -1,0 +1,214 @@
+"""benchmark_model against a live V1 endpoint: the real runtime (runtime_server), and a loopback fake for
+failure behaviour the real runtime cannot be made to show on demand."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from modelpipe.benchmark_schema import BenchmarkResults
+from modelpipe.errors import BenchmarkError
+from modelpipe.steps.benchmark import benchmark_model
+from PIL import Image
+
+pytestmark = pytest.mark.integration
+
+SMALL = {
+    "concurrency": (1, 2),
+    "requests": 4,
+    "warmup": 1,
+    "steps": 2,
+    "width": 64,
+    "height": 64,
+}
+
+
+@dataclass
+class FakeV1:
+    """A loopback KServe V1 endpoint returning real seeded PNGs; can fail every n-th predict."""
+
+    url: str
+    model_name: str = "fake-sd"
+    fail_every: int = 0
+    status: int = 500
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _png(seed: int, width: int, height: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(
+        0, 256, (height, width, 3), dtype=np.uint8
+    )
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_v1() -> Iterator[FakeV1]:
+    state = FakeV1(url="")
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path == f"/v1/models/{state.model_name}":
+                self._send(200, {"name": state.model_name, "ready": True})
+            else:
+                self._send(404, {"error": "model not found"})
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            instance = body["instances"][0]
+            with lock:
+                state.calls.append(instance)
+                failing = state.fail_every and len(state.calls) % state.fail_every == 0
+            if self.path != f"/v1/models/{state.model_name}:predict":
+                self._send(404, {"error": "model not found"})
+            elif failing:
+                self._send(state.status, {"error": "simulated overload"})
+            else:
+                image = _png(instance["seed"], instance["width"], instance["height"])
+                prediction = {
+                    "image": {"b64": base64.b64encode(image).decode(), "format": "png"}
+                }
+                self._send(
+                    200, {"predictions": [{**prediction, "seed": instance["seed"]}]}
+                )
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def three_prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text(
+        "# three\na red cube\na blue sphere <on> a table & chair\na green cat\n"
+    )
+    return path
+
+
+def test_fake_endpoint_run_writes_valid_results_and_images(
+    fake_v1: FakeV1, tiny_clip_dir: Path, three_prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    outcome = benchmark_model(
+        endpoint=fake_v1.url + "/",
+        model_name=fake_v1.model_name,
+        clip_model=str(tiny_clip_dir),
+        out_dir=out,
+        prompts_file=three_prompts,
+        seed=7,
+        **SMALL,
+    )
+    results = BenchmarkResults.load(out / "results.json")
+    assert results == outcome.results
+    assert results.endpoint == fake_v1.url
+    assert [level.concurrency for level in results.latency] == [1, 2]
+    assert all(
+        level.succeeded == 4 and level.p99_seconds is not None
+        for level in results.latency
+    )
+    assert math.isfinite(results.clip_score.mean)
+    assert results.clip_score.scored == 3
+    assert results.settings.seeds == [7, 8, 9]
+    assert (
+        sorted(p.name for p in (out / "images").iterdir())
+        == results.images
+        == ["000.png", "001.png", "002.png"]
+    )
+    # The saved image is exactly what the endpoint drew for prompt 1 with its fixed seed.
+    assert (out / "images" / "001.png").read_bytes() == _png(8, 64, 64)
+    # 1 warm-up + 3 images + 2 levels x 4 timed requests.
+    assert len(fake_v1.calls) == 12
+    assert {c["num_inference_steps"] for c in fake_v1.calls} == {2}
+    assert not list(out.glob(".*"))
+
+
+def test_failed_requests_are_counted_not_fatal(
+    fake_v1: FakeV1, tiny_clip_dir: Path, three_prompts: Path, tmp_path: Path
+) -> None:
+    fake_v1.fail_every = 4
+    results = benchmark_model(
+        endpoint=fake_v1.url,
+        model_name=fake_v1.model_name,
+        clip_model=str(tiny_clip_dir),
+        out_dir=tmp_path / "out",
+        prompts_file=three_prompts,
+        **SMALL,
+    ).results
+    # Call 4 is the third image (prompt 2); calls 8 and 12 fall in the sweep.
+    assert results.clip_score.failed == 1
+    assert (
+        results.clip_score.per_prompt[2].error
+        == 'HTTP 500: {"error": "simulated overload"}'
+    )
+    assert results.images == ["000.png", "001.png"]
+    assert results.summary.errors == 2
+    assert results.latency[0].error_samples == [
+        'HTTP 500: {"error": "simulated overload"}'
+    ]
+
+
+def test_all_requests_failing_raises_benchmark_error_and_writes_no_results(
+    fake_v1: FakeV1, tiny_clip_dir: Path, three_prompts: Path, tmp_path: Path
+) -> None:
+    fake_v1.fail_every, fake_v1.status = 1, 503
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text(
+        "{}"
+    )  # a previous run's file must not survive a failed run
+    with pytest.raises(
+        BenchmarkError, match=r"all 1 warm-up requests .* failed: HTTP 503"
+    ):
+        benchmark_model(
+            endpoint=fake_v1.url,
+            model_name=fake_v1.model_name,
+            clip_model=str(tiny_clip_dir),
+            out_dir=out,
+            prompts_file=three_prompts,
+            **SMALL,
+        )
+    assert not (out / "results.json").exists()
+
+
+def test_wrong_model_name_names_the_fix(
+    fake_v1: FakeV1, tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(
+        BenchmarkError, match=r"does not serve model 'nope' \(HTTP 404\)"
+    ) as info:
+        benchmark_model(
+            endpoint=fake_v1.url,
+            model_name="nope",
+            clip_model=str(tiny_clip_dir),
+            out_dir=tmp_path,
+            **SMALL,
+        )
+    assert "--model-name" in (info.value.fix or "")

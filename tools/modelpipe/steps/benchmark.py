@@ -1,0 +1,428 @@
+"""Benchmark a live KServe V1 text-to-image endpoint: CLIP score over prompts, latency under concurrency."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+from PIL import Image, UnidentifiedImageError
+from pydantic import SecretStr
+from torchmetrics.multimodal.clip_score import CLIPScore
+
+from modelpipe.benchmark_schema import (
+    IMAGES_DIR,
+    RESULTS_FILE,
+    BenchmarkResults,
+    BenchmarkSettings,
+    ClipModelInfo,
+    ClipScoreResult,
+    LatencyLevel,
+    PromptScore,
+    PromptSet,
+)
+from modelpipe.clip import load_clip_score
+from modelpipe.config import S3Settings
+from modelpipe.errors import BenchmarkError
+from modelpipe.loadgen import (
+    GeneratedImage,
+    ImageRequest,
+    RequestFailed,
+    V1ImageClient,
+    public_endpoint,
+    run_level,
+    summarize_level,
+    summarize_sweep,
+)
+from modelpipe.prompts import Prompts, default_prompts, read_prompt_file
+from modelpipe.redaction import redact
+
+log = logging.getLogger(__name__)
+
+# Files a CLIP model folder needs (config, weights, tokenizer, processor); .bin weights are skipped.
+CLIP_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
+_HF_SOURCE = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+))?/?$")
+# Latency-sweep seeds start here so they never coincide with the CLIP images' seeds.
+SWEEP_SEED_OFFSET = 1_000_000
+
+
+@dataclass(frozen=True)
+class BenchmarkOutcome:
+    """What ``benchmark_model`` wrote.
+
+    Attributes:
+        results: The validated contents of results.json.
+        results_path: ``OUT/results.json``.
+        images_dir: ``OUT/images`` (one PNG per scored prompt).
+    """
+
+    results: BenchmarkResults
+    results_path: Path
+    images_dir: Path
+
+
+@dataclass(frozen=True)
+class _Image:
+    index: int
+    file_name: str | None
+    pixels: np.ndarray | None
+    error: str | None
+
+
+def benchmark_model(
+    *,
+    endpoint: str,
+    model_name: str,
+    clip_model: str,
+    out_dir: Path,
+    prompts_file: Path | None = None,
+    concurrency: Sequence[int] = (1, 2, 4, 8),
+    requests: int = 16,
+    warmup: int = 2,
+    steps: int = 25,
+    width: int = 512,
+    height: int = 512,
+    guidance_scale: float = 7.5,
+    seed: int = 0,
+    timeout_seconds: float = 600.0,
+    s3_settings: S3Settings | None = None,
+    hf_token: SecretStr | None = None,
+    clip_cache_dir: Path | None = None,
+) -> BenchmarkOutcome:
+    """Score and time a served text-to-image model; write ``OUT/results.json`` and ``OUT/images/``.
+
+    Prompt ``i`` is drawn with seed ``seed + i``. The latency sweep sends ``requests`` timed requests at each
+    concurrency level after ``warmup`` untimed ones. Failed requests are counted, not fatal. results.json is
+    written last and removed first, so an interrupted run never leaves a complete-looking folder.
+
+    Args:
+        endpoint: Base URL of the inference service (KServe V1 protocol).
+        model_name: Served model name.
+        clip_model: ``hf://ORG/REPO[@REV]``, ``s3://BUCKET/PREFIX`` or a local folder.
+        out_dir: Output folder.
+        prompts_file: Prompt file (one per line); None for the built-in default set.
+        concurrency: Concurrency levels of the sweep.
+        requests: Timed requests per level.
+        warmup: Untimed requests before the sweep.
+        steps: Inference steps per image.
+        width: Image width.
+        height: Image height.
+        guidance_scale: Classifier-free guidance scale.
+        seed: Base seed of the CLIP images.
+        timeout_seconds: Per-request timeout.
+        s3_settings: Connection for an s3:// CLIP model.
+        hf_token: Token for an hf:// CLIP model.
+        clip_cache_dir: Where downloaded CLIP models are kept (default: HF cache for hf://, a temp dir for s3://).
+
+    Raises:
+        BenchmarkError: Bad settings or prompt file, endpoint unreachable or not ready, or no image or timed
+            request succeeded.
+        ClipModelError: The CLIP model folder is not a CLIP model.
+        StorageError: The s3:// CLIP model cannot be downloaded.
+    """
+    _check_settings(
+        concurrency=concurrency, requests=requests, warmup=warmup, steps=steps, width=width, height=height
+    )
+    prompt_set = read_prompt_file(prompts_file) if prompts_file else default_prompts()
+    seeds = [seed + i for i in range(len(prompt_set.prompts))]
+    settings = BenchmarkSettings(
+        steps=steps,
+        width=width,
+        height=height,
+        guidance_scale=guidance_scale,
+        seeds=seeds,
+        concurrency=list(concurrency),
+        requests_per_level=requests,
+        warmup=warmup,
+        timeout_seconds=timeout_seconds,
+    )
+    public = public_endpoint(endpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS_FILE).unlink(missing_ok=True)
+    staging = out_dir / f".{IMAGES_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+
+    with _clip_model_dir(
+        clip_model, s3_settings=s3_settings, hf_token=hf_token, cache_dir=clip_cache_dir
+    ) as (
+        clip_dir,
+        clip_info,
+    ):
+        metric = load_clip_score(clip_dir)
+        log.info("benchmark %s model %s: %d prompts (%s)", public, model_name, len(seeds), prompt_set.name)
+        with V1ImageClient(
+            endpoint, model_name, timeout_seconds=timeout_seconds, max_connections=max(concurrency)
+        ) as client:
+            client.check_ready()
+            _warm_up(client, settings, prompt_set)
+            images = _generate_images(client, settings, prompt_set, staging)
+            levels = _sweep(client, settings, prompt_set)
+        clip_result = _score(metric, prompt_set, seeds, images)
+
+    results = BenchmarkResults(
+        created=datetime.now(UTC),
+        endpoint=public,
+        model_name=model_name,
+        settings=settings,
+        prompt_set=PromptSet(name=prompt_set.name, sha256=prompt_set.sha256, count=len(seeds)),
+        clip_model=clip_info,
+        clip_score=clip_result,
+        latency=levels,
+        summary=summarize_sweep(levels),
+        images=[image.file_name for image in images if image.file_name],
+    )
+    images_dir = out_dir / IMAGES_DIR
+    shutil.rmtree(images_dir, ignore_errors=True)
+    staging.rename(images_dir)
+    results_path = results.save(out_dir / RESULTS_FILE)
+    log.info(
+        "clip score %.2f, p50 %.3fs, p95 %.3fs, %.3f images/s -> %s",
+        clip_result.mean,
+        results.summary.p50_seconds,
+        results.summary.p95_seconds,
+        results.summary.images_per_second,
+        results_path,
+    )
+    return BenchmarkOutcome(results=results, results_path=results_path, images_dir=images_dir)
+
+
+def _check_settings(
+    *, concurrency: Sequence[int], requests: int, warmup: int, steps: int, width: int, height: int
+) -> None:
+    problems = []
+    if not concurrency or any(level < 1 for level in concurrency):
+        problems.append(f"concurrency levels must be >= 1 (got {list(concurrency)})")
+    if len(set(concurrency)) != len(concurrency):
+        problems.append(f"concurrency levels repeat (got {list(concurrency)})")
+    if requests < 1:
+        problems.append(f"requests must be >= 1 (got {requests})")
+    if warmup < 0:
+        problems.append(f"warmup must be >= 0 (got {warmup})")
+    if steps < 1:
+        problems.append(f"steps must be >= 1 (got {steps})")
+    if width < 8 or height < 8 or width % 8 or height % 8:
+        problems.append(f"size must be multiples of 8 pixels (got {width}x{height})")
+    if problems:
+        raise BenchmarkError("; ".join(problems))
+
+
+@contextmanager
+def _clip_model_dir(
+    source: str, *, s3_settings: S3Settings | None, hf_token: SecretStr | None, cache_dir: Path | None
+) -> Iterator[tuple[Path, ClipModelInfo]]:
+    """A local folder holding the CLIP model named by ``source``, and how to record it."""
+    if source.startswith("hf://"):
+        yield _download_hf_clip(source, hf_token=hf_token, cache_dir=cache_dir)
+    elif source.startswith("s3://"):
+        if cache_dir is not None:
+            yield _download_s3_clip(source, s3_settings=s3_settings, dest_root=cache_dir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="modelpipe-clip-") as tmp:
+                yield _download_s3_clip(source, s3_settings=s3_settings, dest_root=Path(tmp))
+    elif "://" in source and not source.startswith("file://"):
+        raise BenchmarkError(
+            f"CLIP model source {source!r} has an unsupported scheme",
+            fix="pass hf://ORG/REPO[@REV], s3://BUCKET/PREFIX or a local folder",
+        )
+    else:
+        folder = Path(source.removeprefix("file://")).resolve()
+        yield folder, ClipModelInfo(source=source, id=folder.name or str(folder))
+
+
+def _download_hf_clip(
+    source: str, *, hf_token: SecretStr | None, cache_dir: Path | None
+) -> tuple[Path, ClipModelInfo]:
+    match = _HF_SOURCE.match(source)
+    if match is None:
+        raise BenchmarkError(f"CLIP model source {source!r} is not hf://ORG/REPO[@REV]")
+    repo, revision = match["repo"], match["rev"]
+    log.info("downloading CLIP model %s", source)
+    try:
+        folder = snapshot_download(
+            repo,
+            revision=revision,
+            cache_dir=cache_dir,
+            allow_patterns=CLIP_ALLOW_PATTERNS,
+            token=hf_token.get_secret_value() if hf_token else None,
+        )
+    except (HfHubHTTPError, LocalEntryNotFoundError, HFValidationError) as err:
+        raise BenchmarkError(
+            f"cannot download CLIP model {source}: {type(err).__name__}: {redact(str(err)).splitlines()[0]}",
+            fix="check the repo id, revision, HF_TOKEN and Hub access; or pass an s3:// or folder CLIP model",
+        ) from err
+    path = Path(str(folder))
+    resolved = path.name if re.fullmatch(r"[0-9a-f]{40}", path.name) else revision
+    return path, ClipModelInfo(source=source, id=repo, revision=resolved)
+
+
+def _download_s3_clip(
+    source: str, *, s3_settings: S3Settings | None, dest_root: Path
+) -> tuple[Path, ClipModelInfo]:
+    # Imported here: modelpipe.s3 pulls in boto3, which only s3:// sources need.
+    from modelpipe.s3 import download_prefix, make_s3_client, parse_s3_uri
+
+    location = parse_s3_uri(source)
+    settings = s3_settings or S3Settings.from_env()
+    dest = dest_root / location.bucket / location.key.strip("/")
+    log.info("downloading CLIP model %s", source)
+    folder = download_prefix(make_s3_client(settings), location, dest)
+    name = location.key.strip("/").rsplit("/", 1)[-1] or location.bucket
+    return Path(folder), ClipModelInfo(source=source, id=name)
+
+
+def _request(settings: BenchmarkSettings, prompt: str, seed: int) -> ImageRequest:
+    return ImageRequest(
+        prompt=prompt,
+        seed=seed,
+        steps=settings.steps,
+        width=settings.width,
+        height=settings.height,
+        guidance_scale=settings.guidance_scale,
+    )
+
+
+def _warm_up(client: V1ImageClient, settings: BenchmarkSettings, prompts: Prompts) -> None:
+    if settings.warmup == 0:
+        return
+    started = time.perf_counter()
+    run = run_level(
+        lambda i: client.generate(_request(settings, prompts.prompts[i % len(prompts.prompts)], i)),
+        concurrency=1,
+        requests=settings.warmup,
+    )
+    errors = [o.error for o in run.outcomes if o.error]
+    if len(errors) == len(run.outcomes):
+        raise BenchmarkError(
+            f"all {len(errors)} warm-up requests to {public_endpoint(client.endpoint)} failed: {errors[0]}",
+            fix="check the runtime's logs and that --steps/--size are within its limits",
+        )
+    log.info(
+        "warm-up: %d requests in %.1fs, %d failed",
+        len(run.outcomes),
+        time.perf_counter() - started,
+        len(errors),
+    )
+
+
+def _generate_images(
+    client: V1ImageClient, settings: BenchmarkSettings, prompts: Prompts, images_dir: Path
+) -> list[_Image]:
+    """One image per prompt with its fixed seed, saved as PNG; failures recorded per prompt."""
+    images: list[_Image | None] = [None] * len(prompts.prompts)
+
+    def draw(index: int) -> None:
+        seed = settings.seeds[index]
+        generated = client.generate(_request(settings, prompts.prompts[index], seed))
+        pixels = _decode(generated, settings, seed)
+        name = f"{index:03d}.png"
+        _save_png(generated, pixels, images_dir / name)
+        images[index] = _Image(index=index, file_name=name, pixels=pixels, error=None)
+
+    started = time.perf_counter()
+    run = run_level(draw, concurrency=max(settings.concurrency), requests=len(images))
+    for index, outcome in enumerate(run.outcomes):
+        if outcome.error is not None:
+            images[index] = _Image(index=index, file_name=None, pixels=None, error=outcome.error)
+    done = [image for image in images if image is not None]
+    failed = [image for image in done if image.error]
+    log.info(
+        "images: %d generated in %.1fs, %d failed",
+        len(done) - len(failed),
+        time.perf_counter() - started,
+        len(failed),
+    )
+    if len(failed) == len(done):
+        raise BenchmarkError(
+            f"no image could be generated for any of the {len(done)} prompts: {failed[0].error}",
+            fix="check the runtime's logs and that --steps/--size are within its limits",
+        )
+    return done
+
+
+def _decode(generated: GeneratedImage, settings: BenchmarkSettings, seed: int) -> np.ndarray:
+    """RGB uint8 pixels (H, W, 3) of a generated image, checked against what was asked."""
+    if generated.seed is not None and generated.seed != seed:
+        raise RequestFailed(f"endpoint answered seed {generated.seed} for requested seed {seed}")
+    try:
+        with Image.open(io.BytesIO(generated.data)) as image:
+            image.load()
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise RequestFailed(f"undecodable {generated.format} image: {err}") from err
+    if rgb.size != (settings.width, settings.height):
+        raise RequestFailed(
+            f"image is {rgb.width}x{rgb.height}, requested {settings.width}x{settings.height}"
+        )
+    return np.array(rgb, dtype=np.uint8)
+
+
+def _save_png(generated: GeneratedImage, pixels: np.ndarray, path: Path) -> None:
+    if generated.format == "png":
+        path.write_bytes(generated.data)
+    else:
+        Image.fromarray(pixels).save(path, format="PNG")
+
+
+def _sweep(client: V1ImageClient, settings: BenchmarkSettings, prompts: Prompts) -> list[LatencyLevel]:
+    levels = []
+    for concurrency in settings.concurrency:
+
+        def send(i: int, offset: int = SWEEP_SEED_OFFSET + 10_000 * concurrency) -> None:
+            client.generate(_request(settings, prompts.prompts[i % len(prompts.prompts)], offset + i))
+
+        level = summarize_level(
+            run_level(send, concurrency=concurrency, requests=settings.requests_per_level),
+            steps=settings.steps,
+        )
+        log.info(
+            "concurrency %d: p50 %s p95 %s, %.3f images/s, %d/%d errors",
+            concurrency,
+            _seconds(level.p50_seconds),
+            _seconds(level.p95_seconds),
+            level.images_per_second,
+            level.errors,
+            level.requests,
+        )
+        levels.append(level)
+    return levels
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def _score(metric: CLIPScore, prompts: Prompts, seeds: list[int], images: list[_Image]) -> ClipScoreResult:
+    """Per-prompt scores from torchmetrics' batch value; the mean is the metric's accumulated compute()."""
+    entries = []
+    with torch.inference_mode():
+        for image in images:
+            score = None
+            if image.pixels is not None:
+                tensor = torch.from_numpy(image.pixels).permute(2, 0, 1).contiguous()
+                score = float(metric(tensor.unsqueeze(0), [prompts.prompts[image.index]]))
+            entries.append(
+                PromptScore(
+                    index=image.index,
+                    prompt=prompts.prompts[image.index],
+                    seed=seeds[image.index],
+                    image=image.file_name,
+                    clip_score=score,
+                    error=image.error,
+                )
+            )
+        mean = float(metric.compute())
+    scored = sum(1 for entry in entries if entry.clip_score is not None)
+    return ClipScoreResult(mean=mean, scored=scored, failed=len(entries) - scored, per_prompt=entries)
