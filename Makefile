@@ -40,8 +40,8 @@ test-unit: venv ## fast unit tests only
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests/unit
 
 lint: setup ## ruff, shellcheck, hadolint and the manifest checks
-	$(VENV)/bin/ruff check tools runtime tests benchmarks
-	$(VENV)/bin/ruff format --check tools runtime tests benchmarks
+	$(VENV)/bin/ruff check --config tools/pyproject.toml tools runtime tests benchmarks
+	$(VENV)/bin/ruff format --check --config tools/pyproject.toml tools runtime tests benchmarks
 	shellcheck deploy.sh run-model-import.sh run-model-testing.sh .ci/run tools/scripts/*.sh
 	$(VENV)/bin/hadolint runtime/Containerfile tools/Containerfile
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests/manifests
