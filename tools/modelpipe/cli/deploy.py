@@ -85,6 +85,8 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{flag.replace('_', '-')} is required", fix="see modelpipe deploy --help")
     if args.target == "local" and args.state_dir is None:
         raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
+    if args.gpus < 0:
+        raise ConfigError(f"--gpus {args.gpus} must be 0 or more", fix="pass 0 for CPU-only")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout {args.timeout} must be positive", fix="pass seconds, e.g. 900")
 
