@@ -66,20 +66,11 @@ def validation_errors(obj: dict[str, Any]) -> list[str]:
     for kind in ("labels", "annotations"):
         for key, value in (metadata.get(kind) or {}).items():
             if not isinstance(value, str):
-                errors.append(
-                    f"metadata.{kind}.{key}: must be a string, got {type(value).__name__}"
-                )
-            elif kind == "labels" and (
-                len(value) > 63 or not _LABEL_VALUE.match(value)
-            ):
+                errors.append(f"metadata.{kind}.{key}: must be a string, got {type(value).__name__}")
+            elif kind == "labels" and (len(value) > 63 or not _LABEL_VALUE.match(value)):
                 errors.append(f"metadata.labels.{key}: invalid label value {value!r}")
-    if (
-        obj.get("apiVersion") != "serving.kserve.io/v1beta1"
-        or obj.get("kind") != "InferenceService"
-    ):
-        errors.append(
-            "apiVersion/kind must be serving.kserve.io/v1beta1 InferenceService"
-        )
+    if obj.get("apiVersion") != "serving.kserve.io/v1beta1" or obj.get("kind") != "InferenceService":
+        errors.append("apiVersion/kind must be serving.kserve.io/v1beta1 InferenceService")
     return errors
 
 
@@ -177,10 +168,7 @@ class FakeKube:
         self._reads[key] = self._reads.get(key, 0) + 1
         generation = obj["metadata"]["generation"]
         status = obj.setdefault("status", {})
-        if (
-            self.ready_after_reads is not None
-            and self._reads[key] >= self.ready_after_reads
-        ):
+        if self.ready_after_reads is not None and self._reads[key] >= self.ready_after_reads:
             name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
             status.update(
                 observedGeneration=generation,
@@ -310,9 +298,7 @@ def _status_body(code: int, reason: str, message: str) -> tuple[int, dict[str, A
 
 
 def _invalid(name: str, errors: list[str]) -> tuple[int, dict[str, Any]]:
-    message = f'InferenceService.serving.kserve.io "{name}" is invalid: ' + "; ".join(
-        errors
-    )
+    message = f'InferenceService.serving.kserve.io "{name}" is invalid: ' + "; ".join(errors)
     return _status_body(422, "Invalid", message)
 
 

@@ -38,9 +38,7 @@ def context(tmp_path: Path) -> Path:
     return ctx
 
 
-def _build(
-    context: Path, registry: ImageRegistry, tmp_path: Path, **kwargs: object
-) -> BuildResult:
+def _build(context: Path, registry: ImageRegistry, tmp_path: Path, **kwargs: object) -> BuildResult:
     return build_runtime(
         context=context,
         image=f"{registry.host}/test/diffusers-runtime",
@@ -65,9 +63,7 @@ def test_build_pushes_image_and_returns_registry_digest(
     result = _build(context, image_registry, tmp_path, build_args={"GREETING": "yo"})
 
     assert not result.skipped
-    assert (
-        result.image_url == f"{image_registry.host}/test/diffusers-runtime:{result.tag}"
-    )
+    assert result.image_url == f"{image_registry.host}/test/diffusers-runtime:{result.tag}"
     assert result.tag.startswith("ctx-")
     assert result.image_digest == _registry_digest(result.image_url)
 
@@ -106,9 +102,7 @@ def test_changed_context_builds_new_tag_but_ignored_file_does_not(
     assert not changed.skipped
     assert changed.tag != first.tag
     assert changed.image_digest != first.image_digest
-    assert (
-        _registry_digest(first.image_url) == first.image_digest
-    )  # the old tag is still there
+    assert _registry_digest(first.image_url) == first.image_digest  # the old tag is still there
 
 
 def test_failed_build_raises_with_buildah_output(
@@ -120,12 +114,8 @@ def test_failed_build_raises_with_buildah_output(
         _build(context, image_registry, tmp_path)
 
 
-def test_unreachable_registry_fails_before_building(
-    context: Path, tmp_path: Path
-) -> None:
-    with pytest.raises(
-        BuildError, match=r"cannot check whether 127\.0\.0\.1:\d+/t/rt:ctx-\w+ exists"
-    ):
+def test_unreachable_registry_fails_before_building(context: Path, tmp_path: Path) -> None:
+    with pytest.raises(BuildError, match=r"cannot check whether 127\.0\.0\.1:\d+/t/rt:ctx-\w+ exists"):
         build_runtime(
             context=context,
             image=f"127.0.0.1:{free_port()}/t/rt",
@@ -146,9 +136,22 @@ def test_cli_writes_image_url_and_digest_results(
     results = tmp_path / "results"
 
     code = main(
-        ["build", "--context", str(context), "--image", f"{image_registry.host}/cli/rt", "--tls-verify", "false",
-         "--authfile", str(authfile), "--storage-root", str(tmp_path / "buildah"), "--results-dir", str(results)]
-    )  # fmt: skip
+        [
+            "build",
+            "--context",
+            str(context),
+            "--image",
+            f"{image_registry.host}/cli/rt",
+            "--tls-verify",
+            "false",
+            "--authfile",
+            str(authfile),
+            "--storage-root",
+            str(tmp_path / "buildah"),
+            "--results-dir",
+            str(results),
+        ]
+    )
 
     assert code == 0
     url = (results / "IMAGE_URL").read_text()

@@ -1,4 +1,4 @@
-"""modelpipe deploy --target kserve against a loopback Kubernetes API that validates against the KServe CRD."""
+"""modelpipe deploy --target kserve against a loopback Kubernetes API validating against the KServe CRD."""
 
 from __future__ import annotations
 
@@ -80,10 +80,7 @@ def test_deploy_creates_isvc_with_runtime_image_model_uri_and_labels(
         "modelregistry.opendatahub.io/model-version-id": "2",
         "modelregistry.opendatahub.io/name": "modelregistry-public",
     }
-    assert (
-        isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
-        == "RawDeployment"
-    )
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
     assert {r.authorization for r in kube.requests} == {f"Bearer {kube.token}"}
 
 
@@ -102,14 +99,10 @@ def test_redeploy_patches_the_existing_isvc(kube: FakeKube, kubeconfig: Path) ->
     assert len(kube.sent("POST")) == 1
 
 
-def test_wait_ignores_ready_status_of_the_previous_generation(
-    kube: FakeKube, kubeconfig: Path
-) -> None:
+def test_wait_ignores_ready_status_of_the_previous_generation(kube: FakeKube, kubeconfig: Path) -> None:
     _deploy(kubeconfig)
     kube.ready_after_reads = 3
-    spec = kserve_deploy.IsvcSpec(
-        "tiny-sd", "models", MODEL_URI, "diffusers-runtime", runtime_image=IMAGE
-    )
+    spec = kserve_deploy.IsvcSpec("tiny-sd", "models", MODEL_URI, "diffusers-runtime", runtime_image=IMAGE)
     spec = kserve_deploy.IsvcSpec(**{**spec.__dict__, "resources": Resources(gpus=0)})
 
     with kserve_deploy.kube_client(kubeconfig) as client:
@@ -131,9 +124,7 @@ def test_wait_ignores_ready_status_of_the_previous_generation(
     assert isvc["status"]["observedGeneration"] == 2
 
 
-def test_timeout_raises_deploy_error_listing_conditions(
-    kube: FakeKube, kubeconfig: Path
-) -> None:
+def test_timeout_raises_deploy_error_listing_conditions(kube: FakeKube, kubeconfig: Path) -> None:
     kube.ready_after_reads = None
 
     with pytest.raises(DeployError) as exc:
@@ -172,15 +163,11 @@ def test_failed_model_load_fails_fast_with_the_failure(
         _deploy(kubeconfig, timeout=30)
 
 
-def test_api_server_refusal_is_reported_with_its_message(
-    kube: FakeKube, kubeconfig: Path
-) -> None:
+def test_api_server_refusal_is_reported_with_its_message(kube: FakeKube, kubeconfig: Path) -> None:
     body = kserve_deploy.build_inference_service(
         kserve_deploy.IsvcSpec("tiny-sd", "models", MODEL_URI, "diffusers-runtime")
     )
-    body["spec"]["predictor"]["model"]["storageURI"] = (
-        MODEL_URI  # misspelt: the strict CRD schema refuses it
-    )
+    body["spec"]["predictor"]["model"]["storageURI"] = MODEL_URI  # misspelt: the strict CRD schema refuses it
 
     with (
         kserve_deploy.kube_client(kubeconfig) as client,
@@ -192,9 +179,7 @@ def test_api_server_refusal_is_reported_with_its_message(
     assert "storageURI" in str(exc.value)
 
 
-def test_wrong_token_is_a_permission_error_with_a_fix(
-    kube: FakeKube, kubeconfig: Path
-) -> None:
+def test_wrong_token_is_a_permission_error_with_a_fix(kube: FakeKube, kubeconfig: Path) -> None:
     kube.token = "another-token"
 
     with pytest.raises(
@@ -221,17 +206,30 @@ def test_cli_deploys_and_writes_results(
     results = tmp_path / "results"
 
     code = main(
-        ["deploy", "--target", "kserve", "--name", "tiny-sd", "--model-uri", MODEL_URI, "--runtime-image", IMAGE,
-         "--storage-key", "conn", "--gpus", "0", "--kubeconfig", str(kubeconfig), "--results-dir", str(results)]
-    )  # fmt: skip
+        [
+            "deploy",
+            "--target",
+            "kserve",
+            "--name",
+            "tiny-sd",
+            "--model-uri",
+            MODEL_URI,
+            "--runtime-image",
+            IMAGE,
+            "--storage-key",
+            "conn",
+            "--gpus",
+            "0",
+            "--kubeconfig",
+            str(kubeconfig),
+            "--results-dir",
+            str(results),
+        ]
+    )
 
     assert code == 0
-    assert (
-        results / "ENDPOINT_URL"
-    ).read_text() == "https://tiny-sd-models.apps.example.com"
+    assert (results / "ENDPOINT_URL").read_text() == "https://tiny-sd-models.apps.example.com"
     assert (results / "SERVED_MODEL_NAME").read_text() == "tiny-sd"
     assert (results / "INFERENCE_SERVICE_ID").read_text() == ""
-    limits = kube.objects[("models", "tiny-sd")]["spec"]["predictor"]["model"][
-        "resources"
-    ]["limits"]
+    limits = kube.objects[("models", "tiny-sd")]["spec"]["predictor"]["model"]["resources"]["limits"]
     assert "nvidia.com/gpu" not in limits

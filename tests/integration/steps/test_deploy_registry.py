@@ -46,9 +46,7 @@ def _register(server: RegistryServer, model: str = "tiny-sd") -> tuple[str, str]
     return registered.id, version.id
 
 
-def _deploy(
-    server: RegistryServer, kubeconfig: Path, model_id: str, version_id: str
-) -> DeployResult:
+def _deploy(server: RegistryServer, kubeconfig: Path, model_id: str, version_id: str) -> DeployResult:
     return deploy_model(
         target="kserve",
         name="tiny-sd",
@@ -56,9 +54,7 @@ def _deploy(
         registered_model_id=model_id,
         model_version_id=version_id,
         registry_settings=RegistrySettings(server.url, None, "tests"),
-        kserve=KServeOptions(
-            runtime_image=IMAGE, kubeconfig=kubeconfig, poll_seconds=0.02, timeout=10
-        ),
+        kserve=KServeOptions(runtime_image=IMAGE, kubeconfig=kubeconfig, poll_seconds=0.02, timeout=10),
     )
 
 
@@ -69,9 +65,7 @@ def _find(server: RegistryServer, path: str, **params: str) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.parametrize(
-    "api_versions", [("v1", "v1alpha3"), ("v1alpha3",)], ids=["v1", "v1alpha3-only"]
-)
+@pytest.mark.parametrize("api_versions", [("v1", "v1alpha3"), ("v1alpha3",)], ids=["v1", "v1alpha3-only"])
 def test_deploy_records_serving_environment_and_inference_service(
     registry_server_factory: RegistryFactory,
     kube: FakeKube,
@@ -104,10 +98,7 @@ def test_deploy_records_serving_environment_and_inference_service(
         "string_value": "https://tiny-sd-models.apps.example.com",
         "metadataType": "MetadataStringValue",
     }
-    assert (
-        isvc["metadata"]["labels"]["modelregistry.opendatahub.io/inference-service-id"]
-        == recorded["id"]
-    )
+    assert isvc["metadata"]["labels"]["modelregistry.opendatahub.io/inference-service-id"] == recorded["id"]
 
 
 def test_redeploy_updates_the_same_registry_record(
@@ -129,8 +120,6 @@ def test_ids_of_different_models_are_refused_before_deploying(
     model_id, _ = _register(registry_server, "tiny-sd")
     _, other_version = _register(registry_server, "other-model")
 
-    with pytest.raises(
-        ConfigError, match=f"model version {other_version} belongs to registered model"
-    ):
+    with pytest.raises(ConfigError, match=f"model version {other_version} belongs to registered model"):
         _deploy(registry_server, tmp_path / "kubeconfig", model_id, other_version)
     assert kube.requests == []

@@ -54,9 +54,7 @@ def test_any_change_in_the_recipe_changes_the_tag(ctx: Path, change) -> None:  #
 
 
 def test_build_args_change_the_tag_regardless_of_order(ctx: Path) -> None:
-    assert _tag(ctx, A="1", B="2") == context_tag(
-        ctx, ctx / "Containerfile", {"B": "2", "A": "1"}
-    )
+    assert _tag(ctx, A="1", B="2") == context_tag(ctx, ctx / "Containerfile", {"B": "2", "A": "1"})
     assert _tag(ctx, A="1") != _tag(ctx, A="2")
     assert _tag(ctx) != _tag(ctx, A="")
 
@@ -151,11 +149,7 @@ def test_invalid_image_repositories_are_refused(image: str, message: str) -> Non
 def test_authfile_credentials_are_redacted(tmp_path: Path) -> None:
     auth = base64.b64encode(b"robot+builder:s3cr3t-registry-password").decode()
     path = tmp_path / "config.json"
-    path.write_text(
-        json.dumps(
-            {"auths": {"quay.io": {"auth": auth, "identitytoken": "tok-abcdef123"}}}
-        )
-    )
+    path.write_text(json.dumps({"auths": {"quay.io": {"auth": auth, "identitytoken": "tok-abcdef123"}}}))
     load_authfile(path)
     text = redact(f"push failed with {auth} s3cr3t-registry-password tok-abcdef123")
     assert "s3cr3t" not in text and auth not in text and "tok-abcdef123" not in text
@@ -165,9 +159,7 @@ def test_authfile_credentials_are_redacted(tmp_path: Path) -> None:
     ("content", "message"),
     [(None, "does not exist"), ("{not json", "not a readable JSON")],
 )
-def test_bad_authfile_is_a_config_error(
-    tmp_path: Path, content: str | None, message: str
-) -> None:
+def test_bad_authfile_is_a_config_error(tmp_path: Path, content: str | None, message: str) -> None:
     path = tmp_path / "auth.json"
     if content is not None:
         path.write_text(content)
@@ -176,9 +168,7 @@ def test_bad_authfile_is_a_config_error(
 
 
 def _fake_result() -> BuildResult:
-    return BuildResult(
-        "reg/x/rt:ctx-1", "sha256:" + "a" * 64, "ctx-1", skipped=False, seconds=1.0
-    )
+    return BuildResult("reg/x/rt:ctx-1", "sha256:" + "a" * 64, "ctx-1", skipped=False, seconds=1.0)
 
 
 def test_cli_passes_flags_and_env_authfile_to_the_step(
@@ -192,15 +182,37 @@ def test_cli_passes_flags_and_env_authfile_to_the_step(
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
 
-    code = main(["build", "--context", "ctx", "--image", "reg/x/rt", "--build-arg", "A=1=2", "--build-arg",
-                 "B=", "--tls-verify", "false", "--results-dir", str(tmp_path / "r")])  # fmt: skip
+    code = main(
+        [
+            "build",
+            "--context",
+            "ctx",
+            "--image",
+            "reg/x/rt",
+            "--build-arg",
+            "A=1=2",
+            "--build-arg",
+            "B=",
+            "--tls-verify",
+            "false",
+            "--results-dir",
+            str(tmp_path / "r"),
+        ]
+    )
 
     assert code == 0
     assert calls == [
-        {"context": Path("ctx"), "image": "reg/x/rt", "containerfile": None, "build_args": {"A": "1=2", "B": ""},
-         "tls_verify": False, "storage_driver": "vfs", "authfile": tmp_path / "docker" / "config.json",
-         "storage_root": None}
-    ]  # fmt: skip
+        {
+            "context": Path("ctx"),
+            "image": "reg/x/rt",
+            "containerfile": None,
+            "build_args": {"A": "1=2", "B": ""},
+            "tls_verify": False,
+            "storage_driver": "vfs",
+            "authfile": tmp_path / "docker" / "config.json",
+            "storage_root": None,
+        }
+    ]
     assert (tmp_path / "r" / "IMAGE_DIGEST").read_text() == "sha256:" + "a" * 64
     assert "built: true" in capsys.readouterr().out
 
@@ -208,9 +220,7 @@ def test_cli_passes_flags_and_env_authfile_to_the_step(
 def test_cli_refuses_duplicate_build_arg(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(
-        "modelpipe.cli.build.build_runtime", lambda **kw: _fake_result()
-    )
+    monkeypatch.setattr("modelpipe.cli.build.build_runtime", lambda **kw: _fake_result())
     code = main(
         [
             "build",

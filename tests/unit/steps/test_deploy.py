@@ -53,24 +53,17 @@ def test_strict_crd_check_catches_a_misspelt_field() -> None:
 
 
 def test_serverless_adds_the_dashboard_istio_annotations() -> None:
-    annotations = build_inference_service(_spec(deployment_mode="Serverless"))[
-        "metadata"
-    ]["annotations"]
+    annotations = build_inference_service(_spec(deployment_mode="Serverless"))["metadata"]["annotations"]
     assert annotations["serving.kserve.io/deploymentMode"] == "Serverless"
     assert annotations["sidecar.istio.io/inject"] == "true"
 
 
 def test_no_registry_ids_means_no_registry_labels_and_cpu_only_has_no_gpu() -> None:
     body = build_inference_service(
-        _spec(
-            registered_model_id=None, model_version_id=None, resources=Resources(gpus=0)
-        )
+        _spec(registered_model_id=None, model_version_id=None, resources=Resources(gpus=0))
     )
     assert body["metadata"]["labels"] == {"opendatahub.io/dashboard": "true"}
-    assert (
-        "nvidia.com/gpu"
-        not in body["spec"]["predictor"]["model"]["resources"]["limits"]
-    )
+    assert "nvidia.com/gpu" not in body["spec"]["predictor"]["model"]["resources"]["limits"]
     assert body["spec"]["predictor"]["serviceAccountName"] == "models-sa"
 
 
@@ -88,16 +81,12 @@ def test_no_registry_ids_means_no_registry_labels_and_cpu_only_has_no_gpu() -> N
         ({"deployment_mode": "ModelMesh"}, "unknown"),
     ],
 )
-def test_bad_spec_is_refused_naming_the_flag(
-    overrides: dict[str, Any], message: str
-) -> None:
+def test_bad_spec_is_refused_naming_the_flag(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         validate_spec(_spec(**overrides))
 
 
-def _isvc(
-    generation: int, observed: int, ready: str, url: str | None = "https://x"
-) -> dict[str, Any]:
+def _isvc(generation: int, observed: int, ready: str, url: str | None = "https://x") -> dict[str, Any]:
     return {
         "metadata": {"generation": generation},
         "status": {
@@ -117,9 +106,7 @@ def _isvc(
         (_isvc(1, 1, "True", url=None), False),
     ],
 )
-def test_ready_needs_current_generation_ready_condition_and_url(
-    isvc: dict[str, Any], ready: bool
-) -> None:
+def test_ready_needs_current_generation_ready_condition_and_url(isvc: dict[str, Any], ready: bool) -> None:
     assert kserve_deploy._is_ready(isvc, isvc["metadata"]["generation"]) is ready
 
 
@@ -150,9 +137,7 @@ def test_endpoint_url_prefers_status_url_unless_cluster_local() -> None:
     assert kserve_deploy.endpoint_url(isvc, cluster_local=True) == "http://int.svc"
 
 
-def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secrets() -> (
-    None
-):
+def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secrets() -> None:
     s3 = S3Settings(
         "http://127.0.0.1:9000",
         SecretStr("AKID"),
@@ -179,9 +164,18 @@ def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secret
 
 def test_runtime_command_uses_kserve_flags_and_disables_grpc() -> None:
     assert runtime_process.runtime_command("m", 8123, ["--max_batch_size", "2"], "/py") == [
-        "/py", "-m", "diffusers_runtime", "--model_name", "m", "--http_port", "8123", "--enable_grpc", "false",
-        "--max_batch_size", "2",
-    ]  # fmt: skip
+        "/py",
+        "-m",
+        "diffusers_runtime",
+        "--model_name",
+        "m",
+        "--http_port",
+        "8123",
+        "--enable_grpc",
+        "false",
+        "--max_batch_size",
+        "2",
+    ]
 
 
 def test_stop_without_state_reports_nothing_running(tmp_path: Path) -> None:
@@ -207,10 +201,29 @@ def test_cli_maps_flags_to_deploy_model_and_results(
     monkeypatch.setattr("modelpipe.steps.deploy.deploy_model", fake_deploy)
     monkeypatch.setenv("MODEL_REGISTRY_URL", "http://127.0.0.1:1")
     code = main(
-        ["deploy", "--target", "local", "--name", "tiny-sd", "--model-uri", "s3://b/p", "--port", "8099",
-         "--state-dir", str(tmp_path / "st"), "--registered-model-id", "1", "--model-version-id", "2",
-         "--runtime-arg=--max_batch_size=2", "--timeout", "30", "--results-dir", str(tmp_path / "r")]
-    )  # fmt: skip
+        [
+            "deploy",
+            "--target",
+            "local",
+            "--name",
+            "tiny-sd",
+            "--model-uri",
+            "s3://b/p",
+            "--port",
+            "8099",
+            "--state-dir",
+            str(tmp_path / "st"),
+            "--registered-model-id",
+            "1",
+            "--model-version-id",
+            "2",
+            "--runtime-arg=--max_batch_size=2",
+            "--timeout",
+            "30",
+            "--results-dir",
+            str(tmp_path / "r"),
+        ]
+    )
 
     assert code == 0
     (call,) = calls
@@ -221,8 +234,10 @@ def test_cli_maps_flags_to_deploy_model_and_results(
     )
     assert call["registry_settings"].url == "http://127.0.0.1:1"
     assert (call["local"].port, call["local"].timeout, call["local"].runtime_args) == (
-        8099, 30.0, ("--max_batch_size=2",),
-    )  # fmt: skip
+        8099,
+        30.0,
+        ("--max_batch_size=2",),
+    )
     assert (tmp_path / "r" / "RUNTIME_PID").read_text() == "4242"
     assert (tmp_path / "r" / "INFERENCE_SERVICE_ID").read_text() == "7"
     assert "ENDPOINT_URL: http://127.0.0.1:8099" in capsys.readouterr().out
