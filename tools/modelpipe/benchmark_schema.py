@@ -276,6 +276,7 @@ class BenchmarkResults(_Strict):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            os.fchmod(fd, 0o644)  # mkstemp makes 0600; the next step may run as another user
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(self.model_dump_json(indent=2))
                 handle.write("\n")
