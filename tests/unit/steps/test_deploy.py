@@ -262,3 +262,28 @@ def test_cli_flag_combinations_are_checked(
 ) -> None:
     assert main(["deploy", *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_cli_treats_empty_registry_ids_as_not_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        "modelpipe.steps.deploy.deploy_model",
+        lambda **kwargs: calls.append(kwargs) or DeployResult("http://x", "n"),
+    )
+    code = main(
+        [
+            "deploy",
+            "--target",
+            "kserve",
+            "--name",
+            "n",
+            "--model-uri",
+            "s3://b/p",
+            "--registered-model-id",
+            "",
+            "--model-version-id",
+            "",
+        ]
+    )
+    assert code == 0
+    assert (calls[0]["registered_model_id"], calls[0]["model_version_id"]) == (None, None)

@@ -131,8 +131,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
         target=args.target,
         name=args.name,
         model_uri=args.model_uri,
-        registered_model_id=args.registered_model_id,
-        model_version_id=args.model_version_id,
+        # Tekton passes unset params as "": treat them as not given.
+        registered_model_id=args.registered_model_id or None,
+        model_version_id=args.model_version_id or None,
         registry_settings=registry,
         kserve=kserve,
         local=local,
