@@ -1,0 +1,917 @@
+"""Offline checks of the Tekton/GitOps bundle; each takes a repository root and returns its problems.
+
+The tests run every check on the real tree (no problems) and on a deliberately broken copy (the
+problem is reported), so each check is shown to be able to fail.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.manifests.schemas import (
+    CORE_MODELS,
+    CRD_FILES,
+    crd_schema,
+    model_errors,
+    schema_errors,
+    task_spec_schema,
+)
+
+Problems = list[str]
+Doc = dict[str, Any]
+
+KUSTOMIZATIONS = (
+    "tasks",
+    "pipelines",
+    "gitops/base",
+    "gitops/overlays/openshift",
+    "gitops/overlays/kubernetes",
+    "gitops/monitoring",
+)
+OVERLAYS = ("gitops/overlays/openshift", "gitops/overlays/kubernetes")
+SCRIPTS = (
+    "deploy.sh",
+    "run-model-import.sh",
+    "run-model-testing.sh",
+    "gitops/scripts/lib.sh",
+)
+CONTAINERFILES = ("tools/Containerfile", "runtime/Containerfile")
+# Tasks resolved from the cluster (OpenShift Pipelines) or Tekton Hub: their contract, for linting.
+EXTERNAL_TASKS = Path(__file__).with_name("external-tasks.yaml")
+TEKTON_LINT_CONFIG = Path(__file__).with_name(".tektonlintrc.yaml")
+TEKTON_LINT = Path(__file__).with_name("node_modules") / ".bin" / "tekton-lint"
+KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
+REF = re.compile(r"\$\((params|tasks|workspaces|context|results)\.([^)]*)\)")
+# Network-bound pipeline tasks must retry (transient registry/S3/HF failures).
+NETWORK_TASKS = {
+    "fetch-source",
+    "download-model",
+    "upload-model",
+    "register-model",
+    "publish-results",
+}
+
+try:
+    _LOADER: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - libyaml missing
+    _LOADER = yaml.SafeLoader
+
+
+def load_all(text: str) -> list[Doc]:
+    """Every non-empty YAML document in ``text``."""
+    return [doc for doc in yaml.load_all(text, Loader=_LOADER) if doc]
+
+
+def load_file(path: Path) -> list[Doc]:
+    return load_all(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def kustomize(root: Path, directory: str) -> str:
+    """``kubectl kustomize`` output; raises CalledProcessError with kustomize's message."""
+    return subprocess.run(
+        ["kubectl", "kustomize", str(root / directory)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def rendered(root: Path, directory: str) -> list[Doc]:
+    return load_all(kustomize(root, directory))
+
+
+def tasks_by_name(root: Path) -> dict[str, Doc]:
+    return {doc["metadata"]["name"]: doc for doc in rendered(root, "tasks")}
+
+
+def pipelines_by_name(root: Path) -> dict[str, Doc]:
+    return {doc["metadata"]["name"]: doc for doc in rendered(root, "pipelines")}
+
+
+@functools.cache
+def pipelineruns(root: Path) -> list[tuple[str, Doc]]:
+    """The example PipelineRuns plus what the run scripts print with --dry-run."""
+    runs = [
+        (str(path.relative_to(root)), doc)
+        for path in sorted((root / "pipelineruns").glob("*.yaml"))
+        for doc in load_file(path)
+    ]
+    for script, args in (
+        ("run-model-import.sh", ["--dry-run", "--env-file", "/nonexistent"]),
+        (
+            "run-model-testing.sh",
+            [
+                "--dry-run",
+                "--env-file",
+                "/nonexistent",
+                "--registered-model-id",
+                "1",
+                "--model-version-id",
+                "2",
+                "--model-uri",
+                "s3://b/m",
+                "--name",
+                "m",
+                "--endpoint",
+                "http://127.0.0.1:8080",
+            ],
+        ),
+    ):
+        out = subprocess.run(
+            [str(root / script), *args], check=True, capture_output=True, text=True
+        ).stdout
+        runs += [(f"{script} --dry-run", doc) for doc in load_all(out)]
+    return runs
+
+
+def steps_of(task_spec: Doc) -> list[Doc]:
+    return list(task_spec.get("steps") or [])
+
+
+def all_task_specs(root: Path) -> Iterator[tuple[str, Doc]]:
+    """Every Task spec: the Tasks and the taskSpecs embedded in Pipelines."""
+    for name, task in tasks_by_name(root).items():
+        yield f"Task {name}", task["spec"]
+    for name, pipeline in pipelines_by_name(root).items():
+        for ptask in pipeline["spec"].get("tasks", []) + pipeline["spec"].get(
+            "finally", []
+        ):
+            if "taskSpec" in ptask:
+                yield f"Pipeline {name} task {ptask['name']}", ptask["taskSpec"]
+
+
+# --- rendering and schemas ------------------------------------------------------------------------
+
+
+def check_kustomize_renders(root: Path) -> Problems:
+    """Every kustomization renders."""
+    problems = []
+    for directory in KUSTOMIZATIONS:
+        try:
+            kustomize(root, directory)
+        except subprocess.CalledProcessError as err:
+            problems.append(
+                f"{directory}: kustomize failed: {err.stderr.strip()[-400:]}"
+            )
+    return problems
+
+
+def _crd_problems(specs: Path, doc: Doc, where: str) -> Problems:
+    group, _, version = doc.get("apiVersion", "").rpartition("/")
+    if (group, doc.get("kind")) not in CRD_FILES:
+        return []
+    schema = crd_schema(specs, group, doc["kind"], version)
+    if schema is None:
+        return [
+            f"{where}: {doc['apiVersion']} {doc['kind']} is not served by the CRD in {specs}"
+        ]
+    problems = schema_errors(schema, doc, where)
+    if doc["kind"] == "Pipeline":
+        for ptask in doc["spec"].get("tasks", []) + doc["spec"].get("finally", []):
+            if "taskSpec" in ptask:
+                problems += schema_errors(
+                    task_spec_schema(specs),
+                    ptask["taskSpec"],
+                    f"{where} taskSpec {ptask['name']}",
+                )
+    return problems
+
+
+def check_crd_schemas(root: Path, specs: Path) -> Problems:
+    """Tekton and KServe objects (rendered overlays, PipelineRuns) match the CRD schemas, unknown fields rejected."""
+    problems: Problems = []
+    seen = 0
+    for overlay in OVERLAYS:
+        for doc in rendered(root, overlay):
+            problems += _crd_problems(
+                specs, doc, f"{overlay} {doc['kind']}/{doc['metadata'].get('name')}"
+            )
+            seen += doc["apiVersion"].startswith(("tekton.dev/", "serving.kserve.io/"))
+    for where, doc in pipelineruns(root):
+        problems += _crd_problems(specs, doc, where)
+    if seen == 0:
+        problems.append("no Tekton or KServe object rendered")
+    return problems
+
+
+def check_core_objects(root: Path) -> Problems:
+    """Core objects: known kinds with no unknown fields, names, namespaces, selectors and references agree."""
+    problems: Problems = []
+    for overlay in (*OVERLAYS, "gitops/monitoring"):
+        docs = rendered(root, overlay)
+        roles = {d["metadata"]["name"] for d in docs if d["kind"] == "Role"}
+        accounts = {
+            d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"
+        }
+        pod_labels = []
+        for doc in docs:
+            where = f"{overlay} {doc['kind']}/{doc['metadata'].get('name')}"
+            model = CORE_MODELS.get((doc["apiVersion"], doc["kind"]))
+            if model is None:
+                if not doc["apiVersion"].startswith(
+                    ("tekton.dev/", "serving.kserve.io/", "monitoring.coreos.com/")
+                ):
+                    problems.append(
+                        f"{where}: unexpected kind {doc['apiVersion']} {doc['kind']}"
+                    )
+                continue
+            problems += list(model_errors(doc, model, where))
+            name = doc["metadata"].get("name", "")
+            if not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", name):
+                problems.append(f"{where}: metadata.name {name!r} is not a DNS name")
+            if doc["kind"] != "Namespace" and not doc["metadata"].get("namespace"):
+                problems.append(f"{where}: no namespace after rendering")
+            if doc["kind"] == "Secret" and (doc.get("data") or doc.get("stringData")):
+                problems.append(
+                    f"{where}: committed Secret carries values (deploy.sh sets them)"
+                )
+            if (
+                doc["kind"] == "RoleBinding"
+                and doc["roleRef"]["kind"] == "Role"
+                and doc["roleRef"]["name"] not in roles
+            ):
+                problems.append(
+                    f"{where}: roleRef Role {doc['roleRef']['name']} is not in the bundle"
+                )
+            if doc["kind"] in {"Deployment", "Job"}:
+                template = doc["spec"]["template"]
+                labels = template["metadata"].get("labels", {})
+                pod_labels.append(labels)
+                selector = doc["spec"].get("selector", {}).get("matchLabels", {})
+                if any(labels.get(k) != v for k, v in selector.items()):
+                    problems.append(
+                        f"{where}: selector {selector} does not match the pod labels {labels}"
+                    )
+                account = template["spec"].get("serviceAccountName")
+                if account and account not in accounts:
+                    problems.append(
+                        f"{where}: serviceAccountName {account} is not in the bundle"
+                    )
+                for container in template["spec"]["containers"]:
+                    if not container.get("resources", {}).get("requests"):
+                        problems.append(
+                            f"{where}: container {container['name']} has no resource requests"
+                        )
+        for doc in docs:
+            if doc["kind"] == "Service":
+                selector = doc["spec"].get("selector", {})
+                if not any(
+                    all(labels.get(k) == v for k, v in selector.items())
+                    for labels in pod_labels
+                ):
+                    problems.append(
+                        f"{overlay} Service/{doc['metadata']['name']}: selector {selector} matches no pod"
+                    )
+    return problems
+
+
+# --- linters -------------------------------------------------------------------------------------
+
+
+def _lint_copy(root: Path, workdir: Path) -> list[Path]:
+    """Tasks and Pipelines with resolver taskRefs turned into name refs to the external-task stubs.
+
+    tekton-lint crashes on resolver taskRefs; naming the stub instead keeps no-missing-resource and the
+    param/workspace checks on for the calls to git-clone and buildah.
+    """
+    files = []
+    for source in [
+        *sorted((root / "tasks").glob("*.yaml")),
+        *sorted((root / "pipelines").glob("*.yaml")),
+        EXTERNAL_TASKS,
+    ]:
+        if source.name == "kustomization.yaml":
+            continue
+        docs = load_file(source)
+        for doc in docs:
+            for ptask in doc.get("spec", {}).get("tasks", []) + doc.get("spec", {}).get(
+                "finally", []
+            ):
+                ref = ptask.get("taskRef") or {}
+                if ref.get("resolver"):
+                    name = {p["name"]: p["value"] for p in ref.get("params", [])}[
+                        "name"
+                    ]
+                    ptask["taskRef"] = {"name": name}
+        target = workdir / f"{source.parent.name}-{source.name}"
+        target.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        files.append(target)
+    return files
+
+
+def check_tekton_lint(root: Path) -> Problems:
+    """@ibm/tekton-lint with the checked-in config reports zero errors and zero warnings."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _lint_copy(root, Path(tmp))
+        proc = subprocess.run(
+            [
+                str(TEKTON_LINT),
+                "--config",
+                str(TEKTON_LINT_CONFIG),
+                "--max-warnings",
+                "0",
+                "--color",
+                "false",
+                *map(str, files),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+        )
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0 or re.search(r"\b(warning|error)\b", proc.stdout):
+        return [f"tekton-lint (exit {proc.returncode}): {output[-2000:]}"]
+    return []
+
+
+def check_shellcheck(root: Path, shellcheck: str) -> Problems:
+    """shellcheck (following sourced files) is clean on every script."""
+    proc = subprocess.run(
+        [shellcheck, "-x", *SCRIPTS],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    return (
+        [f"shellcheck: {proc.stdout.strip()[-2000:]}"] if proc.returncode != 0 else []
+    )
+
+
+def check_hadolint(root: Path, hadolint: str) -> Problems:
+    """hadolint is clean on both Containerfiles (and they exist)."""
+    problems = []
+    for name in CONTAINERFILES:
+        if not (root / name).is_file():
+            problems.append(f"{name}: missing")
+            continue
+        proc = subprocess.run(
+            [hadolint, name], check=False, capture_output=True, text=True, cwd=root
+        )
+        if proc.returncode != 0:
+            problems.append(f"hadolint {name}: {proc.stdout.strip()[-1500:]}")
+    return problems
+
+
+# --- cross-checks --------------------------------------------------------------------------------
+
+
+def check_pipelineruns_match_pipelines(root: Path) -> Problems:
+    """PipelineRuns name a Pipeline, pass only its params, every required one, and bind its workspaces."""
+    pipelines = pipelines_by_name(root)
+    problems = []
+    for where, run in pipelineruns(root):
+        if run.get("kind") != "PipelineRun":
+            continue
+        ref = run["spec"].get("pipelineRef", {}).get("name")
+        pipeline = pipelines.get(ref)
+        if pipeline is None:
+            problems.append(
+                f"{where}: pipelineRef {ref!r} is not a Pipeline in pipelines/"
+            )
+            continue
+        declared = {p["name"]: p for p in pipeline["spec"].get("params", [])}
+        given = [p["name"] for p in run["spec"].get("params", [])]
+        problems += [
+            f"{where}: param {n!r} is not a param of {ref}"
+            for n in given
+            if n not in declared
+        ]
+        problems += [
+            f"{where}: param {n!r} given twice"
+            for n in set(given)
+            if given.count(n) > 1
+        ]
+        problems += [
+            f"{where}: required param {n!r} of {ref} not provided"
+            for n, p in declared.items()
+            if "default" not in p and n not in given
+        ]
+        ws_declared = {w["name"]: w for w in pipeline["spec"].get("workspaces", [])}
+        ws_given = [w["name"] for w in run["spec"].get("workspaces", [])]
+        problems += [
+            f"{where}: workspace {n!r} is not a workspace of {ref}"
+            for n in ws_given
+            if n not in ws_declared
+        ]
+        problems += [
+            f"{where}: workspace {n!r} of {ref} not bound"
+            for n, w in ws_declared.items()
+            if not w.get("optional") and n not in ws_given
+        ]
+        if not run["metadata"].get("generateName") or run["metadata"].get("name"):
+            problems.append(
+                f"{where}: use metadata.generateName (runs are created, not applied)"
+            )
+        if not run["spec"].get("taskRunTemplate", {}).get("serviceAccountName"):
+            problems.append(f"{where}: no taskRunTemplate.serviceAccountName")
+    return problems
+
+
+def check_pipelines_match_tasks(root: Path) -> Problems:
+    """Pipeline tasks pass only declared params (every required one), bind declared workspaces, and
+    reference only declared params, results and tasks."""
+    tasks = tasks_by_name(root)
+    external = {doc["metadata"]["name"]: doc for doc in load_file(EXTERNAL_TASKS)}
+    problems = []
+    for pname, pipeline in pipelines_by_name(root).items():
+        spec = pipeline["spec"]
+        params = {p["name"] for p in spec.get("params", [])}
+        workspaces = {w["name"] for w in spec.get("workspaces", [])}
+        ptasks = {t["name"]: t for t in spec.get("tasks", []) + spec.get("finally", [])}
+        for tname, ptask in ptasks.items():
+            where = f"Pipeline {pname} task {tname}"
+            ref = ptask.get("taskRef") or {}
+            if "taskSpec" in ptask:
+                task_spec = ptask["taskSpec"]
+            elif ref.get("resolver"):
+                task_spec = external[
+                    {p["name"]: p["value"] for p in ref["params"]}["name"]
+                ]["spec"]
+            elif ref.get("name") in tasks:
+                task_spec = tasks[ref["name"]]["spec"]
+            else:
+                problems.append(
+                    f"{where}: taskRef {ref.get('name')!r} is not a Task in tasks/"
+                )
+                continue
+            declared = {p["name"]: p for p in task_spec.get("params", [])}
+            given = {p["name"] for p in ptask.get("params", [])}
+            problems += [
+                f"{where}: param {n!r} is not a param of the Task"
+                for n in given - declared.keys()
+            ]
+            problems += [
+                f"{where}: required Task param {n!r} not provided"
+                for n, p in declared.items()
+                if "default" not in p and n not in given
+            ]
+            task_ws = {w["name"]: w for w in task_spec.get("workspaces", [])}
+            bound = {w["name"]: w.get("workspace") for w in ptask.get("workspaces", [])}
+            problems += [
+                f"{where}: workspace {n!r} is not a workspace of the Task"
+                for n in bound.keys() - task_ws.keys()
+            ]
+            problems += [
+                f"{where}: workspace {w!r} is not a Pipeline workspace"
+                for w in bound.values()
+                if w not in workspaces
+            ]
+            problems += [
+                f"{where}: required Task workspace {n!r} not bound"
+                for n, w in task_ws.items()
+                if not w.get("optional") and n not in bound
+            ]
+            problems += [
+                f"{where}: runAfter {n!r} is not a task"
+                for n in ptask.get("runAfter", [])
+                if n not in ptasks
+            ]
+        problems += _reference_problems(
+            f"Pipeline {pname}", spec, params, ptasks, tasks, external
+        )
+    return problems
+
+
+def _reference_problems(
+    where: str,
+    spec: Doc,
+    params: set[str],
+    ptasks: dict[str, Doc],
+    tasks: dict[str, Doc],
+    external: dict[str, Doc],
+) -> Problems:
+    problems = []
+    outer = {k: v for k, v in spec.items() if k not in {"tasks", "finally"}}
+    texts = [json.dumps(outer)] + [
+        json.dumps({k: v for k, v in t.items() if k != "taskSpec"})
+        for t in ptasks.values()
+    ]
+    for text in texts:
+        for kind, rest in REF.findall(text):
+            if kind == "params" and rest not in params:
+                problems.append(f"{where}: $(params.{rest}) is not a Pipeline param")
+            if kind == "tasks" and rest != "status":
+                task_name, _, tail = rest.partition(".")
+                if task_name not in ptasks:
+                    problems.append(f"{where}: $(tasks.{rest}) names no pipeline task")
+                elif tail.startswith("results."):
+                    ref = ptasks[task_name].get("taskRef") or {}
+                    task = tasks.get(ref.get("name", "")) or external.get(
+                        {p["name"]: p["value"] for p in ref.get("params", [])}.get(
+                            "name", ""
+                        ),
+                        {},
+                    )
+                    results = {
+                        r["name"] for r in task.get("spec", {}).get("results", [])
+                    }
+                    if tail.removeprefix("results.") not in results:
+                        problems.append(
+                            f"{where}: $(tasks.{rest}) is not a result of that Task"
+                        )
+    return problems
+
+
+def check_no_params_in_scripts(root: Path) -> Problems:
+    """No ``$(params.`` inside any ``script:`` (params reach scripts through env)."""
+    return [
+        f"{where} step {step['name']}: $(params.…) inside script (pass it through env)"
+        for where, spec in all_task_specs(root)
+        for step in steps_of(spec)
+        if "$(params." in (step.get("script") or "")
+    ]
+
+
+def _image_problem(image: str) -> str | None:
+    if "@sha256:" in image:
+        return None
+    tail = image.rsplit("/", 1)[-1]
+    if ":" not in tail:
+        return f"image {image!r} has no tag or digest"
+    if tail.rsplit(":", 1)[1] == "latest":
+        return f"image {image!r} uses the latest tag"
+    return None
+
+
+def check_no_latest_images(root: Path) -> Problems:
+    """Every image (rendered overlays, raw Tasks, Containerfile base ARGs) is pinned by tag or digest, never latest."""
+    problems = []
+    texts = {overlay: kustomize(root, overlay) for overlay in OVERLAYS}
+    texts["tasks"] = kustomize(root, "tasks")
+    texts["pipelines"] = kustomize(root, "pipelines")
+    for where, text in texts.items():
+        for image in re.findall(
+            r"^\s*(?:-\s+)?image:\s*[\"']?([^\s\"']+)", text, flags=re.MULTILINE
+        ):
+            if (problem := _image_problem(image)) is not None:
+                problems.append(f"{where}: {problem}")
+    for name in CONTAINERFILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            arg = re.match(r"^\s*ARG\s+\w*IMAGE\w*=(\S+)", line)
+            if arg and (problem := _image_problem(arg.group(1))) is not None:
+                problems.append(f"{name}: {problem}")
+            if match := re.match(r"^\s*FROM\s+(\S+)", line, flags=re.IGNORECASE):
+                image = match.group(1)
+                if (
+                    "$" not in image
+                    and image != "scratch"
+                    and (problem := _image_problem(image)) is not None
+                ):
+                    problems.append(f"{name}: {problem}")
+    return problems
+
+
+def check_everything_described(root: Path) -> Problems:
+    """Every Task/Pipeline param, result and workspace has a description; the Tasks and Pipelines too."""
+    problems = []
+    specs = [*all_task_specs(root)] + [
+        (f"Pipeline {n}", p["spec"]) for n, p in pipelines_by_name(root).items()
+    ]
+    for where, spec in specs:
+        if not str(spec.get("description", "")).strip():
+            problems.append(f"{where}: no description")
+        for field in ("params", "results", "workspaces"):
+            for item in spec.get(field, []):
+                if not str(item.get("description", "")).strip():
+                    problems.append(
+                        f"{where}: {field[:-1]} {item['name']!r} has no description"
+                    )
+    return problems
+
+
+def check_names(root: Path) -> Problems:
+    """Our Tasks, Pipelines, params, workspaces and steps are kebab-case; results UPPER_SNAKE; a Task's
+    file is named after it."""
+    problems = []
+    for path in sorted((root / "tasks").glob("*.yaml")) + sorted(
+        (root / "pipelines").glob("*.yaml")
+    ):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in load_file(path):
+            name = doc["metadata"]["name"]
+            if path.stem != name:
+                problems.append(
+                    f"{path.name}: holds {doc['kind']} {name!r} (one object per file, named after it)"
+                )
+    for where, spec in [*all_task_specs(root)] + [
+        (f"Pipeline {n}", p["spec"]) for n, p in pipelines_by_name(root).items()
+    ]:
+        for field in ("params", "workspaces"):
+            problems += [
+                f"{where}: {field[:-1]} {i['name']!r} is not kebab-case"
+                for i in spec.get(field, [])
+                if not KEBAB.match(i["name"])
+            ]
+        problems += [
+            f"{where}: result {r['name']!r} is not UPPER_SNAKE"
+            for r in spec.get("results", [])
+            if not UPPER_SNAKE.match(r["name"])
+        ]
+        problems += [
+            f"{where}: step {s['name']!r} is not kebab-case"
+            for s in steps_of(spec)
+            if not KEBAB.match(s["name"])
+        ]
+    return problems
+
+
+def check_step_convention(root: Path) -> Problems:
+    """Task steps follow the wrapper convention: env PARAM_X per param x and nothing else named PARAM_,
+    `set -eu`, one `exec modelpipe VERB` (VERB = the Task name's first word), results to RESULTS_DIR=/tekton/results,
+    computeResources set, nothing privileged."""
+    problems = []
+    for name, task in tasks_by_name(root).items():
+        spec = task["spec"]
+        steps = steps_of(spec)
+        if len(steps) != 1:
+            problems.append(
+                f"Task {name}: {len(steps)} steps (one modelpipe call per Task)"
+            )
+            continue
+        step = steps[0]
+        env = {e["name"]: e for e in step.get("env", [])}
+        params = {p["name"] for p in spec.get("params", [])}
+        expected = {"PARAM_" + p.upper().replace("-", "_") for p in params}
+        in_refs = json.dumps([e.get("valueFrom", {}) for e in env.values()])
+        problems += [
+            f"Task {name}: param {p!r} does not reach the step as env PARAM_{p.upper().replace('-', '_')}"
+            for p in params
+            if "PARAM_" + p.upper().replace("-", "_") not in env
+            and f"$(params.{p})" not in in_refs
+        ]
+        problems += [
+            f"Task {name}: env {e} matches no param"
+            for e in env
+            if e.startswith("PARAM_") and e not in expected
+        ]
+        if env.get("RESULTS_DIR", {}).get("value") != "/tekton/results":
+            problems.append(f"Task {name}: env RESULTS_DIR must be /tekton/results")
+        script = step.get("script") or ""
+        verb = name.split("-")[0]
+        if not re.search(r"^set -eu", script, flags=re.MULTILINE):
+            problems.append(f"Task {name}: script does not start with set -eu")
+        execs = re.findall(r"^\s*exec modelpipe (\S+)", script, flags=re.MULTILINE)
+        if execs != [verb]:
+            problems.append(
+                f"Task {name}: script must exec `modelpipe {verb}` exactly once, found {execs}"
+            )
+        if '--results-dir "$RESULTS_DIR"' not in script:
+            problems.append(
+                f'Task {name}: script does not pass --results-dir "$RESULTS_DIR"'
+            )
+        resources = step.get("computeResources", {})
+        if not resources.get("requests") or not resources.get("limits", {}).get(
+            "memory"
+        ):
+            problems.append(
+                f"Task {name}: computeResources needs requests and a memory limit"
+            )
+        security = step.get("securityContext", {})
+        if security.get("privileged") or security.get("allowPrivilegeEscalation"):
+            problems.append(f"Task {name}: privileged step")
+    return problems
+
+
+def check_pipeline_policies(root: Path) -> Problems:
+    """Network-bound pipeline tasks retry; the kubernetes overlay resolves nothing from openshift-pipelines;
+    nothing rendered is privileged."""
+    problems = []
+    for pname, pipeline in pipelines_by_name(root).items():
+        for ptask in pipeline["spec"].get("tasks", []):
+            if ptask["name"] in NETWORK_TASKS and not ptask.get("retries"):
+                problems.append(
+                    f"Pipeline {pname} task {ptask['name']}: network-bound, needs retries"
+                )
+    k8s = kustomize(root, "gitops/overlays/kubernetes")
+    if "openshift-pipelines" in k8s:
+        problems.append(
+            "gitops/overlays/kubernetes: still resolves tasks from the openshift-pipelines namespace"
+        )
+    for overlay in OVERLAYS:
+        if re.search(
+            r"privileged:\s*true|allowPrivilegeEscalation:\s*true",
+            kustomize(root, overlay),
+        ):
+            problems.append(f"{overlay}: privileged container")
+    return problems
+
+
+def _env_template_keys(root: Path) -> dict[str, str]:
+    keys = {}
+    comment: list[str] = []
+    for line in (root / ".env.template").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            comment.append(line)
+        elif match := re.match(r"^([A-Z][A-Z0-9_]*)=", line):
+            keys[match.group(1)] = " ".join(
+                c for c in comment if not c.startswith("# ---")
+            )
+            comment = []
+        else:
+            comment = []
+    return keys
+
+
+def _deploy_dry_run(root: Path) -> str:
+    """deploy.sh --dry-run with every .env.template key filled (placeholder values)."""
+    keys = _env_template_keys(root)
+    with tempfile.TemporaryDirectory() as tmp:
+        auth = Path(tmp) / "auth.json"
+        auth.write_text('{"auths": {}}', encoding="utf-8")
+        values = {k: f"placeholder-{k.lower().replace('_', '-')}" for k in keys}
+        values.update(
+            NAMESPACE="modelpipe",
+            TOOLS_IMAGE="quay.io/x/tools:1.0",
+            RUNTIME_IMAGE_REPO="quay.io/x/runtime",
+            REGISTRY_AUTH_FILE=str(auth),
+            AWS_S3_ENDPOINT="http://minio:9000",
+        )
+        env_file = Path(tmp) / "env"
+        env_file.write_text(
+            "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8"
+        )
+        return subprocess.run(
+            [
+                str(root / "deploy.sh"),
+                "--dry-run",
+                "--overlay",
+                "kubernetes",
+                "--env-file",
+                str(env_file),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+
+def _key_refs(
+    node: Any, defaults: dict[str, str]
+) -> Iterator[tuple[str, str, str, bool]]:
+    """(kind, name, key, optional) of every secretKeyRef/configMapKeyRef, $(params.x) replaced by defaults."""
+    if isinstance(node, dict):
+        for kind in ("secretKeyRef", "configMapKeyRef"):
+            if kind in node:
+                ref = node[kind]
+                name = REF.sub(
+                    lambda m: defaults.get(m.group(2), m.group(0)), ref["name"]
+                )
+                yield kind, name, ref["key"], bool(ref.get("optional"))
+        for value in node.values():
+            yield from _key_refs(value, defaults)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _key_refs(item, defaults)
+
+
+def check_secrets_agree(root: Path) -> Problems:
+    """Secret and ConfigMap names and keys agree across .env.template, deploy.sh and the manifests."""
+    problems = []
+    out = _deploy_dry_run_cached(root)
+    created: dict[str, set[str]] = {}
+    configmaps: dict[str, set[str]] = {}
+    for doc in load_all(out.replace("<redacted>", "x")):
+        if doc.get("kind") == "Secret" and doc.get("data"):
+            created[doc["metadata"]["name"]] = set(doc["data"])
+        if doc.get("kind") == "ConfigMap":
+            configmaps[doc["metadata"]["name"]] = set(doc.get("data", {}))
+    template = _env_template_keys(root)
+    problems += [
+        f".env.template: key {k} has no comment documenting it"
+        for k, c in template.items()
+        if not c.strip()
+    ]
+    secret_keys = {
+        k for keys in created.values() for k in keys if not k.startswith(".")
+    }
+    problems += [
+        f"deploy.sh creates Secret key {k} that .env.template does not document"
+        for k in secret_keys - template.keys()
+    ]
+    deploy_text = (
+        (root / "deploy.sh").read_text(encoding="utf-8")
+        + (root / "run-model-import.sh").read_text(encoding="utf-8")
+        + (root / "run-model-testing.sh").read_text(encoding="utf-8")
+    )
+    problems += [
+        f".env.template key {k} is read by no script"
+        for k in template
+        if k not in deploy_text
+    ]
+    for overlay in OVERLAYS:
+        for doc in rendered(root, overlay):
+            for spec in _task_like_specs(doc):
+                defaults = {
+                    p["name"]: p.get("default", "")
+                    for p in spec.get("params", [])
+                    if isinstance(p.get("default", ""), str)
+                }
+                for kind, name, key, optional in _key_refs(spec, defaults):
+                    store = created if kind == "secretKeyRef" else configmaps
+                    where = f"{overlay} {doc['kind']}/{doc['metadata']['name']}"
+                    if name not in store:
+                        problems.append(
+                            f"{where}: {kind} {name} is neither created by deploy.sh nor in the bundle"
+                        )
+                    elif key not in store[name]:
+                        problems.append(f"{where}: {kind} {name} has no key {key}")
+    base_secrets = {
+        d["metadata"]["name"]
+        for d in rendered(root, "gitops/base")
+        if d["kind"] == "Secret"
+    }
+    problems += [
+        f"gitops/base: Secret layout {n} is not filled by deploy.sh"
+        for n in base_secrets - created.keys()
+    ]
+    return problems
+
+
+def _task_like_specs(doc: Doc) -> Iterator[Doc]:
+    if doc["kind"] == "Task":
+        yield doc["spec"]
+    elif doc["kind"] == "Pipeline":
+        for ptask in doc["spec"].get("tasks", []) + doc["spec"].get("finally", []):
+            if "taskSpec" in ptask:
+                yield ptask["taskSpec"]
+    elif doc["kind"] in {"Deployment", "Job"}:
+        yield doc["spec"]["template"]["spec"]
+
+
+@functools.cache
+def _deploy_dry_run_cached(root: Path) -> str:
+    return _deploy_dry_run(root)
+
+
+@functools.cache
+def modelpipe_options(python: str) -> dict[str, list[str]]:
+    """Option strings of every modelpipe subcommand, from the real parser (one subprocess)."""
+    code = (
+        "import argparse, json\n"
+        "from modelpipe.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))\n"
+        "print(json.dumps({name: [o for a in p._actions for o in a.option_strings]"
+        " for name, p in sub.choices.items()}))\n"
+    )
+    out = subprocess.run(
+        [python, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out)
+
+
+def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems:
+    """Every flag a Task script passes exists in `modelpipe VERB --help` (the real parser)."""
+    options = modelpipe_options(python)
+    problems = []
+    for name, task in tasks_by_name(root).items():
+        for step in steps_of(task["spec"]):
+            script = step.get("script") or ""
+            match = re.search(r"exec modelpipe (\S+)", script)
+            if not match:
+                continue
+            verb = match.group(1)
+            if verb not in options:
+                problems.append(f"Task {name}: modelpipe has no subcommand {verb!r}")
+                continue
+            for flag in sorted(
+                set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", script))
+            ):
+                if flag not in options[verb]:
+                    problems.append(
+                        f"Task {name}: `modelpipe {verb}` has no flag {flag}"
+                    )
+    return problems
+
+
+def copy_tree(root: Path, dest: Path) -> Path:
+    """A copy of the files the checks read (no .venv, .git or node_modules)."""
+    for name in ("tasks", "pipelines", "pipelineruns", "gitops"):
+        shutil.copytree(root / name, dest / name)
+    for name in (*SCRIPTS[:3], ".env.template", *CONTAINERFILES):
+        if (root / name).exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, dest / name)
+    return dest
+
+
+CheckFn = Callable[[Path], Problems]

@@ -1,0 +1,415 @@
+"""The Tekton/GitOps bundle passes every offline check, and each check catches a deliberately broken copy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.manifests import checks
+from tests.support.tools import REPO_ROOT, SHARED_DIR, require_tool
+
+SPECS = SHARED_DIR / "specs"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tools() -> None:
+    require_tool("kubectl")
+
+
+def _shellcheck(root: Path) -> checks.Problems:
+    return checks.check_shellcheck(root, require_tool("shellcheck"))
+
+
+def _hadolint(root: Path) -> checks.Problems:
+    return checks.check_hadolint(root, require_tool("hadolint"))
+
+
+def _tekton_lint(root: Path) -> checks.Problems:
+    if not checks.TEKTON_LINT.exists():
+        require_tool(
+            "tekton-lint"
+        )  # skips locally / fails in CI with the fix (make setup)
+    return checks.check_tekton_lint(root)
+
+
+def _crd_schemas(root: Path) -> checks.Problems:
+    return checks.check_crd_schemas(root, SPECS)
+
+
+CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
+    "kustomize_renders": checks.check_kustomize_renders,
+    "crd_schemas": _crd_schemas,
+    "core_objects": checks.check_core_objects,
+    "tekton_lint": _tekton_lint,
+    "shellcheck": _shellcheck,
+    "hadolint": _hadolint,
+    "pipelineruns_match_pipelines": checks.check_pipelineruns_match_pipelines,
+    "pipelines_match_tasks": checks.check_pipelines_match_tasks,
+    "no_params_in_scripts": checks.check_no_params_in_scripts,
+    "no_latest_images": checks.check_no_latest_images,
+    "everything_described": checks.check_everything_described,
+    "names": checks.check_names,
+    "step_convention": checks.check_step_convention,
+    "pipeline_policies": checks.check_pipeline_policies,
+    "secrets_agree": checks.check_secrets_agree,
+    "task_flags_exist": checks.check_task_flags_exist,
+}
+SLOW = {"task_flags_exist"}  # imports the whole modelpipe CLI (torch, diffusers) once
+
+
+def _marks(name: str) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if name in SLOW else []
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in CHECKS])
+def test_repository_passes_check(name: str) -> None:
+    assert CHECKS[name](REPO_ROOT) == []
+
+
+def edit(relative: str, old: str, new: str, count: int = 1) -> Callable[[Path], None]:
+    """A mutation replacing ``old`` by ``new`` in one file of the copy; fails if ``old`` is absent."""
+
+    def mutate(root: Path) -> None:
+        path = root / relative
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"stale mutation: {old!r} not in {relative}"
+        path.write_text(text.replace(old, new, count), encoding="utf-8")
+
+    return mutate
+
+
+UNUSED_PARAM = """  params:
+    - name: unused-knob
+      type: string
+      default: ""
+      description: Declared but never used.
+"""
+
+# (check, mutation, text the report must contain)
+BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
+    (
+        "kustomize_renders",
+        "missing resource",
+        edit(
+            "tasks/kustomization.yaml",
+            "  - upload-model.yaml\n",
+            "  - upload-model.yaml\n  - missing-task.yaml\n",
+        ),
+        "tasks",
+    ),
+    (
+        "crd_schemas",
+        "misspelt step field",
+        edit("tasks/upload-model.yaml", "      script: |", "      scirpt: |"),
+        "scirpt",
+    ),
+    (
+        "crd_schemas",
+        "misspelt pipeline task field",
+        edit("pipelines/model-import.yaml", "      retries: 2", "      retry: 2"),
+        "retry",
+    ),
+    (
+        "crd_schemas",
+        "misspelt taskSpec field",
+        edit(
+            "pipelines/model-testing.yaml",
+            "            computeResources:",
+            "            resources:",
+        ),
+        "taskSpec",
+    ),
+    (
+        "crd_schemas",
+        "misspelt PipelineRun field",
+        edit(
+            "pipelineruns/model-testing.yaml",
+            "  taskRunTemplate:",
+            "  taskRunTemplates:",
+        ),
+        "taskRunTemplates",
+    ),
+    (
+        "core_objects",
+        "misspelt volume field",
+        edit(
+            "gitops/base/minio.yaml", "claimName: minio-data", "claimname: minio-data"
+        ),
+        "claimname",
+    ),
+    (
+        "core_objects",
+        "service selects no pod",
+        edit(
+            "gitops/base/minio.yaml",
+            "  selector:\n    app.kubernetes.io/name: minio",
+            "  selector:\n    app.kubernetes.io/name: minio-server",
+        ),
+        "matches no pod",
+    ),
+    (
+        "core_objects",
+        "secret with committed values",
+        edit(
+            "gitops/base/data-connection.yaml",
+            "type: Opaque",
+            "type: Opaque\nstringData:\n  AWS_ACCESS_KEY_ID: admin",
+        ),
+        "carries values",
+    ),
+    (
+        "tekton_lint",
+        "unused task param",
+        edit("tasks/upload-model.yaml", "  params:\n", UNUSED_PARAM),
+        "unused-knob",
+    ),
+    (
+        "tekton_lint",
+        "pipeline references a missing task",
+        edit(
+            "pipelines/model-import.yaml",
+            "        name: benchmark-model",
+            "        name: benchmark-models",
+        ),
+        "benchmark-models",
+    ),
+    (
+        "shellcheck",
+        "unquoted variable",
+        edit("run-model-testing.sh", 'echo "$run"', "echo $run"),
+        "SC2086",
+    ),
+    (
+        "hadolint",
+        "unpinned apt install",
+        edit(
+            "tools/Containerfile",
+            "WORKDIR /home/modelpipe",
+            "RUN apt-get install curl\nWORKDIR /home/modelpipe",
+        ),
+        "DL3008",
+    ),
+    (
+        "pipelineruns_match_pipelines",
+        "required param missing",
+        edit(
+            "pipelineruns/model-import.yaml",
+            "    - name: version-name\n      value: v1\n",
+            "",
+        ),
+        "version-name",
+    ),
+    (
+        "pipelineruns_match_pipelines",
+        "unknown param",
+        edit(
+            "pipelineruns/model-testing.yaml",
+            "    - name: endpoint",
+            "    - name: end-point",
+        ),
+        "end-point",
+    ),
+    (
+        "pipelineruns_match_pipelines",
+        "workspace not bound",
+        edit(
+            "pipelineruns/model-testing.yaml",
+            "    - name: model\n",
+            "    - name: models\n",
+        ),
+        "models",
+    ),
+    (
+        "pipelines_match_tasks",
+        "result the task does not declare",
+        edit(
+            "pipelines/model-import.yaml",
+            "value: $(tasks.upload-model.results.MODEL_URI)\n        - name: runtime-image",
+            "value: $(tasks.upload-model.results.MODEL_URL)\n        - name: runtime-image",
+        ),
+        "MODEL_URL",
+    ),
+    (
+        "pipelines_match_tasks",
+        "param the task does not declare",
+        edit(
+            "pipelines/model-import.yaml",
+            "        - name: variant\n",
+            "        - name: varient\n",
+        ),
+        "varient",
+    ),
+    (
+        "pipelines_match_tasks",
+        "undeclared pipeline param",
+        edit(
+            "pipelines/model-testing.yaml",
+            "$(params.deploy-timeout)",
+            "$(params.deploy-timeout-seconds)",
+        ),
+        "deploy-timeout-seconds",
+    ),
+    (
+        "no_params_in_scripts",
+        "param pasted into a script",
+        edit(
+            "tasks/download-model.yaml",
+            "        set -eu\n",
+            '        set -eu\n        echo "$(params.source)"\n',
+        ),
+        "download-model",
+    ),
+    (
+        "no_latest_images",
+        "latest tag in a task",
+        edit(
+            "tasks/upload-model.yaml", "modelpipe-tools:0.1.0", "modelpipe-tools:latest"
+        ),
+        "latest",
+    ),
+    (
+        "no_latest_images",
+        "untagged base image",
+        edit("tools/Containerfile", "python:3.11.13-slim-bookworm", "python"),
+        "no tag",
+    ),
+    (
+        "everything_described",
+        "param without description",
+        edit(
+            "tasks/register-model.yaml",
+            "      description: Registered model name.\n",
+            "",
+        ),
+        "model-name",
+    ),
+    (
+        "names",
+        "camelCase param",
+        edit("pipelines/model-import.yaml", "- name: s3-bucket", "- name: s3Bucket"),
+        "s3Bucket",
+    ),
+    (
+        "step_convention",
+        "results written elsewhere",
+        edit(
+            "tasks/deploy-model.yaml", "value: /tekton/results", "value: /tmp/results"
+        ),
+        "RESULTS_DIR",
+    ),
+    (
+        "step_convention",
+        "param not passed through env",
+        edit(
+            "tasks/benchmark-model.yaml",
+            "        - name: PARAM_WARMUP\n          value: $(params.warmup)\n",
+            "",
+        ),
+        "warmup",
+    ),
+    (
+        "step_convention",
+        "privileged step",
+        edit(
+            "tasks/build-runtime.yaml",
+            "        runAsUser: 0\n",
+            "        runAsUser: 0\n        privileged: true\n",
+        ),
+        "privileged",
+    ),
+    (
+        "pipeline_policies",
+        "network task without retries",
+        edit(
+            "pipelines/model-import.yaml",
+            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: upload-model",
+            "          workspace: model\n      timeout: 2h0m0s\n    - name: upload-model",
+        ),
+        "download-model",
+    ),
+    (
+        "pipeline_policies",
+        "kubernetes overlay keeps the cluster resolver",
+        edit(
+            "gitops/overlays/kubernetes/kustomization.yaml",
+            "    path: hub-buildah.yaml\n",
+            "    path: namespace-pod-security.yaml\n",
+        ),
+        "openshift-pipelines",
+    ),
+    (
+        "secrets_agree",
+        "secret key the script never creates",
+        edit("tasks/download-model.yaml", "key: HF_TOKEN", "key: HUGGINGFACE_TOKEN"),
+        "HUGGINGFACE_TOKEN",
+    ),
+    (
+        "secrets_agree",
+        "secret name the script never creates",
+        edit(
+            "deploy.sh",
+            "HF_TOKEN_SECRET=modelpipe-hf-token",
+            "HF_TOKEN_SECRET=hf-token",
+        ),
+        "modelpipe-hf-token",
+    ),
+    (
+        "secrets_agree",
+        "configmap key nobody sets",
+        edit(
+            "tasks/register-model.yaml",
+            "key: MODEL_REGISTRY_AUTHOR",
+            "key: MODEL_REGISTRY_AUTHOR_NAME",
+        ),
+        "MODEL_REGISTRY_AUTHOR_NAME",
+    ),
+    (
+        "secrets_agree",
+        "undocumented template key",
+        edit(
+            ".env.template",
+            "# Optional read token for gated or private models; "
+            "empty downloads anonymously.\n",
+            "",
+        ),
+        "HF_TOKEN",
+    ),
+    (
+        "task_flags_exist",
+        "flag modelpipe does not have",
+        edit(
+            "tasks/upload-model.yaml",
+            '--dest "$PARAM_DEST"',
+            '--dest "$PARAM_DEST" --bogus-flag',
+        ),
+        "--bogus-flag",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "expected"),
+    [
+        pytest.param(
+            name,
+            mutate,
+            expected,
+            id=f"{name}-{label.replace(' ', '-')}",
+            marks=_marks(name),
+        )
+        for name, label, mutate, expected in BROKEN
+    ],
+)
+def test_check_reports_broken_copy(
+    tmp_path: Path, name: str, mutate: Callable[[Path], None], expected: str
+) -> None:
+    root = checks.copy_tree(REPO_ROOT, tmp_path / "repo")
+    mutate(root)
+    problems = CHECKS[name](root)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_every_check_has_a_broken_copy() -> None:
+    assert set(CHECKS) == {name for name, *_ in BROKEN}
