@@ -61,7 +61,8 @@ def run_pipeline_cli(
 
     Args:
         raw_params: ``name=value`` strings from ``-p`` (merged over ``params``).
-        explicit_values: Local values for secretKeyRef/configMapKeyRef keys, before the file and env.
+        explicit_values: Values for secretKeyRef/configMapKeyRef keys (the stand-ins' endpoints and
+            credentials); the secrets file overrides them, the process env only fills gaps.
 
     Raises:
         TektonSpecError: Invalid YAML, unknown references, missing required params (nothing ran).
@@ -82,9 +83,11 @@ def run_pipeline_cli(
     options = ExecOptions(
         base_env=step_base_env(environ, venv_bin),
         local_values=LocalValues(
-            explicit=dict(explicit_values or {}),
-            file_values=read_secrets_file(secrets_file) if secrets_file else {},
-            environ=dict(environ),
+            sources=(
+                read_secrets_file(secrets_file) if secrets_file else {},
+                dict(explicit_values or {}),
+                dict(environ),
+            )
         ),
         source_dir=(source_dir or default_source_dir(pipeline_path)).resolve(),
         sink=sink or LogSink(),

@@ -1,4 +1,4 @@
-"""Running one Task on the host: steps as processes, env and secrets mapped, logs streamed and kept, results read."""
+"""Running one Task on the host: steps as processes, secrets mapped, logs streamed and kept, results read."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from modelpipe.redaction import redact, register_secret
 MAX_RESULTS_BYTES = 4096
 DEFAULT_SHEBANG = "#!/bin/sh\nset -e\n"
 KILL_GRACE_SECONDS = 5.0
+# Tekton documents /tekton/results as the results folder of every step; steps may name it literally.
+TEKTON_RESULTS_DIR = "/tekton/results"
 # Host variables a step sees besides its own env (a pod sees only what its Task declares).
 PASSTHROUGH_ENV = (
     "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM",
@@ -68,13 +70,12 @@ def read_secrets_file(path: Path) -> dict[str, str]:
 class LocalValues:
     """Local stand-in for Secrets and ConfigMaps: a key is looked up by its key name only.
 
-    Order: ``explicit`` (set by ``modelpipe local import``), then the secrets file, then the process env.
-    Secret values are registered for redaction.
+    ``sources`` are searched in order: ``modelpipe local run`` uses (secrets file, process env);
+    ``modelpipe local import`` uses (secrets file, the stand-ins' own values, process env). Values read
+    for a secretKeyRef are registered for redaction.
     """
 
-    explicit: Mapping[str, str] = field(default_factory=dict)
-    file_values: Mapping[str, str] = field(default_factory=dict)
-    environ: Mapping[str, str] = field(default_factory=dict)
+    sources: tuple[Mapping[str, str], ...] = ()
 
     def resolve(self, ref: KeyRef, where: str) -> str | None:
         """The value for ``ref``, None when optional and absent.
@@ -82,7 +83,7 @@ class LocalValues:
         Raises:
             LocalRunError: A required key is nowhere to be found.
         """
-        for source in (self.explicit, self.file_values, self.environ):
+        for source in self.sources:
             if ref.key in source:
                 if ref.kind == "secret":
                     register_secret(source[ref.key])
@@ -190,6 +191,7 @@ def _scope(inv: TaskInvocation, results_dir: Path) -> Scope:
         values[f"workspaces.{name}.volume"] = name
     for result in inv.task.results:
         values[f"results.{result.name}.path"] = str(results_dir / result.name)
+    values["local.results-dir"] = str(results_dir)  # not a Tekton variable: "local" is no namespace
     return Scope(values=values, where=f"task {inv.label}")
 
 
@@ -261,15 +263,22 @@ def _step_env(step: Step, scope: Scope, options: ExecOptions) -> dict[str, str]:
                 continue
             env[var.name] = value
         else:
-            env[var.name] = substitute_string(var.value or "", scope)
+            env[var.name] = _map_paths(substitute_string(var.value or "", scope), scope)
     return env
 
 
+def _map_paths(text: str, scope: Scope) -> str:
+    """Point the literal Tekton results folder at this task's local results folder."""
+    results_dir = scope.values.get("local.results-dir")
+    assert isinstance(results_dir, str)
+    return text.replace(TEKTON_RESULTS_DIR, results_dir)
+
+
 def _step_argv(inv: TaskInvocation, step: Step, scope: Scope) -> list[str]:
-    args = substitute_list(step.args, scope)
+    args = [_map_paths(a, scope) for a in substitute_list(step.args, scope)]
     if step.script is None:
-        return substitute_list(step.command, scope) + args
-    script = substitute_string(step.script, scope)
+        return [_map_paths(c, scope) for c in substitute_list(step.command, scope)] + args
+    script = _map_paths(substitute_string(step.script, scope), scope)
     if not script.startswith("#!"):
         script = DEFAULT_SHEBANG + script
     path = inv.task_dir / "scripts" / step.name
@@ -283,7 +292,7 @@ def _working_dir(inv: TaskInvocation, step: Step, scope: Scope) -> Path:
     if not step.working_dir:
         path = inv.task_dir / "workdir"
     else:
-        path = Path(substitute_string(step.working_dir, scope))
+        path = Path(_map_paths(substitute_string(step.working_dir, scope), scope))
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -398,11 +407,8 @@ def _read_results(inv: TaskInvocation, results_dir: Path) -> TaskAttempt:
             value = json.loads(text)
         except json.JSONDecodeError:
             return TaskAttempt(False, reason=f"result {decl.name} is declared {decl.type} but is not JSON")
-        if (
-            (decl.type == "array"
-            and not isinstance(value, list))
-            or (decl.type == "object"
-            and not isinstance(value, dict))
+        if (decl.type == "array" and not isinstance(value, list)) or (
+            decl.type == "object" and not isinstance(value, dict)
         ):
             return TaskAttempt(False, reason=f"result {decl.name} is not a JSON {decl.type}")
         results[decl.name] = (
@@ -420,7 +426,7 @@ def check_task_references(task: Task, label: str, context_names: set[str]) -> No
     """Substitute every step of ``task`` against placeholders to find unknown variables before anything runs.
 
     Raises:
-        TektonSpecError: A step names an undeclared param, workspace or result, or an unknown context variable.
+        TektonSpecError: A step names an undeclared param, workspace, result or context variable.
     """
     placeholder: dict[str, ParamValue] = {}
     for p in task.params:

@@ -9,7 +9,7 @@ a feature only a cluster honours, e.g. the buildah volumes).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,7 +234,7 @@ def parse_duration(text: str, where: str) -> float | None:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
-def _fields(obj: Any, where: str, allowed: set[str], unsupported: set[str] = frozenset()) -> list[str]:
+def _fields(obj: Any, where: str, allowed: set[str], unsupported: Set[str] = frozenset()) -> list[str]:
     """Check ``obj`` is a mapping with only known fields; return the unsupported ones present."""
     if not isinstance(obj, Mapping):
         raise TektonSpecError(f"{where}: expected a mapping, got {type(obj).__name__}")
@@ -398,7 +398,8 @@ def _document(doc: Any, kind: str, source: str) -> tuple[str, Mapping[str, Any]]
         raise TektonSpecError(f"{source}: not a YAML mapping")
     if doc.get("apiVersion") != API_VERSION or doc.get("kind") != kind:
         raise TektonSpecError(
-            f"{source}: expected apiVersion {API_VERSION} kind {kind}, got {doc.get('apiVersion')} {doc.get('kind')}"
+            f"{source}: expected apiVersion {API_VERSION} kind {kind}, "
+            f"got {doc.get('apiVersion')} {doc.get('kind')}"
         )
     name = (doc.get("metadata") or {}).get("name")
     if not name:
@@ -432,7 +433,8 @@ def _task_ref(raw: Any, where: str) -> TaskRef:
     kind = raw.get("kind") or "Task"
     if raw.get("apiVersion") or kind != "Task":
         raise UnsupportedTektonFeatureError(
-            f"{where}: taskRef kind {kind} apiVersion {raw.get('apiVersion') or '-'} (custom tasks / ClusterTask)"
+            f"{where}: taskRef kind {kind} apiVersion {raw.get('apiVersion') or '-'} "
+            "(custom tasks / ClusterTask)"
             " not supported by the local runner",
             fix="reference a Task from tasks/ or a resolver listed in the local equivalents table",
         )

@@ -1,11 +1,11 @@
 """The one table mapping remote taskRefs (resolvers) to local equivalents, and the built-in git-clone.
 
-| resolver                         | matched by                               | local equivalent                      |
-|----------------------------------|------------------------------------------|---------------------------------------|
-| cluster, hub, bundles            | param ``name`` = ``git-clone``           | copy of the working tree (built-in)   |
-| git, http                        | ``pathInRepo``/``url`` file stem ``git-clone`` | copy of the working tree (built-in) |
-| cluster, hub, bundles, git, http | a Task of that name in ``tasks/``        | that Task file                        |
-| anything else                    | -                                        | UnsupportedTektonFeatureError         |
+resolver                          matched by                              local equivalent
+--------------------------------  --------------------------------------  ------------------------------
+cluster, hub, bundles             param ``name`` = ``git-clone``          working-tree copy (built-in)
+git (pathInRepo), http (url)      file stem ``git-clone``                 working-tree copy (built-in)
+cluster, hub, bundles, git, http  a Task of that name in ``tasks/``       that Task file
+anything else                     -                                       UnsupportedTektonFeatureError
 
 The built-in git-clone copies the files git knows in the working tree (tracked and untracked, not ignored,
 so uncommitted edits are what runs) into the ``output`` workspace (under ``SUBDIRECTORY``/``subdirectory``)
@@ -28,7 +28,39 @@ NAME_PARAM_RESOLVERS = ("cluster", "hub", "bundles")
 PATH_PARAM_RESOLVERS = {"git": "pathInRepo", "http": "url"}
 GIT_CLONE = "git-clone"
 
-_GIT_CLONE_PARAMS = ["url", "revision", "refspec", "submodules", "depth", "sslVerify", "crtFileName", "subdirectory", "sparseCheckoutDirectories", "deleteExisting", "httpProxy", "httpsProxy", "noProxy", "verbose", "gitInitImage", "userHome", "URL", "REVISION", "REFSPEC", "SUBMODULES", "DEPTH", "SSL_VERIFY", "CRT_FILENAME", "SUBDIRECTORY", "SPARSE_CHECKOUT_DIRECTORIES", "DELETE_EXISTING", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "VERBOSE", "USER_HOME"]
+_GIT_CLONE_PARAMS = [
+    "url",
+    "revision",
+    "refspec",
+    "submodules",
+    "depth",
+    "sslVerify",
+    "crtFileName",
+    "subdirectory",
+    "sparseCheckoutDirectories",
+    "deleteExisting",
+    "httpProxy",
+    "httpsProxy",
+    "noProxy",
+    "verbose",
+    "gitInitImage",
+    "userHome",
+    "URL",
+    "REVISION",
+    "REFSPEC",
+    "SUBMODULES",
+    "DEPTH",
+    "SSL_VERIFY",
+    "CRT_FILENAME",
+    "SUBDIRECTORY",
+    "SPARSE_CHECKOUT_DIRECTORIES",
+    "DELETE_EXISTING",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "VERBOSE",
+    "USER_HOME",
+]
 GIT_CLONE_TASK = Task(
     name=GIT_CLONE,
     params=tuple(ParamSpec(name=n, default="") for n in _GIT_CLONE_PARAMS),
@@ -146,7 +178,8 @@ def run_git_clone(ctx: BuiltinContext) -> None:
     asked = _first(ctx.params, "URL", "url") or "-"
     revision = _first(ctx.params, "REVISION", "revision") or "-"
     ctx.log(
-        f"local equivalent of git-clone: copying the working tree {ctx.source_dir} (asked: {asked} @ {revision})"
+        f"local equivalent of git-clone: copying the working tree {ctx.source_dir} "
+        f"(asked: {asked} @ {revision})"
     )
     names = [
         n

@@ -351,6 +351,5 @@ class _MissingResult(Exception):
 
 
 def run_pipeline(resolved: ResolvedPipeline, ctx: RunContext, options: ExecOptions) -> PipelineRunResult:
-    """Run a validated pipeline; the result says how it ended (call ``raise_for_status`` to fail on failure)."""
+    """Run a validated pipeline; the result says how it ended (``raise_for_status`` raises on failure)."""
     return PipelineRunner(resolved, ctx, options).run()
-

@@ -31,7 +31,7 @@ class UnavailableResultError(Exception):
 
 @dataclass(frozen=True)
 class Scope:
-    """Values of the variables visible at one point, keyed by dotted name (``params.x``, ``tasks.t.results.r``).
+    """Values of the variables visible at one point, by dotted name (``params.x``, ``tasks.t.results.r``).
 
     Attributes:
         values: Variable values; dict values answer ``.key`` lookups, lists ``[N]`` and ``[*]``.
@@ -161,7 +161,7 @@ def _whole_reference(text: str) -> str | None:
 
 
 def substitute_list(items: Iterable[str], scope: Scope) -> list[str]:
-    """Substitute each item; an item that is exactly an array reference (``$(params.a[*])``) expands in place."""
+    """Substitute each item; an item that is exactly an array reference (``$(params.a[*])``) expands."""
     out: list[str] = []
     for item in items:
         expr = _whole_reference(item)

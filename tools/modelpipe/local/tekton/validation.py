@@ -31,7 +31,7 @@ PIPELINE_CONTEXT = {
 
 @dataclass(frozen=True)
 class ResolvedPipeline:
-    """A Pipeline with its params bound, Tasks resolved, workspaces mapped to folders and dependencies known."""
+    """A Pipeline with params bound, Tasks resolved, workspaces mapped to folders, dependencies known."""
 
     pipeline: Pipeline
     params: Mapping[str, ParamValue]
@@ -144,7 +144,8 @@ def _check_workspaces(pipeline: Pipeline, pt: PipelineTask, task: Task) -> None:
     missing = [w.name for w in task.workspaces if not w.optional and w.name not in bound]
     if missing:
         raise TektonSpecError(
-            f"{pipeline.source} task {pt.name}: workspace(s) {', '.join(missing)} of Task {task.name} not bound"
+            f"{pipeline.source} task {pt.name}: workspace(s) {', '.join(missing)} "
+            f"of Task {task.name} not bound"
         )
 
 
@@ -158,7 +159,7 @@ def resolve_pipeline(
 ) -> ResolvedPipeline:
     """Check everything that can be checked before running and bind params, Tasks and workspace folders.
 
-    Pipeline workspaces not given are created under ``run_dir/workspaces/`` (like an emptyDir) unless optional.
+    Pipeline workspaces not given are made under ``run_dir/workspaces/`` (like an emptyDir) unless optional.
 
     Raises:
         TektonSpecError: Unknown task/param/workspace/variable, missing required param, a dependency cycle.
@@ -175,7 +176,8 @@ def resolve_pipeline(
         task = pt.task_spec if pt.task_spec is not None else resolve_task_ref(pt.task_ref, task_catalog, at)  # type: ignore[arg-type]
         if task.unsupported and not pt.when:
             raise UnsupportedTektonFeatureError(
-                f"{at} (Task {task.name}, {task.source}): {', '.join(task.unsupported)} not supported by the local runner",
+                f"{at} (Task {task.name}, {task.source}): {', '.join(task.unsupported)} "
+                "not supported by the local runner",
                 fix="run it on a cluster or guard it with a when expression the local run sets to skip",
             )
         tasks[pt.name] = task
@@ -184,12 +186,14 @@ def resolve_pipeline(
         extra = sorted(set(pt.params) - {p.name for p in task.params})
         if extra:
             raise TektonSpecError(
-                f"{pipeline.source} task {pt.name}: param(s) {', '.join(extra)} not declared by Task {task.name}"
+                f"{pipeline.source} task {pt.name}: param(s) {', '.join(extra)} "
+                f"not declared by Task {task.name}"
             )
         missing = [p.name for p in task.params if p.default is None and p.name not in pt.params]
         if missing:
             raise TektonSpecError(
-                f"{pipeline.source} task {pt.name}: missing required param(s) {', '.join(missing)} of Task {task.name}"
+                f"{pipeline.source} task {pt.name}: missing required param(s) {', '.join(missing)} "
+                f"of Task {task.name}"
             )
         _check_workspaces(pipeline, pt, task)
         _check_references(pipeline, tasks, pt, pt in pipeline.finally_tasks)
