@@ -1,9 +1,87 @@
-"""`modelpipe publish` (placeholder until its issue lands)."""
+"""`modelpipe publish`: benchmark results to the model version, an HTML report to S3, quality gates."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from pathlib import Path
+
+from modelpipe.cli.common import CommandOutput, add_step_parser, env_default
+from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings, S3Settings
+from modelpipe.errors import ConfigError
+from modelpipe.steps.publish import publish_results
+
+EXAMPLES = """\
+  modelpipe publish --results /workspace/bench --model-version-id 7 \\
+      --model-uri s3://models/tiny-sd/3f2a9c1 --min-clip-score 25 --max-p95-seconds 3 \\
+      --pipeline-run model-import-x7k2 --results-dir /tekton/results
+  modelpipe publish --registry-url http://127.0.0.1:8080 --results ./bench --model-version-id 7 \\
+      --report-dest s3://reports/tiny-sd/manual-run
+"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Not implemented yet: owned by the helper building this subcommand."""
+    """Add the ``publish`` subcommand."""
+    parser = add_step_parser(
+        subparsers,
+        "publish",
+        help="publish benchmark results to the model version and a report to S3",
+        description="Upload results.json, an HTML report and its PNGs next to the model in S3, then write "
+        "the numbers to the model version (doubles plus string copies for the dashboard), the report URI and "
+        "the labels 'benchmarked' and, when every gate passes, 'validated'. A failed gate exits 1 after "
+        "publishing. "
+        "S3 from the data connection (AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
+        "AWS_DEFAULT_REGION); registry token MODEL_REGISTRY_TOKEN. Results: REPORT_URI, VALIDATED.",
+        examples=EXAMPLES,
+    )
+    parser.add_argument(
+        "--results", type=Path, required=True, metavar="DIR", help="`modelpipe benchmark --out` folder"
+    )
+    parser.add_argument(
+        "--model-version-id", required=True, metavar="ID", help="MODEL_VERSION_ID from register"
+    )
+    parser.add_argument(
+        "--model-uri", metavar="s3://BUCKET/PREFIX", help="the model; the report goes to <parent>/reports/..."
+    )
+    parser.add_argument("--report-dest", metavar="s3://BUCKET/PREFIX", help="report location instead")
+    parser.add_argument(
+        "--min-clip-score", type=float, metavar="SCORE", help="gate: mean CLIP score >= SCORE"
+    )
+    parser.add_argument(
+        "--max-p95-seconds", type=float, metavar="SECONDS", help="gate: single-stream p95 latency <= SECONDS"
+    )
+    parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded with the results")
+    parser.add_argument(
+        "--registry-url",
+        default=env_default(MODEL_REGISTRY_URL),
+        metavar="URL",
+        help=f"Model Registry REST base URL (default: env {MODEL_REGISTRY_URL})",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> CommandOutput:
+    """Check flags, publish, and map the outcome to REPORT_URI / VALIDATED."""
+    if not args.model_uri and not args.report_dest:
+        raise ConfigError(
+            "no report destination",
+            fix="pass --model-uri s3://BUCKET/PREFIX (report goes next to it) or --report-dest",
+        )
+    result = publish_results(
+        registry=dataclasses.replace(RegistrySettings.from_env(), url=args.registry_url),
+        s3=S3Settings.from_env(),
+        results_dir=args.results,
+        model_version_id=args.model_version_id,
+        model_uri=args.model_uri,
+        report_dest=args.report_dest,
+        min_clip_score=args.min_clip_score,
+        max_p95_seconds=args.max_p95_seconds,
+        pipeline_run=args.pipeline_run,
+    )
+    summary = {"results_uri": result.results_uri, "objects_uploaded": str(result.objects_uploaded)}
+    for gate in result.gates:
+        summary[f"gate_{gate.name}"] = gate.describe()
+    return CommandOutput(
+        results={"REPORT_URI": result.report_uri, "VALIDATED": "true" if result.validated else "false"},
+        summary=summary,
+    )
