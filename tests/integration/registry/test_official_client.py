@@ -43,8 +43,10 @@ def test_register_then_find_model_version_and_artifact(registry_server: Registry
     artifact = client.get_model_artifact("tiny-sd", "v1")
     assert model is not None and version is not None and artifact is not None
     assert version.registered_model_id == model.id
-    assert version.custom_properties == {"text-to-image": "", "clip_score": 0.31, "steps": 2, "validated": True}
-    assert (artifact.uri, artifact.storage_key, artifact.model_format_name) == (MODEL_URI, "local-s3", "diffusers")
+    expected = {"text-to-image": "", "clip_score": 0.31, "steps": 2, "validated": True}
+    assert version.custom_properties == expected
+    assert (artifact.uri, artifact.storage_key) == (MODEL_URI, "local-s3")
+    assert artifact.model_format_name == "diffusers"
 
 
 def test_registering_an_existing_version_raises_store_error(registry_server: RegistryServer) -> None:

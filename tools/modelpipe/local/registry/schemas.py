@@ -27,9 +27,12 @@ class MetadataIntValue(_Value):
     int_value: Int32Str
 
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class MetadataDoubleValue(_Value):
     metadataType: Literal["MetadataDoubleValue"]
-    double_value: float
+    double_value: FiniteFloat
 
 
 class MetadataStringValue(_Value):
@@ -191,7 +194,7 @@ METRIC = Kind(
     key="metric",
     label="Metric",
     table="artifact",
-    fields={"value": float, "timestamp": Int64Str, "step": int, "state": _ARTIFACT_STATE},
+    fields={"value": FiniteFloat, "timestamp": Int64Str, "step": int, "state": _ARTIFACT_STATE},
     defaults={"state": "UNKNOWN"},
 )
 PARAMETER = Kind(
