@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit
 
 from model_registry import ModelRegistry
 from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
@@ -23,6 +22,7 @@ from modelpipe.registry_client import (
     registry_call,
     version_model_artifacts,
 )
+from modelpipe.s3 import parse_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -256,14 +256,16 @@ def _wanted_state(
 
 def _storage_path(model_uri: str) -> str:
     """The key prefix inside the bucket, which the data connection (storage key) is for."""
-    parts = urlsplit(model_uri)
-    prefix = parts.path.strip("/")
-    if parts.scheme != "s3" or not parts.netloc or not prefix or parts.fragment:
+    try:
+        location = parse_s3_uri(model_uri)
+    except ConfigError as err:
+        raise ConfigError(f"--model-uri: {err.message}", fix=err.fix) from err
+    if not location.key:
         raise ConfigError(
-            f"--model-uri {model_uri!r} must be s3://BUCKET/PREFIX",
-            fix="pass the MODEL_URI result of `modelpipe upload`",
+            f"--model-uri {model_uri!r} names a bucket, not a model prefix",
+            fix="pass the MODEL_URI result of `modelpipe upload` (s3://BUCKET/PREFIX)",
         )
-    return prefix
+    return location.key
 
 
 def _registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
