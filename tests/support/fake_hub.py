@@ -52,6 +52,13 @@ class FakeRepo:
         }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients dropping connections (as resumable downloads do) is expected, not an error to print."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
+
+
 def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
 
@@ -75,7 +82,12 @@ class FakeHub:
         self._thread: threading.Thread | None = None
 
     def add_repo(
-        self, repo_id: str, folder: Path, *, revisions: dict[str, str] | None = None, token: str | None = None
+        self,
+        repo_id: str,
+        folder: Path,
+        *,
+        revisions: dict[str, str] | None = None,
+        token: str | None = None,
     ) -> str:
         """Serve ``folder`` as ``repo_id``; returns its commit sha (also reachable as ``main``)."""
         digest = hashlib.sha1(repo_id.encode())
@@ -114,7 +126,7 @@ class FakeHub:
             def do_HEAD(self) -> None:
                 hub._handle(self, head=True)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -130,7 +142,10 @@ class FakeHub:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -167,7 +182,11 @@ class FakeHub:
         siblings = []
         for rel, file in repo.files().items():
             data = file.read_bytes()
-            entry: dict[str, object] = {"rfilename": rel, "size": len(data), "blobId": _git_blob_sha1(data)}
+            entry: dict[str, object] = {
+                "rfilename": rel,
+                "size": len(data),
+                "blobId": _git_blob_sha1(data),
+            }
             if file.suffix in LFS_SUFFIXES:
                 entry["lfs"] = {
                     "sha256": hashlib.sha256(data).hexdigest(),
@@ -176,7 +195,13 @@ class FakeHub:
                 }
             siblings.append(entry)
         body = json.dumps(
-            {"id": repo_id, "modelId": repo_id, "sha": sha, "private": False, "siblings": siblings}
+            {
+                "id": repo_id,
+                "modelId": repo_id,
+                "sha": sha,
+                "private": False,
+                "siblings": siblings,
+            }
         )
         self._send(req, 200, body.encode(), {"Content-Type": "application/json"})
 
@@ -238,7 +263,12 @@ class FakeHub:
             req.wfile.write(body)
 
     def _send_cut(
-        self, req: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str], cut: int
+        self,
+        req: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        headers: dict[str, str],
+        cut: int,
     ) -> None:
         req.send_response(status)
         for name, value in {**headers, "Content-Length": str(len(body))}.items():
@@ -262,4 +292,4 @@ class FakeHub:
             headers["X-Error-Code"] = code
         if commit:
             headers["X-Repo-Commit"] = commit
-        self._send(req, status, json.dumps({"error": message}).encode(), headers)
+        self._send(req, status, json.dumps({"error": message}).encode(), headers, head=req.command == "HEAD")

@@ -23,6 +23,7 @@ from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
     HFValidationError,
+    LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
@@ -340,26 +341,40 @@ def _fetch_hub_file(
 @contextmanager
 def _hub_errors(source: HubSource, rel: str | None = None) -> Iterator[None]:
     """Translate huggingface_hub/httpx2 failures into our known errors (never echoing the token)."""
-    what = f"{source.uri}@{source.revision}" + (f" file {rel}" if rel else "")
-    token_fix = f"check the name; set {HF_TOKEN} for gated or private repositories"
     try:
         yield
-    except GatedRepoError as err:
-        raise InvalidSourceError(f"{what}: gated repository, access not granted", fix=token_fix) from err
-    except RepositoryNotFoundError as err:
-        raise InvalidSourceError(f"{what}: repository not found or not accessible", fix=token_fix) from err
-    except RevisionNotFoundError as err:
-        raise InvalidSourceError(
-            f"{what}: revision {source.revision!r} not found", fix="use a branch, tag or commit sha"
-        ) from err
-    except HfHubHTTPError as err:
-        status = err.response.status_code if err.response is not None else "?"
-        raise SourceUnavailableError(f"{what}: the Hub answered HTTP {status}") from err
     except (httpx2.HTTPError, OSError) as err:
-        raise SourceUnavailableError(
-            f"{what}: cannot reach the Hub ({type(err).__name__})",
-            fix=f"check network access or set {HF_ENDPOINT} to a reachable mirror (file:// needs neither)",
-        ) from err
+        raise _hub_error(source, rel, err) from err
+    except ValueError as err:
+        # force_download=True turns a failed metadata request into "ValueError: Force download failed".
+        if isinstance(err.__cause__, httpx2.HTTPError | OSError):
+            raise _hub_error(source, rel, err.__cause__) from err
+        raise
+
+
+def _hub_error(source: HubSource, rel: str | None, err: BaseException) -> Exception:
+    what = f"{source.uri}@{source.revision}" + (f" file {rel}" if rel else "")
+    # hf_hub_download wraps a failed metadata request in LocalEntryNotFoundError; its cause tells what failed.
+    if isinstance(err, LocalEntryNotFoundError) and isinstance(err.__cause__, httpx2.HTTPError | OSError):
+        err = err.__cause__
+    token_fix = f"check the name; set {HF_TOKEN} for gated or private repositories"
+    if isinstance(err, GatedRepoError):
+        return InvalidSourceError(f"{what}: gated repository, access not granted", fix=token_fix)
+    if isinstance(err, RepositoryNotFoundError):
+        return InvalidSourceError(f"{what}: repository not found or not accessible", fix=token_fix)
+    if isinstance(err, RevisionNotFoundError):
+        return InvalidSourceError(
+            f"{what}: revision {source.revision!r} not found", fix="use a branch, tag or sha"
+        )
+    if isinstance(err, HfHubHTTPError):
+        status = err.response.status_code if err.response is not None else "?"
+        return SourceUnavailableError(
+            f"{what}: the Hub answered HTTP {status}", fix="re-run; files done are kept"
+        )
+    return SourceUnavailableError(
+        f"{what}: cannot reach the Hub ({type(err).__name__})",
+        fix=f"check network access or set {HF_ENDPOINT} to a reachable mirror (file:// needs neither)",
+    )
 
 
 def _remove_if_empty(path: Path) -> None:
