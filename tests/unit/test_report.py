@@ -1,4 +1,4 @@
-"""render_report: a self-contained folder with a real latency plot, an image grid, escaped text, no secrets."""
+"""render_report: a self-contained folder with a real latency plot, image grid, escaped text, no secrets."""
 
 from __future__ import annotations
 
@@ -33,9 +33,7 @@ def images_dir(tmp_path: Path, results: BenchmarkResults) -> Path:
     return _images(tmp_path / "bench" / "images", results.images)
 
 
-def test_report_has_a_real_latency_plot(
-    results: BenchmarkResults, images_dir: Path, tmp_path: Path
-) -> None:
+def test_report_has_a_real_latency_plot(results: BenchmarkResults, images_dir: Path, tmp_path: Path) -> None:
     index = render_report(results, images_dir, tmp_path / "report")
     assert 'src="latency.png"' in index.read_text()
     with Image.open(tmp_path / "report" / "latency.png") as plot:
@@ -53,9 +51,7 @@ def test_grid_shows_every_image_with_its_prompt(
     assert page.count("<figure>") == 3
     for name in results.images:
         assert f'src="images/{name}"' in page
-        assert (tmp_path / "report" / "images" / name).read_bytes() == (
-            images_dir / name
-        ).read_bytes()
+        assert (tmp_path / "report" / "images" / name).read_bytes() == (images_dir / name).read_bytes()
     assert "prompt number 2" in page
     assert "CLIP 21.50" in page
 
@@ -78,15 +74,11 @@ def test_prompts_and_errors_are_html_escaped(
 
 def test_failed_prompt_shows_its_error_instead_of_an_image(tmp_path: Path) -> None:
     data = sample_results_dict(count=3)
-    data["clip_score"]["per_prompt"][1].update(
-        image=None, clip_score=None, error="HTTP 500: <boom>"
-    )
+    data["clip_score"]["per_prompt"][1].update(image=None, clip_score=None, error="HTTP 500: <boom>")
     data["clip_score"].update(scored=2, failed=1)
     data["images"] = ["000.png", "002.png"]
     results = BenchmarkResults.model_validate(data)
-    page = render_report(
-        results, _images(tmp_path / "img", results.images), tmp_path / "r"
-    ).read_text()
+    page = render_report(results, _images(tmp_path / "img", results.images), tmp_path / "r").read_text()
     assert "no image: HTTP 500: &lt;boom&gt;" in page
     assert page.count('<img src="images/') == 2
 
@@ -99,9 +91,7 @@ def test_secrets_in_results_are_masked(
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value-123")
     data = results.model_dump(mode="json")
-    data["latency"][1]["error_samples"] = [
-        "HTTP 403: signature for s3cr3t-value-123 rejected"
-    ]
+    data["latency"][1]["error_samples"] = ["HTTP 403: signature for s3cr3t-value-123 rejected"]
     leaky = BenchmarkResults.model_validate(data)
     report = tmp_path / "report"
     render_report(leaky, images_dir, report)
@@ -110,9 +100,7 @@ def test_secrets_in_results_are_masked(
     assert "signature for *** rejected" in page
 
 
-def test_report_is_self_contained(
-    results: BenchmarkResults, images_dir: Path, tmp_path: Path
-) -> None:
+def test_report_is_self_contained(results: BenchmarkResults, images_dir: Path, tmp_path: Path) -> None:
     page = render_report(results, images_dir, tmp_path / "report").read_text()
     links = re.findall(r'(?:src|href)="([^"]+)"', page)
     assert links, "expected links to the plot and images"
@@ -121,9 +109,7 @@ def test_report_is_self_contained(
         assert (tmp_path / "report" / link).is_file(), link
 
 
-def test_missing_image_is_named(
-    results: BenchmarkResults, images_dir: Path, tmp_path: Path
-) -> None:
+def test_missing_image_is_named(results: BenchmarkResults, images_dir: Path, tmp_path: Path) -> None:
     (images_dir / "001.png").unlink()
     with pytest.raises(BenchmarkResultsError, match=r"missing from .*: 001\.png"):
         render_report(results, images_dir, tmp_path / "report")

@@ -45,9 +45,7 @@ class FakeV1:
 
 
 def _png(seed: int, width: int, height: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(
-        0, 256, (height, width, 3), dtype=np.uint8
-    )
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -88,12 +86,8 @@ def fake_v1() -> Iterator[FakeV1]:
                 self._send(state.status, {"error": "simulated overload"})
             else:
                 image = _png(instance["seed"], instance["width"], instance["height"])
-                prediction = {
-                    "image": {"b64": base64.b64encode(image).decode(), "format": "png"}
-                }
-                self._send(
-                    200, {"predictions": [{**prediction, "seed": instance["seed"]}]}
-                )
+                prediction = {"image": {"b64": base64.b64encode(image).decode(), "format": "png"}}
+                self._send(200, {"predictions": [{**prediction, "seed": instance["seed"]}]})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -107,9 +101,7 @@ def fake_v1() -> Iterator[FakeV1]:
 @pytest.fixture
 def three_prompts(tmp_path: Path) -> Path:
     path = tmp_path / "prompts.txt"
-    path.write_text(
-        "# three\na red cube\na blue sphere <on> a table & chair\na green cat\n"
-    )
+    path.write_text("# three\na red cube\na blue sphere <on> a table & chair\na green cat\n")
     return path
 
 
@@ -130,10 +122,7 @@ def test_fake_endpoint_run_writes_valid_results_and_images(
     assert results == outcome.results
     assert results.endpoint == fake_v1.url
     assert [level.concurrency for level in results.latency] == [1, 2]
-    assert all(
-        level.succeeded == 4 and level.p99_seconds is not None
-        for level in results.latency
-    )
+    assert all(level.succeeded == 4 and level.p99_seconds is not None for level in results.latency)
     assert math.isfinite(results.clip_score.mean)
     assert results.clip_score.scored == 3
     assert results.settings.seeds == [7, 8, 9]
@@ -164,15 +153,10 @@ def test_failed_requests_are_counted_not_fatal(
     ).results
     # Call 4 is the third image (prompt 2); calls 8 and 12 fall in the sweep.
     assert results.clip_score.failed == 1
-    assert (
-        results.clip_score.per_prompt[2].error
-        == 'HTTP 500: {"error": "simulated overload"}'
-    )
+    assert results.clip_score.per_prompt[2].error == 'HTTP 500: {"error": "simulated overload"}'
     assert results.images == ["000.png", "001.png"]
     assert results.summary.errors == 2
-    assert results.latency[0].error_samples == [
-        'HTTP 500: {"error": "simulated overload"}'
-    ]
+    assert results.latency[0].error_samples == ['HTTP 500: {"error": "simulated overload"}']
 
 
 def test_all_requests_failing_raises_benchmark_error_and_writes_no_results(
@@ -181,12 +165,8 @@ def test_all_requests_failing_raises_benchmark_error_and_writes_no_results(
     fake_v1.fail_every, fake_v1.status = 1, 503
     out = tmp_path / "out"
     out.mkdir()
-    (out / "results.json").write_text(
-        "{}"
-    )  # a previous run's file must not survive a failed run
-    with pytest.raises(
-        BenchmarkError, match=r"all 1 warm-up requests .* failed: HTTP 503"
-    ):
+    (out / "results.json").write_text("{}")  # a previous run's file must not survive a failed run
+    with pytest.raises(BenchmarkError, match=r"all 1 warm-up requests .* failed: HTTP 503"):
         benchmark_model(
             endpoint=fake_v1.url,
             model_name=fake_v1.model_name,
@@ -198,12 +178,8 @@ def test_all_requests_failing_raises_benchmark_error_and_writes_no_results(
     assert not (out / "results.json").exists()
 
 
-def test_wrong_model_name_names_the_fix(
-    fake_v1: FakeV1, tiny_clip_dir: Path, tmp_path: Path
-) -> None:
-    with pytest.raises(
-        BenchmarkError, match=r"does not serve model 'nope' \(HTTP 404\)"
-    ) as info:
+def test_wrong_model_name_names_the_fix(fake_v1: FakeV1, tiny_clip_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError, match=r"does not serve model 'nope' \(HTTP 404\)") as info:
         benchmark_model(
             endpoint=fake_v1.url,
             model_name="nope",

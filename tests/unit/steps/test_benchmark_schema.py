@@ -95,16 +95,12 @@ def test_save_then_load_round_trips_every_field(tmp_path: Path) -> None:
 
 
 def test_load_accepts_the_output_folder(tmp_path: Path) -> None:
-    BenchmarkResults.model_validate(sample_results_dict()).save(
-        tmp_path / "results.json"
-    )
+    BenchmarkResults.model_validate(sample_results_dict()).save(tmp_path / "results.json")
     assert BenchmarkResults.load(tmp_path).model_name == "tiny-sd"
 
 
 def test_save_leaves_no_temp_files(tmp_path: Path) -> None:
-    BenchmarkResults.model_validate(sample_results_dict()).save(
-        tmp_path / "results.json"
-    )
+    BenchmarkResults.model_validate(sample_results_dict()).save(tmp_path / "results.json")
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
 
 
@@ -132,9 +128,7 @@ def test_missing_field_is_named(tmp_path: Path) -> None:
     del data["summary"]["p95_seconds"]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(
-        BenchmarkResultsError, match=r"summary\.p95_seconds: Field required"
-    ):
+    with pytest.raises(BenchmarkResultsError, match=r"summary\.p95_seconds: Field required"):
         BenchmarkResults.load(path)
 
 
@@ -171,7 +165,7 @@ def test_latency_counts_must_add_up() -> None:
 def test_prompt_count_must_match_scores_and_seeds() -> None:
     data = sample_results_dict()
     data["prompt_set"]["count"] = 4
-    with pytest.raises(ValueError, match="prompt_set.count is 4"):
+    with pytest.raises(ValueError, match=r"prompt_set\.count is 4"):
         BenchmarkResults.model_validate(data)
 
 
