@@ -138,6 +138,14 @@ def test_fake_endpoint_run_writes_valid_results_and_images(
     assert {c["num_inference_steps"] for c in fake_v1.calls} == {2}
     assert not list(out.glob(".*"))
 
+    from modelpipe.report import render_report
+
+    index = render_report(results, out / "images", tmp_path / "report")
+    page = index.read_text()
+    assert page.count("<figure>") == 3 and "a blue sphere &lt;on&gt; a table &amp; chair" in page
+    with Image.open(tmp_path / "report" / "latency.png") as plot:
+        assert plot.format == "PNG"
+
 
 def test_failed_requests_are_counted_not_fatal(
     fake_v1: FakeV1, tiny_clip_dir: Path, three_prompts: Path, tmp_path: Path
@@ -188,3 +196,69 @@ def test_wrong_model_name_names_the_fix(fake_v1: FakeV1, tiny_clip_dir: Path, tm
             **SMALL,
         )
     assert "--model-name" in (info.value.fix or "")
+
+
+def test_cli_with_s3_clip_model_writes_results_and_keeps_secrets_out(
+    fake_v1: FakeV1,
+    tiny_clip_dir: Path,
+    three_prompts: Path,
+    s3_server: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelpipe.cli import main
+    from modelpipe.config import S3Settings
+    from modelpipe.s3 import make_s3_client, parse_s3_uri, upload_file
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    client = make_s3_client(S3Settings.from_env())
+    prefix = parse_s3_uri(f"s3://{s3_server.bucket}/clip/tiny-clip")
+    for path in sorted(p for p in tiny_clip_dir.rglob("*") if p.is_file()):
+        upload_file(client, path, prefix.child(path.relative_to(tiny_clip_dir).as_posix()))
+
+    out, results_dir, cache = tmp_path / "out", tmp_path / "results", tmp_path / "clip-cache"
+    argv = [
+        "benchmark",
+        "--endpoint",
+        fake_v1.url,
+        "--model-name",
+        fake_v1.model_name,
+        "--prompts",
+        str(three_prompts),
+    ]
+    argv += [
+        "--clip-model",
+        prefix.uri,
+        "--clip-cache",
+        str(cache),
+        "--concurrency",
+        "1,2",
+        "--requests",
+        "2",
+    ]
+    argv += [
+        "--warmup",
+        "0",
+        "--steps",
+        "2",
+        "--size",
+        "64x64",
+        "--out",
+        str(out),
+        "--results-dir",
+        str(results_dir),
+    ]
+    assert main(argv) == 0
+
+    results = BenchmarkResults.load(out)
+    assert (results.clip_model.source, results.clip_model.id) == (prefix.uri, "tiny-clip")
+    assert (cache / s3_server.bucket / "clip" / "tiny-clip" / "config.json").is_file()
+    assert float((results_dir / "CLIP_SCORE").read_text()) == pytest.approx(results.clip_score.mean, abs=1e-4)
+    assert float((results_dir / "P95_SECONDS").read_text()) == pytest.approx(
+        results.summary.p95_seconds, abs=1e-4
+    )
+    captured = capsys.readouterr()
+    for text in ((out / "results.json").read_text(), captured.out, captured.err):
+        assert s3_server.secret_access_key not in text and s3_server.access_key_id not in text
