@@ -130,9 +130,7 @@ def pipelineruns(root: Path) -> list[tuple[str, Doc]]:
             ],
         ),
     ):
-        out = subprocess.run(
-            [str(root / script), *args], check=True, capture_output=True, text=True
-        ).stdout
+        out = subprocess.run([str(root / script), *args], check=True, capture_output=True, text=True).stdout
         runs += [(f"{script} --dry-run", doc) for doc in load_all(out)]
     return runs
 
@@ -146,9 +144,7 @@ def all_task_specs(root: Path) -> Iterator[tuple[str, Doc]]:
     for name, task in tasks_by_name(root).items():
         yield f"Task {name}", task["spec"]
     for name, pipeline in pipelines_by_name(root).items():
-        for ptask in pipeline["spec"].get("tasks", []) + pipeline["spec"].get(
-            "finally", []
-        ):
+        for ptask in pipeline["spec"].get("tasks", []) + pipeline["spec"].get("finally", []):
             if "taskSpec" in ptask:
                 yield f"Pipeline {name} task {ptask['name']}", ptask["taskSpec"]
 
@@ -163,9 +159,7 @@ def check_kustomize_renders(root: Path) -> Problems:
         try:
             kustomize(root, directory)
         except subprocess.CalledProcessError as err:
-            problems.append(
-                f"{directory}: kustomize failed: {err.stderr.strip()[-400:]}"
-            )
+            problems.append(f"{directory}: kustomize failed: {err.stderr.strip()[-400:]}")
     return problems
 
 
@@ -175,9 +169,7 @@ def _crd_problems(specs: Path, doc: Doc, where: str) -> Problems:
         return []
     schema = crd_schema(specs, group, doc["kind"], version)
     if schema is None:
-        return [
-            f"{where}: {doc['apiVersion']} {doc['kind']} is not served by the CRD in {specs}"
-        ]
+        return [f"{where}: {doc['apiVersion']} {doc['kind']} is not served by the CRD in {specs}"]
     problems = schema_errors(schema, doc, where)
     if doc["kind"] == "Pipeline":
         for ptask in doc["spec"].get("tasks", []) + doc["spec"].get("finally", []):
@@ -191,14 +183,12 @@ def _crd_problems(specs: Path, doc: Doc, where: str) -> Problems:
 
 
 def check_crd_schemas(root: Path, specs: Path) -> Problems:
-    """Tekton and KServe objects (rendered overlays, PipelineRuns) match the CRD schemas, unknown fields rejected."""
+    """Tekton and KServe objects (overlays, PipelineRuns) match the CRD schemas; unknown fields rejected."""
     problems: Problems = []
     seen = 0
     for overlay in OVERLAYS:
         for doc in rendered(root, overlay):
-            problems += _crd_problems(
-                specs, doc, f"{overlay} {doc['kind']}/{doc['metadata'].get('name')}"
-            )
+            problems += _crd_problems(specs, doc, f"{overlay} {doc['kind']}/{doc['metadata'].get('name')}")
             seen += doc["apiVersion"].startswith(("tekton.dev/", "serving.kserve.io/"))
     for where, doc in pipelineruns(root):
         problems += _crd_problems(specs, doc, where)
@@ -213,9 +203,7 @@ def check_core_objects(root: Path) -> Problems:
     for overlay in (*OVERLAYS, "gitops/monitoring"):
         docs = rendered(root, overlay)
         roles = {d["metadata"]["name"] for d in docs if d["kind"] == "Role"}
-        accounts = {
-            d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"
-        }
+        accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
         pod_labels = []
         for doc in docs:
             where = f"{overlay} {doc['kind']}/{doc['metadata'].get('name')}"
@@ -224,9 +212,7 @@ def check_core_objects(root: Path) -> Problems:
                 if not doc["apiVersion"].startswith(
                     ("tekton.dev/", "serving.kserve.io/", "monitoring.coreos.com/")
                 ):
-                    problems.append(
-                        f"{where}: unexpected kind {doc['apiVersion']} {doc['kind']}"
-                    )
+                    problems.append(f"{where}: unexpected kind {doc['apiVersion']} {doc['kind']}")
                 continue
             problems += list(model_errors(doc, model, where))
             name = doc["metadata"].get("name", "")
@@ -235,43 +221,30 @@ def check_core_objects(root: Path) -> Problems:
             if doc["kind"] != "Namespace" and not doc["metadata"].get("namespace"):
                 problems.append(f"{where}: no namespace after rendering")
             if doc["kind"] == "Secret" and (doc.get("data") or doc.get("stringData")):
-                problems.append(
-                    f"{where}: committed Secret carries values (deploy.sh sets them)"
-                )
+                problems.append(f"{where}: committed Secret carries values (deploy.sh sets them)")
             if (
                 doc["kind"] == "RoleBinding"
                 and doc["roleRef"]["kind"] == "Role"
                 and doc["roleRef"]["name"] not in roles
             ):
-                problems.append(
-                    f"{where}: roleRef Role {doc['roleRef']['name']} is not in the bundle"
-                )
+                problems.append(f"{where}: roleRef Role {doc['roleRef']['name']} is not in the bundle")
             if doc["kind"] in {"Deployment", "Job"}:
                 template = doc["spec"]["template"]
                 labels = template["metadata"].get("labels", {})
                 pod_labels.append(labels)
                 selector = doc["spec"].get("selector", {}).get("matchLabels", {})
                 if any(labels.get(k) != v for k, v in selector.items()):
-                    problems.append(
-                        f"{where}: selector {selector} does not match the pod labels {labels}"
-                    )
+                    problems.append(f"{where}: selector {selector} does not match the pod labels {labels}")
                 account = template["spec"].get("serviceAccountName")
                 if account and account not in accounts:
-                    problems.append(
-                        f"{where}: serviceAccountName {account} is not in the bundle"
-                    )
+                    problems.append(f"{where}: serviceAccountName {account} is not in the bundle")
                 for container in template["spec"]["containers"]:
                     if not container.get("resources", {}).get("requests"):
-                        problems.append(
-                            f"{where}: container {container['name']} has no resource requests"
-                        )
+                        problems.append(f"{where}: container {container['name']} has no resource requests")
         for doc in docs:
             if doc["kind"] == "Service":
                 selector = doc["spec"].get("selector", {})
-                if not any(
-                    all(labels.get(k) == v for k, v in selector.items())
-                    for labels in pod_labels
-                ):
+                if not any(all(labels.get(k) == v for k, v in selector.items()) for labels in pod_labels):
                     problems.append(
                         f"{overlay} Service/{doc['metadata']['name']}: selector {selector} matches no pod"
                     )
@@ -297,14 +270,10 @@ def _lint_copy(root: Path, workdir: Path) -> list[Path]:
             continue
         docs = load_file(source)
         for doc in docs:
-            for ptask in doc.get("spec", {}).get("tasks", []) + doc.get("spec", {}).get(
-                "finally", []
-            ):
+            for ptask in doc.get("spec", {}).get("tasks", []) + doc.get("spec", {}).get("finally", []):
                 ref = ptask.get("taskRef") or {}
                 if ref.get("resolver"):
-                    name = {p["name"]: p["value"] for p in ref.get("params", [])}[
-                        "name"
-                    ]
+                    name = {p["name"]: p["value"] for p in ref.get("params", [])}["name"]
                     ptask["taskRef"] = {"name": name}
         target = workdir / f"{source.parent.name}-{source.name}"
         target.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
@@ -347,9 +316,7 @@ def check_shellcheck(root: Path, shellcheck: str) -> Problems:
         text=True,
         cwd=root,
     )
-    return (
-        [f"shellcheck: {proc.stdout.strip()[-2000:]}"] if proc.returncode != 0 else []
-    )
+    return [f"shellcheck: {proc.stdout.strip()[-2000:]}"] if proc.returncode != 0 else []
 
 
 def check_hadolint(root: Path, hadolint: str) -> Problems:
@@ -359,9 +326,7 @@ def check_hadolint(root: Path, hadolint: str) -> Problems:
         if not (root / name).is_file():
             problems.append(f"{name}: missing")
             continue
-        proc = subprocess.run(
-            [hadolint, name], check=False, capture_output=True, text=True, cwd=root
-        )
+        proc = subprocess.run([hadolint, name], check=False, capture_output=True, text=True, cwd=root)
         if proc.returncode != 0:
             problems.append(f"hadolint {name}: {proc.stdout.strip()[-1500:]}")
     return problems
@@ -380,22 +345,12 @@ def check_pipelineruns_match_pipelines(root: Path) -> Problems:
         ref = run["spec"].get("pipelineRef", {}).get("name")
         pipeline = pipelines.get(ref)
         if pipeline is None:
-            problems.append(
-                f"{where}: pipelineRef {ref!r} is not a Pipeline in pipelines/"
-            )
+            problems.append(f"{where}: pipelineRef {ref!r} is not a Pipeline in pipelines/")
             continue
         declared = {p["name"]: p for p in pipeline["spec"].get("params", [])}
         given = [p["name"] for p in run["spec"].get("params", [])]
-        problems += [
-            f"{where}: param {n!r} is not a param of {ref}"
-            for n in given
-            if n not in declared
-        ]
-        problems += [
-            f"{where}: param {n!r} given twice"
-            for n in set(given)
-            if given.count(n) > 1
-        ]
+        problems += [f"{where}: param {n!r} is not a param of {ref}" for n in given if n not in declared]
+        problems += [f"{where}: param {n!r} given twice" for n in set(given) if given.count(n) > 1]
         problems += [
             f"{where}: required param {n!r} of {ref} not provided"
             for n, p in declared.items()
@@ -404,9 +359,7 @@ def check_pipelineruns_match_pipelines(root: Path) -> Problems:
         ws_declared = {w["name"]: w for w in pipeline["spec"].get("workspaces", [])}
         ws_given = [w["name"] for w in run["spec"].get("workspaces", [])]
         problems += [
-            f"{where}: workspace {n!r} is not a workspace of {ref}"
-            for n in ws_given
-            if n not in ws_declared
+            f"{where}: workspace {n!r} is not a workspace of {ref}" for n in ws_given if n not in ws_declared
         ]
         problems += [
             f"{where}: workspace {n!r} of {ref} not bound"
@@ -414,9 +367,7 @@ def check_pipelineruns_match_pipelines(root: Path) -> Problems:
             if not w.get("optional") and n not in ws_given
         ]
         if not run["metadata"].get("generateName") or run["metadata"].get("name"):
-            problems.append(
-                f"{where}: use metadata.generateName (runs are created, not applied)"
-            )
+            problems.append(f"{where}: use metadata.generateName (runs are created, not applied)")
         if not run["spec"].get("taskRunTemplate", {}).get("serviceAccountName"):
             problems.append(f"{where}: no taskRunTemplate.serviceAccountName")
     return problems
@@ -439,22 +390,15 @@ def check_pipelines_match_tasks(root: Path) -> Problems:
             if "taskSpec" in ptask:
                 task_spec = ptask["taskSpec"]
             elif ref.get("resolver"):
-                task_spec = external[
-                    {p["name"]: p["value"] for p in ref["params"]}["name"]
-                ]["spec"]
+                task_spec = external[{p["name"]: p["value"] for p in ref["params"]}["name"]]["spec"]
             elif ref.get("name") in tasks:
                 task_spec = tasks[ref["name"]]["spec"]
             else:
-                problems.append(
-                    f"{where}: taskRef {ref.get('name')!r} is not a Task in tasks/"
-                )
+                problems.append(f"{where}: taskRef {ref.get('name')!r} is not a Task in tasks/")
                 continue
             declared = {p["name"]: p for p in task_spec.get("params", [])}
             given = {p["name"] for p in ptask.get("params", [])}
-            problems += [
-                f"{where}: param {n!r} is not a param of the Task"
-                for n in given - declared.keys()
-            ]
+            problems += [f"{where}: param {n!r} is not a param of the Task" for n in given - declared.keys()]
             problems += [
                 f"{where}: required Task param {n!r} not provided"
                 for n, p in declared.items()
@@ -477,13 +421,9 @@ def check_pipelines_match_tasks(root: Path) -> Problems:
                 if not w.get("optional") and n not in bound
             ]
             problems += [
-                f"{where}: runAfter {n!r} is not a task"
-                for n in ptask.get("runAfter", [])
-                if n not in ptasks
+                f"{where}: runAfter {n!r} is not a task" for n in ptask.get("runAfter", []) if n not in ptasks
             ]
-        problems += _reference_problems(
-            f"Pipeline {pname}", spec, params, ptasks, tasks, external
-        )
+        problems += _reference_problems(f"Pipeline {pname}", spec, params, ptasks, tasks, external)
     return problems
 
 
@@ -498,8 +438,7 @@ def _reference_problems(
     problems = []
     outer = {k: v for k, v in spec.items() if k not in {"tasks", "finally"}}
     texts = [json.dumps(outer)] + [
-        json.dumps({k: v for k, v in t.items() if k != "taskSpec"})
-        for t in ptasks.values()
+        json.dumps({k: v for k, v in t.items() if k != "taskSpec"}) for t in ptasks.values()
     ]
     for text in texts:
         for kind, rest in REF.findall(text):
@@ -512,18 +451,12 @@ def _reference_problems(
                 elif tail.startswith("results."):
                     ref = ptasks[task_name].get("taskRef") or {}
                     task = tasks.get(ref.get("name", "")) or external.get(
-                        {p["name"]: p["value"] for p in ref.get("params", [])}.get(
-                            "name", ""
-                        ),
+                        {p["name"]: p["value"] for p in ref.get("params", [])}.get("name", ""),
                         {},
                     )
-                    results = {
-                        r["name"] for r in task.get("spec", {}).get("results", [])
-                    }
+                    results = {r["name"] for r in task.get("spec", {}).get("results", [])}
                     if tail.removeprefix("results.") not in results:
-                        problems.append(
-                            f"{where}: $(tasks.{rest}) is not a result of that Task"
-                        )
+                        problems.append(f"{where}: $(tasks.{rest}) is not a result of that Task")
     return problems
 
 
@@ -549,15 +482,13 @@ def _image_problem(image: str) -> str | None:
 
 
 def check_no_latest_images(root: Path) -> Problems:
-    """Every image (rendered overlays, raw Tasks, Containerfile base ARGs) is pinned by tag or digest, never latest."""
+    """Every image (overlays, raw Tasks, Containerfile base ARGs) is pinned by tag or digest, never latest."""
     problems = []
     texts = {overlay: kustomize(root, overlay) for overlay in OVERLAYS}
     texts["tasks"] = kustomize(root, "tasks")
     texts["pipelines"] = kustomize(root, "pipelines")
     for where, text in texts.items():
-        for image in re.findall(
-            r"^\s*(?:-\s+)?image:\s*[\"']?([^\s\"']+)", text, flags=re.MULTILINE
-        ):
+        for image in re.findall(r"^\s*(?:-\s+)?image:\s*[\"']?([^\s\"']+)", text, flags=re.MULTILINE):
             if (problem := _image_problem(image)) is not None:
                 problems.append(f"{where}: {problem}")
     for name in CONTAINERFILES:
@@ -570,11 +501,7 @@ def check_no_latest_images(root: Path) -> Problems:
                 problems.append(f"{name}: {problem}")
             if match := re.match(r"^\s*FROM\s+(\S+)", line, flags=re.IGNORECASE):
                 image = match.group(1)
-                if (
-                    "$" not in image
-                    and image != "scratch"
-                    and (problem := _image_problem(image)) is not None
-                ):
+                if "$" not in image and image != "scratch" and (problem := _image_problem(image)) is not None:
                     problems.append(f"{name}: {problem}")
     return problems
 
@@ -591,9 +518,7 @@ def check_everything_described(root: Path) -> Problems:
         for field in ("params", "results", "workspaces"):
             for item in spec.get(field, []):
                 if not str(item.get("description", "")).strip():
-                    problems.append(
-                        f"{where}: {field[:-1]} {item['name']!r} has no description"
-                    )
+                    problems.append(f"{where}: {field[:-1]} {item['name']!r} has no description")
     return problems
 
 
@@ -601,9 +526,7 @@ def check_names(root: Path) -> Problems:
     """Our Tasks, Pipelines, params, workspaces and steps are kebab-case; results UPPER_SNAKE; a Task's
     file is named after it."""
     problems = []
-    for path in sorted((root / "tasks").glob("*.yaml")) + sorted(
-        (root / "pipelines").glob("*.yaml")
-    ):
+    for path in sorted((root / "tasks").glob("*.yaml")) + sorted((root / "pipelines").glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
         for doc in load_file(path):
@@ -636,16 +559,15 @@ def check_names(root: Path) -> Problems:
 
 def check_step_convention(root: Path) -> Problems:
     """Task steps follow the wrapper convention: env PARAM_X per param x and nothing else named PARAM_,
-    `set -eu`, one `exec modelpipe VERB` (VERB = the Task name's first word), results to RESULTS_DIR=/tekton/results,
+    `set -eu`, one `exec modelpipe VERB` (VERB = the Task name's first word), results to
+    RESULTS_DIR=/tekton/results,
     computeResources set, nothing privileged."""
     problems = []
     for name, task in tasks_by_name(root).items():
         spec = task["spec"]
         steps = steps_of(spec)
         if len(steps) != 1:
-            problems.append(
-                f"Task {name}: {len(steps)} steps (one modelpipe call per Task)"
-            )
+            problems.append(f"Task {name}: {len(steps)} steps (one modelpipe call per Task)")
             continue
         step = steps[0]
         env = {e["name"]: e for e in step.get("env", [])}
@@ -655,8 +577,7 @@ def check_step_convention(root: Path) -> Problems:
         problems += [
             f"Task {name}: param {p!r} does not reach the step as env PARAM_{p.upper().replace('-', '_')}"
             for p in params
-            if "PARAM_" + p.upper().replace("-", "_") not in env
-            and f"$(params.{p})" not in in_refs
+            if "PARAM_" + p.upper().replace("-", "_") not in env and f"$(params.{p})" not in in_refs
         ]
         problems += [
             f"Task {name}: env {e} matches no param"
@@ -671,20 +592,12 @@ def check_step_convention(root: Path) -> Problems:
             problems.append(f"Task {name}: script does not start with set -eu")
         execs = re.findall(r"^\s*exec modelpipe (\S+)", script, flags=re.MULTILINE)
         if execs != [verb]:
-            problems.append(
-                f"Task {name}: script must exec `modelpipe {verb}` exactly once, found {execs}"
-            )
+            problems.append(f"Task {name}: script must exec `modelpipe {verb}` exactly once, found {execs}")
         if '--results-dir "$RESULTS_DIR"' not in script:
-            problems.append(
-                f'Task {name}: script does not pass --results-dir "$RESULTS_DIR"'
-            )
+            problems.append(f'Task {name}: script does not pass --results-dir "$RESULTS_DIR"')
         resources = step.get("computeResources", {})
-        if not resources.get("requests") or not resources.get("limits", {}).get(
-            "memory"
-        ):
-            problems.append(
-                f"Task {name}: computeResources needs requests and a memory limit"
-            )
+        if not resources.get("requests") or not resources.get("limits", {}).get("memory"):
+            problems.append(f"Task {name}: computeResources needs requests and a memory limit")
         security = step.get("securityContext", {})
         if security.get("privileged") or security.get("allowPrivilegeEscalation"):
             problems.append(f"Task {name}: privileged step")
@@ -698,9 +611,7 @@ def check_pipeline_policies(root: Path) -> Problems:
     for pname, pipeline in pipelines_by_name(root).items():
         for ptask in pipeline["spec"].get("tasks", []):
             if ptask["name"] in NETWORK_TASKS and not ptask.get("retries"):
-                problems.append(
-                    f"Pipeline {pname} task {ptask['name']}: network-bound, needs retries"
-                )
+                problems.append(f"Pipeline {pname} task {ptask['name']}: network-bound, needs retries")
     k8s = kustomize(root, "gitops/overlays/kubernetes")
     if "openshift-pipelines" in k8s:
         problems.append(
@@ -722,9 +633,7 @@ def _env_template_keys(root: Path) -> dict[str, str]:
         if line.startswith("#"):
             comment.append(line)
         elif match := re.match(r"^([A-Z][A-Z0-9_]*)=", line):
-            keys[match.group(1)] = " ".join(
-                c for c in comment if not c.startswith("# ---")
-            )
+            keys[match.group(1)] = " ".join(c for c in comment if not c.startswith("# ---"))
             comment = []
         else:
             comment = []
@@ -746,9 +655,7 @@ def _deploy_dry_run(root: Path) -> str:
             AWS_S3_ENDPOINT="http://minio:9000",
         )
         env_file = Path(tmp) / "env"
-        env_file.write_text(
-            "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8"
-        )
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
         return subprocess.run(
             [
                 str(root / "deploy.sh"),
@@ -764,17 +671,13 @@ def _deploy_dry_run(root: Path) -> str:
         ).stdout
 
 
-def _key_refs(
-    node: Any, defaults: dict[str, str]
-) -> Iterator[tuple[str, str, str, bool]]:
+def _key_refs(node: Any, defaults: dict[str, str]) -> Iterator[tuple[str, str, str, bool]]:
     """(kind, name, key, optional) of every secretKeyRef/configMapKeyRef, $(params.x) replaced by defaults."""
     if isinstance(node, dict):
         for kind in ("secretKeyRef", "configMapKeyRef"):
             if kind in node:
                 ref = node[kind]
-                name = REF.sub(
-                    lambda m: defaults.get(m.group(2), m.group(0)), ref["name"]
-                )
+                name = REF.sub(lambda m: defaults.get(m.group(2), m.group(0)), ref["name"])
                 yield kind, name, ref["key"], bool(ref.get("optional"))
         for value in node.values():
             yield from _key_refs(value, defaults)
@@ -796,13 +699,9 @@ def check_secrets_agree(root: Path) -> Problems:
             configmaps[doc["metadata"]["name"]] = set(doc.get("data", {}))
     template = _env_template_keys(root)
     problems += [
-        f".env.template: key {k} has no comment documenting it"
-        for k, c in template.items()
-        if not c.strip()
+        f".env.template: key {k} has no comment documenting it" for k, c in template.items() if not c.strip()
     ]
-    secret_keys = {
-        k for keys in created.values() for k in keys if not k.startswith(".")
-    }
+    secret_keys = {k for keys in created.values() for k in keys if not k.startswith(".")}
     problems += [
         f"deploy.sh creates Secret key {k} that .env.template does not document"
         for k in secret_keys - template.keys()
@@ -812,11 +711,7 @@ def check_secrets_agree(root: Path) -> Problems:
         + (root / "run-model-import.sh").read_text(encoding="utf-8")
         + (root / "run-model-testing.sh").read_text(encoding="utf-8")
     )
-    problems += [
-        f".env.template key {k} is read by no script"
-        for k in template
-        if k not in deploy_text
-    ]
+    problems += [f".env.template key {k} is read by no script" for k in template if k not in deploy_text]
     for overlay in OVERLAYS:
         for doc in rendered(root, overlay):
             for spec in _task_like_specs(doc):
@@ -825,7 +720,7 @@ def check_secrets_agree(root: Path) -> Problems:
                     for p in spec.get("params", [])
                     if isinstance(p.get("default", ""), str)
                 }
-                for kind, name, key, optional in _key_refs(spec, defaults):
+                for kind, name, key, _optional in _key_refs(spec, defaults):
                     store = created if kind == "secretKeyRef" else configmaps
                     where = f"{overlay} {doc['kind']}/{doc['metadata']['name']}"
                     if name not in store:
@@ -834,14 +729,9 @@ def check_secrets_agree(root: Path) -> Problems:
                         )
                     elif key not in store[name]:
                         problems.append(f"{where}: {kind} {name} has no key {key}")
-    base_secrets = {
-        d["metadata"]["name"]
-        for d in rendered(root, "gitops/base")
-        if d["kind"] == "Secret"
-    }
+    base_secrets = {d["metadata"]["name"] for d in rendered(root, "gitops/base") if d["kind"] == "Secret"}
     problems += [
-        f"gitops/base: Secret layout {n} is not filled by deploy.sh"
-        for n in base_secrets - created.keys()
+        f"gitops/base: Secret layout {n} is not filled by deploy.sh" for n in base_secrets - created.keys()
     ]
     return problems
 
@@ -873,9 +763,7 @@ def modelpipe_options(python: str) -> dict[str, list[str]]:
         "print(json.dumps({name: [o for a in p._actions for o in a.option_strings]"
         " for name, p in sub.choices.items()}))\n"
     )
-    out = subprocess.run(
-        [python, "-c", code], check=True, capture_output=True, text=True
-    ).stdout
+    out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
 
@@ -893,13 +781,58 @@ def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems
             if verb not in options:
                 problems.append(f"Task {name}: modelpipe has no subcommand {verb!r}")
                 continue
-            for flag in sorted(
-                set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", script))
-            ):
+            for flag in sorted(set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", script))):
                 if flag not in options[verb]:
-                    problems.append(
-                        f"Task {name}: `modelpipe {verb}` has no flag {flag}"
-                    )
+                    problems.append(f"Task {name}: `modelpipe {verb}` has no flag {flag}")
+    return problems
+
+
+METRICS_MODULE = "runtime/diffusers_runtime/metrics.py"
+DASHBOARD = "gitops/monitoring/dashboards/diffusers-runtime.json"
+_SUFFIXES = {"Histogram": ("_bucket", "_sum", "_count"), "Counter": ("_total",), "Gauge": ("",)}
+
+
+def exposed_series(metrics_py: str) -> set[str]:
+    """Series names the runtime exposes: prometheus_client metrics declared in metrics.py, with suffixes."""
+    found = re.findall(r"\b(Histogram|Counter|Gauge)\(\s*\"([a-z_:][a-z0-9_:]*)\"", metrics_py)
+    series = set()
+    for kind, name in found:
+        base = name.removesuffix("_total") if kind == "Counter" else name
+        series |= {base + suffix for suffix in _SUFFIXES[kind]}
+    return series
+
+
+def check_monitoring_metrics(root: Path) -> Problems:
+    """The PrometheusRule and the Grafana dashboard query only series the runtime exposes."""
+    path = root / METRICS_MODULE
+    if not path.is_file():
+        return [f"{METRICS_MODULE}: missing"]
+    series = exposed_series(path.read_text(encoding="utf-8"))
+    if not series:
+        return [f"{METRICS_MODULE}: declares no metrics"]
+    exprs: list[tuple[str, str]] = []
+    for doc in rendered(root, "gitops/monitoring"):
+        if doc["kind"] == "PrometheusRule":
+            exprs += [
+                (f"PrometheusRule {rule.get('alert') or rule.get('record')}", str(rule["expr"]))
+                for group in doc["spec"]["groups"]
+                for rule in group["rules"]
+            ]
+    dashboard = json.loads((root / DASHBOARD).read_text(encoding="utf-8"))
+    for panel in dashboard["panels"]:
+        if not panel.get("targets"):
+            exprs.append((f"dashboard panel {panel['title']!r}", "<no targets>"))
+        exprs += [(f"dashboard panel {panel['title']!r}", t["expr"]) for t in panel.get("targets", [])]
+    exprs += [
+        (f"dashboard variable {v['name']}", str(v.get("query", ""))) for v in dashboard["templating"]["list"]
+    ]
+    problems = []
+    for where, expr in exprs:
+        if expr == "<no targets>":
+            problems.append(f"{where}: no queries")
+        # Recording-rule names (model_name:diffusers_...:p95_5m) are ours, not runtime series.
+        used = set(re.findall(r"(?<![\w:])(diffusers_[a-z0-9_]+)", expr))
+        problems += [f"{where}: queries {name}, which the runtime does not expose" for name in used - series]
     return problems
 
 
@@ -907,7 +840,7 @@ def copy_tree(root: Path, dest: Path) -> Path:
     """A copy of the files the checks read (no .venv, .git or node_modules)."""
     for name in ("tasks", "pipelines", "pipelineruns", "gitops"):
         shutil.copytree(root / name, dest / name)
-    for name in (*SCRIPTS[:3], ".env.template", *CONTAINERFILES):
+    for name in (*SCRIPTS[:3], ".env.template", *CONTAINERFILES, METRICS_MODULE):
         if (root / name).exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, dest / name)

@@ -1,4 +1,4 @@
-"""Strict validation of rendered objects: CRD schemas from ../shared/specs and core kinds from the k8s client."""
+"""Strict validation of rendered objects: CRD schemas from ../shared/specs, core kinds via the k8s client."""
 
 from __future__ import annotations
 
@@ -72,9 +72,7 @@ def _strict(schema: Any) -> Any:
 
 
 @functools.cache
-def crd_schema(
-    specs_dir: Path, group: str, kind: str, version: str
-) -> dict[str, Any] | None:
+def crd_schema(specs_dir: Path, group: str, kind: str, version: str) -> dict[str, Any] | None:
     """The strict openAPIV3Schema of ``kind`` at ``version``; None if the spec does not serve it."""
     relative = CRD_FILES.get((group, kind))
     if relative is None:
@@ -87,7 +85,7 @@ def crd_schema(
 
 
 def task_spec_schema(specs_dir: Path) -> dict[str, Any]:
-    """Strict schema of a v1 Task's spec, for the taskSpecs embedded in Pipelines (not validated by the CRD)."""
+    """Strict schema of a v1 Task's spec, for taskSpecs embedded in Pipelines (the CRD leaves them open)."""
     schema = crd_schema(specs_dir, "tekton.dev", "Task", "v1")
     assert schema is not None
     return schema["properties"]["spec"]
@@ -98,9 +96,7 @@ def schema_errors(schema: Mapping[str, Any], obj: Any, where: str) -> list[str]:
     validator = jsonschema.Draft7Validator(schema)
     return [
         f"{where}: {'/'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message[:300]}"
-        for error in sorted(
-            validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path))
-        )
+        for error in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))
     ]
 
 
@@ -126,9 +122,7 @@ def _check_value(value: Any, type_name: str, path: str) -> Iterator[str]:
     elif type_name in _PRIMITIVES:
         if type_name == "str" and not isinstance(value, str):
             yield f"{path}: expected a string, got {type(value).__name__} (quote it)"
-        elif type_name == "int" and (
-            isinstance(value, bool) or not isinstance(value, int)
-        ):
+        elif type_name == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             yield f"{path}: expected an integer"
         elif type_name == "bool" and not isinstance(value, bool):
             yield f"{path}: expected a boolean"
@@ -147,6 +141,4 @@ def model_errors(obj: Any, model_name: str, path: str) -> Iterator[str]:
         if key not in by_json:
             yield f"{path}.{key}: unknown field for {model_name}"
             continue
-        yield from _check_value(
-            value, model.openapi_types[by_json[key]], f"{path}.{key}"
-        )
+        yield from _check_value(value, model.openapi_types[by_json[key]], f"{path}.{key}")

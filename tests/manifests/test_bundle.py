@@ -28,9 +28,7 @@ def _hadolint(root: Path) -> checks.Problems:
 
 def _tekton_lint(root: Path) -> checks.Problems:
     if not checks.TEKTON_LINT.exists():
-        require_tool(
-            "tekton-lint"
-        )  # skips locally / fails in CI with the fix (make setup)
+        require_tool("tekton-lint")  # skips locally / fails in CI with the fix (make setup)
     return checks.check_tekton_lint(root)
 
 
@@ -55,6 +53,7 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "pipeline_policies": checks.check_pipeline_policies,
     "secrets_agree": checks.check_secrets_agree,
     "task_flags_exist": checks.check_task_flags_exist,
+    "monitoring_metrics": checks.check_monitoring_metrics,
 }
 SLOW = {"task_flags_exist"}  # imports the whole modelpipe CLI (torch, diffusers) once
 
@@ -89,6 +88,18 @@ UNUSED_PARAM = """  params:
 
 # (check, mutation, text the report must contain)
 BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
+    (
+        "monitoring_metrics",
+        "dashboard queries a metric the runtime lacks",
+        edit(checks.DASHBOARD, "diffusers_images_generated_total", "diffusers_images_total"),
+        "diffusers_images_total",
+    ),
+    (
+        "monitoring_metrics",
+        "alert on a renamed runtime metric",
+        edit(checks.METRICS_MODULE, '"diffusers_request_seconds"', '"diffusers_request_latency_seconds"'),
+        "diffusers_request_seconds_bucket",
+    ),
     (
         "kustomize_renders",
         "missing resource",
@@ -134,9 +145,7 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     (
         "core_objects",
         "misspelt volume field",
-        edit(
-            "gitops/base/minio.yaml", "claimName: minio-data", "claimname: minio-data"
-        ),
+        edit("gitops/base/minio.yaml", "claimName: minio-data", "claimname: minio-data"),
         "claimname",
     ),
     (
@@ -264,9 +273,7 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     (
         "no_latest_images",
         "latest tag in a task",
-        edit(
-            "tasks/upload-model.yaml", "modelpipe-tools:0.1.0", "modelpipe-tools:latest"
-        ),
+        edit("tasks/upload-model.yaml", "modelpipe-tools:0.1.0", "modelpipe-tools:latest"),
         "latest",
     ),
     (
@@ -294,9 +301,7 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     (
         "step_convention",
         "results written elsewhere",
-        edit(
-            "tasks/deploy-model.yaml", "value: /tekton/results", "value: /tmp/results"
-        ),
+        edit("tasks/deploy-model.yaml", "value: /tekton/results", "value: /tmp/results"),
         "RESULTS_DIR",
     ),
     (
@@ -370,8 +375,7 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "undocumented template key",
         edit(
             ".env.template",
-            "# Optional read token for gated or private models; "
-            "empty downloads anonymously.\n",
+            "# Optional read token for gated or private models; empty downloads anonymously.\n",
             "",
         ),
         "HF_TOKEN",
