@@ -161,7 +161,9 @@ def benchmark_model(
         clip_dir,
         clip_info,
     ):
+        started = time.perf_counter()
         metric = load_clip_score(clip_dir)
+        log.info("CLIP model %s loaded in %.1fs", clip_info.id, time.perf_counter() - started)
         log.info("benchmark %s model %s: %d prompts (%s)", public, model_name, len(seeds), prompt_set.name)
         with V1ImageClient(
             endpoint, model_name, timeout_seconds=timeout_seconds, max_connections=max(concurrency)
