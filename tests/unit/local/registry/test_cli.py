@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from modelpipe.cli import registry as registry_cli
 from modelpipe.local.registry.__main__ import main
 from modelpipe.local.registry.server import bind_socket
@@ -22,7 +21,8 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def test_serve_passes_flags_to_the_server(served: dict[str, Any], tmp_path: Path) -> None:
-    code = main(["--port", "9999", "--db", str(tmp_path / "r.db"), "--token", "tok-123", "--api-versions", "v1alpha3"])
+    db = str(tmp_path / "r.db")
+    code = main(["--port", "9999", "--db", db, "--token", "tok-123", "--api-versions", "v1alpha3"])
     assert code == 0
     assert served["port"] == 9999 and served["host"] == "127.0.0.1"
     assert served["db"] == tmp_path / "r.db" and served["token"] == "tok-123"

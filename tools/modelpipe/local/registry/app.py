@@ -21,6 +21,7 @@ from modelpipe.local.registry.errors import (
     UnauthorizedError,
     status_text,
 )
+from modelpipe.local.registry.filters import compile_filter
 from modelpipe.local.registry.paging import MAX_INT32, parse_page_request
 from modelpipe.local.registry.schemas import (
     ARTIFACT_KINDS,
@@ -154,7 +155,11 @@ def _list_route(store: RegistryStore, kinds: list[Kind], *, parent: Kind | None 
         params = request.query_params
         page = parse_page_request(params)
         selected = [artifact_kind(params)] if "artifactType" in params and kinds[0].is_artifact else kinds
-        return await run_in_threadpool(lambda: store.list_page(selected, page, **filters))
+        query = params.get("filterQuery", "").strip()
+        condition = compile_filter(query, selected) if query else None
+        return await run_in_threadpool(
+            lambda: store.list_page(selected, page, condition=condition, **filters)
+        )
 
     if parent is None:
 

@@ -72,6 +72,7 @@ class RegistryStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA case_sensitive_like=ON")  # filterQuery LIKE is case-sensitive, ILIKE is not
             self._local.conn = conn
         return conn
 
@@ -211,9 +212,16 @@ class RegistryStore:
         parent_id: int | None = None,
         name: str | None = None,
         external_id: str | None = None,
+        condition: tuple[str, list[Any]] | None = None,
     ) -> dict[str, Any]:
-        """One page of entities of ``kinds`` (all from one table), as the API's list body."""
+        """One page of entities of ``kinds`` (all from one table), as the API's list body.
+
+        ``condition`` is an extra SQL condition with its arguments (a compiled filterQuery).
+        """
         where, args = _filters(kinds, name=name, external_id=external_id, parent_id=parent_id)
+        if condition is not None:
+            where += f" AND ({condition[0]})"
+            args += condition[1]
         column, direction = page.column, "DESC" if page.descending else "ASC"
         if page.after is not None:
             op = "<" if page.descending else ">"
