@@ -27,6 +27,9 @@ DEFAULT_SHEBANG = "#!/bin/sh\nset -e\n"
 KILL_GRACE_SECONDS = 5.0
 # Tekton documents /tekton/results as the results folder of every step; steps may name it literally.
 TEKTON_RESULTS_DIR = "/tekton/results"
+# Writing a script while another thread forks lets that child inherit the open file, and exec then fails
+# with ETXTBSY; writing scripts and spawning under one lock avoids it.
+_SPAWN_LOCK = threading.Lock()
 # Host variables a step sees besides its own env (a pod sees only what its Task declares).
 PASSTHROUGH_ENV = (
     "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM",
@@ -307,22 +310,25 @@ def _run_step(
     inv: TaskInvocation, step: Step, scope: Scope, options: ExecOptions, deadline: float | None
 ) -> TaskAttempt | None:
     prefix = f"{inv.label}/{step.name}"
-    argv = _step_argv(inv, step, scope)
     env = _step_env(step, scope, options)
     cwd = _working_dir(inv, step, scope)
     log_path = _log_path(inv, step.name)
     limits = [t for t in (step.timeout, deadline and max(0.0, deadline - time.monotonic())) if t]
     timeout = min(limits) if limits else None
     with log_path.open("w", encoding="utf-8") as log_file:
+        argv = [step.name]
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with _SPAWN_LOCK:
+                argv = _step_argv(inv, step, scope)
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as err:
             log_file.write(f"cannot start {argv[0]}: {err}\n")
             options.sink.line(prefix, f"cannot start {argv[0]}: {err}")

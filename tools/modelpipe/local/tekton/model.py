@@ -323,7 +323,7 @@ def _step(raw: Any, index: int, template: Mapping[str, Any], where: str) -> tupl
     found = _fields(raw, at, _STEP_FIELDS, _STEP_UNSUPPORTED)
     if raw.get("script") and raw.get("command"):
         raise TektonSpecError(f"{at}: script cannot be used with command")
-    if not raw.get("script") and not raw.get("command"):
+    if not raw.get("script") and not raw.get("command") and not found:
         raise TektonSpecError(
             f"{at}: no script or command (image entrypoints are not available locally)",
             fix="give the step a script or a command",

@@ -128,6 +128,17 @@ def _check_acyclic(pipeline: Pipeline, deps: Mapping[str, frozenset[str]]) -> No
         remaining -= ready
 
 
+def _check_literal_params(pipeline: Pipeline, pt: PipelineTask, task: Task) -> None:
+    """Type- and enum-check params whose values hold no variables (the rest is checked when they run)."""
+    literal = {
+        name: value
+        for name, value in pt.params.items()
+        if not any(references(text) for text in ([value] if isinstance(value, str) else value))
+    }
+    specs = [p for p in task.params if p.name in literal]
+    bind_declared(specs, literal, f"{pipeline.source} task {pt.name}", f"Task {task.name} ({task.source})")
+
+
 def _check_workspaces(pipeline: Pipeline, pt: PipelineTask, task: Task) -> None:
     declared = {w.name for w in task.workspaces}
     pipeline_ws = {w.name for w in pipeline.workspaces}
@@ -195,6 +206,7 @@ def resolve_pipeline(
                 f"{pipeline.source} task {pt.name}: missing required param(s) {', '.join(missing)} "
                 f"of Task {task.name}"
             )
+        _check_literal_params(pipeline, pt, task)
         _check_workspaces(pipeline, pt, task)
         _check_references(pipeline, tasks, pt, pt in pipeline.finally_tasks)
         check_task_references(task, pt.name, TASK_CONTEXT)
