@@ -787,6 +787,56 @@ def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems
     return problems
 
 
+def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
+    """The InferenceService `modelpipe deploy` builds (kserve_deploy.build_inference_service, with the
+    deploy-model Task's defaults) matches the KServe CRD and the bundle's ServingRuntime: runtime name,
+    model format, the V1 protocol benchmark-model speaks."""
+    from modelpipe.kserve_deploy import IsvcSpec, build_inference_service
+
+    task = tasks_by_name(root)["deploy-model"]["spec"]
+    defaults = {p["name"]: p.get("default") for p in task["params"]}
+    runtimes = {
+        d["metadata"]["name"]: d for d in rendered(root, "gitops/base") if d["kind"] == "ServingRuntime"
+    }
+    problems = []
+    for mode in ("RawDeployment", "Serverless"):
+        isvc = build_inference_service(
+            IsvcSpec(
+                name="sd-turbo",
+                namespace="modelpipe",
+                model_uri="s3://modelpipe/models/sd-turbo/v1",
+                serving_runtime=str(defaults["serving-runtime"]),
+                runtime_image="quay.io/modelpipe/diffusers-runtime@sha256:" + "0" * 64,
+                storage_key=f"aws-connection-{defaults['data-connection']}",
+                service_account="modelpipe-runtime",
+                registered_model_id="1",
+                model_version_id="2",
+                registry_name="registry",
+                deployment_mode=mode,
+            )
+        )
+        where = f"InferenceService from modelpipe deploy ({mode})"
+        schema = crd_schema(specs, "serving.kserve.io", "InferenceService", "v1beta1")
+        assert schema is not None
+        problems += schema_errors(schema, isvc, where)
+        model = isvc["spec"]["predictor"]["model"]
+        runtime = runtimes.get(model["runtime"])
+        if runtime is None:
+            problems.append(f"{where}: runtime {model['runtime']!r} is not a ServingRuntime in gitops/base")
+            continue
+        formats = {f["name"] for f in runtime["spec"].get("supportedModelFormats", [])}
+        if model["modelFormat"]["name"] not in formats:
+            problems.append(
+                f"{where}: model format {model['modelFormat']['name']!r} not supported by "
+                f"ServingRuntime {model['runtime']} ({sorted(formats)})"
+            )
+        if "v1" not in runtime["spec"].get("protocolVersions", []):
+            problems.append(
+                f"ServingRuntime {model['runtime']}: protocolVersions lacks v1 (benchmark uses V1)"
+            )
+    return problems
+
+
 METRICS_MODULE = "runtime/diffusers_runtime/metrics.py"
 DASHBOARD = "gitops/monitoring/dashboards/diffusers-runtime.json"
 _SUFFIXES = {"Histogram": ("_bucket", "_sum", "_count"), "Counter": ("_total",), "Gauge": ("",)}

@@ -54,6 +54,7 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "secrets_agree": checks.check_secrets_agree,
     "task_flags_exist": checks.check_task_flags_exist,
     "monitoring_metrics": checks.check_monitoring_metrics,
+    "inference_service_fits_runtime": lambda root: checks.check_inference_service_fits_runtime(root, SPECS),
 }
 SLOW = {"task_flags_exist"}  # imports the whole modelpipe CLI (torch, diffusers) once
 
@@ -88,6 +89,18 @@ UNUSED_PARAM = """  params:
 
 # (check, mutation, text the report must contain)
 BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
+    (
+        "inference_service_fits_runtime",
+        "runtime renamed",
+        edit("gitops/base/servingruntime.yaml", "  name: diffusers-runtime\n", "  name: diffusers\n"),
+        "is not a ServingRuntime",
+    ),
+    (
+        "inference_service_fits_runtime",
+        "model format not supported",
+        edit("gitops/base/servingruntime.yaml", "    - name: diffusers\n", "    - name: pytorch\n"),
+        "not supported",
+    ),
     (
         "monitoring_metrics",
         "dashboard queries a metric the runtime lacks",
