@@ -837,6 +837,27 @@ def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
     return problems
 
 
+def check_tasks_readme(root: Path) -> Problems:
+    """tasks/README.md has a section per Task naming each of its params, results and workspaces."""
+    text = (root / "tasks" / "README.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## ([a-z-]+)\n(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL))
+    problems = []
+    for name, task in tasks_by_name(root).items():
+        section = sections.get(name)
+        if section is None:
+            problems.append(f"tasks/README.md: no section for Task {name}")
+            continue
+        for field in ("params", "results", "workspaces"):
+            problems += [
+                f"tasks/README.md {name}: {field[:-1]} {item['name']!r} not documented"
+                for item in task["spec"].get(field, [])
+                if f"`{item['name']}`" not in section
+            ]
+        if "Example" not in section:
+            problems.append(f"tasks/README.md {name}: no example")
+    return problems
+
+
 METRICS_MODULE = "runtime/diffusers_runtime/metrics.py"
 DASHBOARD = "gitops/monitoring/dashboards/diffusers-runtime.json"
 _SUFFIXES = {"Histogram": ("_bucket", "_sum", "_count"), "Counter": ("_total",), "Gauge": ("",)}

@@ -54,6 +54,7 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "secrets_agree": checks.check_secrets_agree,
     "task_flags_exist": checks.check_task_flags_exist,
     "monitoring_metrics": checks.check_monitoring_metrics,
+    "tasks_readme": checks.check_tasks_readme,
     "inference_service_fits_runtime": lambda root: checks.check_inference_service_fits_runtime(root, SPECS),
 }
 SLOW = {"task_flags_exist"}  # imports the whole modelpipe CLI (torch, diffusers) once
@@ -89,6 +90,12 @@ UNUSED_PARAM = """  params:
 
 # (check, mutation, text the report must contain)
 BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
+    (
+        "tasks_readme",
+        "param added without docs",
+        edit("tasks/upload-model.yaml", "  params:\n", UNUSED_PARAM),
+        "unused-knob",
+    ),
     (
         "inference_service_fits_runtime",
         "runtime renamed",
