@@ -125,3 +125,42 @@ def test_deployment_records_are_upserted_in_place(
         == "http://tiny-sd.demo.example.com"
     )
     assert second.desired_state == "DEPLOYED"
+
+
+def test_inference_service_name_serving_another_model_is_refused(
+    registry_server,
+) -> None:
+    registry = connect_registry(settings(registry_server.url))
+    for name in ("tiny-sd", "other-sd"):
+        registry.register_model(
+            name,
+            f"s3://models/{name}",
+            model_format_name="diffusers",
+            model_format_version="1",
+            version="1.0",
+        )
+    first, other = (
+        find_version(registry, "tiny-sd", "1.0"),
+        find_version(registry, "other-sd", "1.0"),
+    )
+    assert first is not None and other is not None
+    environment = upsert_serving_environment(registry, "demo-namespace")
+    assert environment.id is not None
+    common = {
+        "serving_environment_id": environment.id,
+        "name": "tiny-sd/uid-1",
+        "runtime": "diffusers-runtime",
+    }
+    upsert_inference_service(
+        registry,
+        registered_model_id=first.registered_model_id,
+        model_version_id=first.id,
+        **common,
+    )
+    with pytest.raises(RegistryError, match="serves registered model"):
+        upsert_inference_service(
+            registry,
+            registered_model_id=other.registered_model_id,
+            model_version_id=other.id,
+            **common,
+        )
