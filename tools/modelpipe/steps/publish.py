@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 from model_registry import ModelRegistry
-from model_registry.types import ModelVersion, SupportedTypes
+from model_registry.types import SupportedTypes
 
 from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults
 from modelpipe.config import RegistrySettings, S3Settings
@@ -143,6 +143,7 @@ def publish_results(
     destination = report_location(results, model_uri=model_uri, report_dest=report_dest)
     gates = evaluate_gates(results, min_clip_score=min_clip_score, max_p95_seconds=max_p95_seconds)
     client = connect_registry(registry)
+    # Read before uploading, so a wrong id fails before anything is written.
     version = _registry_call(
         f"reading model version {model_version_id}", get_version, client, model_version_id
     )
@@ -153,7 +154,7 @@ def publish_results(
     properties = benchmark_properties(
         results, report_uri=report_uri, results_uri=results_uri, gates=gates, pipeline_run=pipeline_run
     )
-    _annotate_version(client, version, properties, validated=validated)
+    _annotate_version(client, model_version_id, properties, validated=validated)
     log.info("published %d objects to %s and results to version %s", uploaded, destination, version.id)
     failed = [gate for gate in gates if not gate.passed]
     if failed:
@@ -309,9 +310,10 @@ def _item(path: Path, location: S3Location) -> UploadItem:
 
 
 def _annotate_version(
-    client: ModelRegistry, version: ModelVersion, properties: Mapping[str, SupportedTypes], *, validated: bool
+    client: ModelRegistry, version_id: str, properties: Mapping[str, SupportedTypes], *, validated: bool
 ) -> None:
-    """Merge the properties and labels into the version (PATCH replaces the whole map, so merge first)."""
+    """Merge the properties and labels into the version's current map (a PATCH replaces the whole map)."""
+    version = _registry_call(f"reading model version {version_id}", get_version, client, version_id)
     merged = dict(version.custom_properties or {})
     merged.update(properties)
     merged[LABEL_BENCHMARKED] = ""
@@ -321,7 +323,7 @@ def _annotate_version(
         # The label describes the latest results: an earlier pass does not survive a failed or ungated run.
         merged.pop(LABEL_VALIDATED, None)
     version.custom_properties = merged
-    _registry_call(f"updating model version {version.id}", client.update, version)
+    _registry_call(f"updating model version {version_id}", client.update, version)
 
 
 def _registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
