@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 SPEC_PATH = SHARED_DIR / "specs" / "model-registry" / "openapi.yaml"
 SPEC_PREFIX = "/api/model_registry/v1alpha3"
 UNIMPLEMENTED = ("experiment", "/serves")
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 5
 
 
 def _spec_for(version: str) -> dict[str, Any]:

@@ -284,3 +284,47 @@ def test_both_prefixes_share_one_store(make_api: Callable[..., Api]) -> None:
 def test_unknown_route_answers_with_error_body(api: Api) -> None:
     response = api.get("/no_such_resources")
     assert response.status_code == 404 and set(response.json()) == {"code", "message"}
+
+
+def test_upsert_with_id_attaches_a_standalone_artifact(api: Api) -> None:
+    version = api.version(api.model()["id"])
+    standalone = api.created("/model_artifacts", {"name": "weights", "uri": "s3://b/w"})
+    path = f"/model_versions/{version['id']}/artifacts"
+    body = {"artifactType": "model-artifact", "id": standalone["id"], "storageKey": "conn"}
+    response = api.post(path, body)
+    assert response.status_code == 200
+    assert response.json()["storageKey"] == "conn" and response.json()["uri"] == "s3://b/w"
+    assert [a["id"] for a in api.get(path).json()["items"]] == [standalone["id"]]
+
+
+def test_find_inference_service_by_name_in_its_serving_environment(api: Api) -> None:
+    model = api.model()
+    env = api.created("/serving_environments", {"name": "ns"})
+    body = {"name": "sd/uid-1", "registeredModelId": model["id"], "servingEnvironmentId": env["id"]}
+    isvc = api.created("/inference_services", body)
+    assert api.get("/serving_environment", name="ns").json()["id"] == env["id"]
+    found = api.get("/inference_service", name="sd/uid-1", parentResourceId=env["id"])
+    assert found.json()["id"] == isvc["id"]
+
+
+def test_patch_to_a_missing_model_version_is_400(api: Api) -> None:
+    model = api.model()
+    env = api.created("/serving_environments", {"name": "ns"})
+    body = {"registeredModelId": model["id"], "servingEnvironmentId": env["id"]}
+    isvc = api.created("/inference_services", body)
+    response = api.patch(f"/inference_services/{isvc['id']}", {"modelVersionId": "999"})
+    assert response.status_code == 400 and "modelVersionId" in response.json()["message"]
+
+
+def test_generic_artifact_patch_keeps_the_type_and_rejects_another(api: Api) -> None:
+    metric = api.created("/artifacts", {"artifactType": "metric", "name": "clip", "value": 0.1})
+    patched = api.patch(f"/artifacts/{metric['id']}", {"artifactType": "metric", "value": 0.2})
+    assert patched.status_code == 200 and patched.json()["value"] == 0.2
+    assert api.patch(f"/artifacts/{metric['id']}", {"artifactType": "doc-artifact"}).status_code == 400
+    assert api.get(f"/model_artifacts/{metric['id']}").status_code == 404
+
+
+def test_overview_page_needs_the_token_too(make_api: Callable[..., Api]) -> None:
+    api = make_api(token="page-token-1")
+    assert api.client.get("/").status_code == 401
+    assert api.client.get("/", headers={"Authorization": "Bearer page-token-1"}).status_code == 200
