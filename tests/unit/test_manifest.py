@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from modelpipe.errors import ChecksumMismatchError, ManifestError
 from modelpipe.manifest import (
     MANIFEST_NAME,
@@ -140,3 +139,14 @@ def test_files_digest_ignores_creation_time(model_dir: Path) -> None:
     assert files_digest(first.files) == files_digest(second.files)
     changed = [*first.files[:-1], first.files[-1].model_copy(update={"size": 1})]
     assert files_digest(changed) != files_digest(first.files)
+
+
+def test_verify_files_hash_only_skips_hashing_but_still_checks_sizes(model_dir: Path) -> None:
+    manifest = _manifest_for(model_dir)
+    (model_dir / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x02" * 1000)
+    verify_files(model_dir, manifest, hash_only={"unet/config.json"})
+    with pytest.raises(ChecksumMismatchError, match="safetensors sha256"):
+        verify_files(model_dir, manifest, hash_only={"unet/diffusion_pytorch_model.safetensors"})
+    (model_dir / "model_index.json").write_text("{}")
+    with pytest.raises(ChecksumMismatchError, match=r"model_index\.json has 2 bytes"):
+        verify_files(model_dir, manifest, hash_only=())

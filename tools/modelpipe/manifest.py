@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -80,7 +80,8 @@ class Manifest(BaseModel):
     Attributes:
         schema_version: Format version of this file.
         source: Where the model came from (``hf://ORG/REPO`` or ``file:///DIR``).
-        revision: Commit sha for hf:// sources; for file:// the sha256 of the file list (see ``files_digest``).
+        revision: Commit sha for hf:// sources; for file:// the sha256 of the file list
+            (see ``files_digest``).
         variant: Weight variant chosen (e.g. ``fp16``), or None.
         created: When the manifest was written (UTC).
         files: Every file of the model, sorted by path.
@@ -133,7 +134,9 @@ def _size_of(item: object) -> int:
 
 def files_digest(files: Iterable[ManifestFile]) -> str:
     """sha256 over the sorted ``path size sha256`` lines: a content identity that ignores timestamps."""
-    lines = "".join(f"{item.path}\t{item.size}\t{item.sha256}\n" for item in sorted(files, key=lambda f: f.path))
+    lines = "".join(
+        f"{item.path}\t{item.size}\t{item.sha256}\n" for item in sorted(files, key=lambda f: f.path)
+    )
     return sha256_bytes(lines.encode())
 
 
@@ -224,9 +227,12 @@ def read_manifest(path: Path) -> Manifest:
         return Manifest.model_validate(data)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in problem['loc']) or 'manifest'}: {problem['msg']}" for problem in err.errors()
+            f"{'.'.join(str(p) for p in problem['loc']) or 'manifest'}: {problem['msg']}"
+            for problem in err.errors()
         )
-        raise ManifestError(f"{target} is not a valid manifest: {problems}", fix="re-run `modelpipe download`") from err
+        raise ManifestError(
+            f"{target} is not a valid manifest: {problems}", fix="re-run `modelpipe download`"
+        ) from err
 
 
 def manifest_sha256(path: Path) -> str:
@@ -252,10 +258,16 @@ def file_matches(path: Path, *, size: int, sha256: str | None) -> bool:
     return sha256 is None or sha256_file(path) == sha256
 
 
-def verify_files(model_dir: Path, manifest: Manifest) -> None:
+def verify_files(model_dir: Path, manifest: Manifest, *, hash_only: Collection[str] | None = None) -> None:
     """Check every listed file exists under ``model_dir`` with the recorded size and sha256.
 
     Sizes are checked for all files before any hashing, so a truncated file fails fast.
+
+    Args:
+        model_dir: Folder the manifest describes.
+        manifest: What the folder must hold.
+        hash_only: If given, only these paths are hashed (the rest get the existence and size check);
+            upload uses it to hash exactly the files it is about to send.
 
     Raises:
         ChecksumMismatchError: Naming every missing, resized or corrupted file.
@@ -271,7 +283,7 @@ def verify_files(model_dir: Path, manifest: Manifest) -> None:
             continue
         if size != item.size:
             problems.append(f"{item.path} has {size} bytes, manifest says {item.size}")
-        else:
+        elif hash_only is None or item.path in hash_only:
             to_hash.append(item)
     if problems:
         raise _mismatch(model_dir, problems)
@@ -282,7 +294,7 @@ def verify_files(model_dir: Path, manifest: Manifest) -> None:
             problems.append(f"{item.path} sha256 {digest[:12]}..., manifest says {item.sha256[:12]}...")
     if problems:
         raise _mismatch(model_dir, problems)
-    log.debug("verified %d files (%d bytes) in %s", len(manifest.files), manifest.total_size, model_dir)
+    log.debug("verified %d files (%d hashed) in %s", len(manifest.files), len(to_hash), model_dir)
 
 
 def _mismatch(model_dir: Path, problems: list[str]) -> ChecksumMismatchError:

@@ -66,10 +66,11 @@ def upload_model(
 ) -> UploadResult:
     """Upload a downloaded model folder (with manifest.json) to ``dest``.
 
-    Order matters: every file is verified against the manifest first; objects already present with the
-    same size and sha256 metadata are skipped; a stale manifest.json at ``dest`` is removed before anything
-    changes; the rest go up in parallel; every object is checked with HEAD; manifest.json goes last, so a
-    prefix with a manifest is always complete.
+    Order matters: every local file is checked for existence and size; objects already present with the
+    manifest's size and sha256 metadata are skipped; every file to send is sha256-verified against the
+    manifest before any transfer starts (a corrupted file is refused by name); a stale manifest.json at
+    ``dest`` is removed before anything changes; the rest go up in parallel; every object is checked with
+    HEAD; manifest.json goes last, so a prefix with a manifest is always complete.
 
     Args:
         src: Model folder containing manifest.json.
@@ -85,12 +86,15 @@ def upload_model(
     """
     started = time.monotonic()
     manifest = read_manifest(src / MANIFEST_NAME)
-    verify_files(src, manifest)
+    verify_files(src, manifest, hash_only=())
     manifest_bytes = (src / MANIFEST_NAME).read_bytes()
     check_bucket(client, dest.bucket)
 
     remote = _head_all(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
     missing = [item for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
+    # Everything about to be sent is hashed before the first byte goes out; objects already in S3 with the
+    # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
+    verify_files(src, manifest, hash_only={item.path for item in missing})
     manifest_current = _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
     skipped_bytes = sum(item.size for item in manifest.files) - sum(item.size for item in missing)
     log.info(
