@@ -1,0 +1,184 @@
+"""Entry point: kserve's flags plus ours, parsed strictly; wire the model and start the server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import kserve
+from kserve import model_server
+
+from .engine import BatchingOptions, PipelineOptions
+from .errors import ModelLoadError
+from .model import DiffusersModel, register_routes
+from .schema import MIN_SIDE, Limits
+from .storage import check_model_dir, download_model, is_remote, local_path
+
+logger = logging.getLogger("diffusers_runtime")
+
+EXAMPLES = """examples:
+  python -m diffusers_runtime --model_name sd15 --model_dir /mnt/models
+  STORAGE_URI=s3://models/sd15 AWS_S3_ENDPOINT=http://minio:9000 python -m diffusers_runtime --model_name sd15
+  python -m diffusers_runtime --model_dir ./tiny --device cpu --http_port 8080 --enable_grpc false \\
+      --max_batch_size 8 --max_batch_delay_ms 20 --max_queue 64
+"""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m diffusers_runtime",
+        description="KServe model server for diffusers text-to-image pipelines (V1, V2, OpenAI images).",
+        parents=[model_server.parser],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    group = parser.add_argument_group("diffusers runtime")
+    group.add_argument(
+        "--model_dir",
+        default=os.environ.get("STORAGE_URI"),
+        help="pipeline folder, file:// path or s3:// URI (default: env STORAGE_URI)",
+    )
+    group.add_argument(
+        "--download_dir", default=None, help="where remote models are downloaded (default: a temp dir)"
+    )
+    group.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    group.add_argument(
+        "--dtype",
+        choices=("auto", "float16", "bfloat16", "float32"),
+        default="auto",
+        help="default auto: float16 on cuda, float32 on cpu",
+    )
+    group.add_argument("--compile", action="store_true", help="torch.compile the denoiser (GPU)")
+    group.add_argument(
+        "--cpu_offload", choices=("none", "model", "sequential"), default="none", help="default: none"
+    )
+    group.add_argument("--max_batch_size", type=int, default=4, help="images per pipeline call (default: 4)")
+    group.add_argument(
+        "--max_batch_delay_ms", type=float, default=10.0, help="max wait for a batch to fill (default: 10)"
+    )
+    group.add_argument("--max_queue", type=int, default=64, help="images waiting before 429 (default: 64)")
+    group.add_argument(
+        "--batch_invariant",
+        type=_bool,
+        default=True,
+        help="pad every call to --max_batch_size so an image is byte-identical alone or batched "
+        "(default: true)",
+    )
+    group.add_argument("--max_steps", type=int, default=100, help="max num_inference_steps (default: 100)")
+    group.add_argument(
+        "--max_pixels", type=int, default=1024 * 1024, help="max width*height (default: 1048576)"
+    )
+    group.add_argument(
+        "--max_images_per_request", type=int, default=4, help="max images per request (default: 4)"
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model_dir:
+        parser.error("--model_dir or env STORAGE_URI is required")
+    if args.workers != 1:
+        parser.error("--workers must be 1: every worker would load its own copy of the pipeline")
+    for flag in ("max_batch_size", "max_queue", "max_steps", "max_images_per_request"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be >= 1")
+    if args.max_batch_delay_ms < 0:
+        parser.error("--max_batch_delay_ms must be >= 0")
+    if args.max_pixels < MIN_SIDE * MIN_SIDE:
+        parser.error(f"--max_pixels must be >= {MIN_SIDE * MIN_SIDE}")
+    if args.max_queue < args.max_images_per_request:
+        parser.error("--max_queue must be >= --max_images_per_request")
+    return args
+
+
+def _resolve_model_dir(args: argparse.Namespace) -> tuple[Path, float]:
+    source = args.model_dir
+    if not is_remote(source):
+        return check_model_dir(local_path(source), source), 0.0
+    dest = Path(args.download_dir or tempfile.mkdtemp(prefix="diffusers-model-"))
+    started = time.monotonic()
+    # Before the server starts: kserve_storage forks download workers, which is unsafe once threads run.
+    model_dir = download_model(source, dest)
+    return model_dir, time.monotonic() - started
+
+
+def _load_or_exit(model: DiffusersModel) -> None:
+    try:
+        model.load()
+    except ModelLoadError as err:
+        print(f"diffusers_runtime: error: {err}", file=sys.stderr, flush=True)
+        os._exit(1)
+    except BaseException:
+        logger.exception("loading the model failed")
+        os._exit(1)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        model_dir, download_seconds = _resolve_model_dir(args)
+    except ModelLoadError as err:
+        print(f"diffusers_runtime: error: {err}", file=sys.stderr)
+        return 1
+    model = DiffusersModel(
+        args.model_name,
+        model_dir=model_dir,
+        pipeline_options=PipelineOptions(
+            device=args.device, dtype=args.dtype, compile=args.compile, cpu_offload=args.cpu_offload
+        ),
+        batching=BatchingOptions(
+            max_batch_size=args.max_batch_size,
+            max_batch_delay_s=args.max_batch_delay_ms / 1000.0,
+            max_queue=args.max_queue,
+            batch_invariant=args.batch_invariant,
+        ),
+        limits=Limits(
+            max_steps=args.max_steps,
+            max_pixels=args.max_pixels,
+            max_images_per_request=args.max_images_per_request,
+        ),
+        download_seconds=download_seconds,
+    )
+    server = kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+    # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
+    server.register_model(model)
+    register_routes(model_server.app, model)
+    threading.Thread(target=_load_or_exit, args=(model,), name="model-load", daemon=True).start()
+    server.start([])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""Diffusers pipeline loading and the dynamic-batching generation engine (no HTTP or kserve types here)."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import gc
+import inspect
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import EngineStoppedError, GenerationOutOfMemoryError, ModelLoadError, QueueFullError
+from .metrics import RuntimeMetrics
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCHEDULER = "default"
+# Request name -> diffusers scheduler class. A name is offered only when the loaded pipeline lists the class
+# among its scheduler's `compatibles`.
+SCHEDULERS: dict[str, str] = {
+    "ddim": "DDIMScheduler",
+    "pndm": "PNDMScheduler",
+    "lms": "LMSDiscreteScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler_a": "EulerAncestralDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "dpmpp_2m": "DPMSolverMultistepScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "deis": "DEISMultistepScheduler",
+    "flow_match_euler": "FlowMatchEulerDiscreteScheduler",
+}
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How to place the pipeline: device and dtype ("auto" resolves at load), compile, CPU offload."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    compile: bool = False
+    cpu_offload: str = "none"
+
+
+@dataclass(frozen=True)
+class BatchingOptions:
+    """Dynamic batching: images per call, how long the oldest waits for company, queue bound in images."""
+
+    max_batch_size: int = 4
+    max_batch_delay_s: float = 0.01
+    max_queue: int = 64
+    batch_invariant: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1 or self.max_queue < 1 or self.max_batch_delay_s < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1 and max_batch_delay_s >= 0")
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """Settings that must be equal for images to share one pipeline call."""
+
+    height: int
+    width: int
+    num_inference_steps: int
+    guidance_scale: float
+    scheduler: str = DEFAULT_SCHEDULER
+    has_negative_prompt: bool = False
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One image to generate: its prompt, its own seed and the batch-relevant settings."""
+
+    prompt: str
+    seed: int
+    key: BatchKey
+    negative_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Any  # PIL.Image.Image
+    seed: int
+
+
+@dataclass
+class LoadedPipeline:
+    """A diffusers text-to-image pipeline on its device, plus what requests may ask of it."""
+
+    pipeline: Any
+    device: torch.device
+    dtype: torch.dtype
+    default_height: int
+    default_width: int
+    scheduler_names: tuple[str, ...]
+    supports_negative_prompt: bool
+    supports_step_callback: bool
+
+    @property
+    def class_name(self) -> str:
+        return type(self.pipeline).__name__
+
+    def pipeline_for(self, scheduler: str) -> Any:
+        """A pipeline sharing this one's modules with a fresh scheduler instance.
+
+        Schedulers keep per-call state (timesteps, step index), so every pipeline call gets its own.
+        """
+        base = self.pipeline.scheduler
+        if scheduler == DEFAULT_SCHEDULER:
+            scheduler_cls = type(base)
+        else:
+            scheduler_cls = next(c for c in base.compatibles if c.__name__ == SCHEDULERS[scheduler])
+        fresh = scheduler_cls.from_config(base.config)
+        return type(self.pipeline).from_pipe(self.pipeline, scheduler=fresh)
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("--device cuda", "CUDA is not available in this container", "use --device cpu")
+    return torch.device(requested)
+
+
+def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if requested == "float16" and device.type == "cpu":
+        raise ModelLoadError("--dtype float16", "float16 is not supported on CPU", "use float32 or bfloat16")
+    return DTYPES[requested]
+
+
+def load_pipeline(model_dir: Path, options: PipelineOptions) -> LoadedPipeline:
+    """Load a diffusers text-to-image pipeline from a local folder onto its device.
+
+    Args:
+        model_dir: Folder holding ``model_index.json`` and the component subfolders.
+        options: Device, dtype, compile and offload choices.
+
+    Returns:
+        The pipeline with the defaults and choices requests are validated against.
+
+    Raises:
+        ModelLoadError: The folder is not a loadable text-to-image pipeline, or the device/dtype is unusable.
+    """
+    from diffusers import AutoPipelineForText2Image
+
+    device = resolve_device(options.device)
+    dtype = resolve_dtype(options.dtype, device)
+    if not (model_dir / "model_index.json").is_file():
+        raise ModelLoadError(
+            str(model_dir), "no model_index.json", "point at a diffusers save_pretrained folder"
+        )
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ModelLoadError(str(model_dir), reason) from err
+    _place(pipe, device, options)
+    pipe.set_progress_bar_config(disable=True)
+    height, width = _default_size(pipe)
+    call_params = inspect.signature(pipe.__call__).parameters
+    loaded = LoadedPipeline(
+        pipeline=pipe,
+        device=device,
+        dtype=dtype,
+        default_height=height,
+        default_width=width,
+        scheduler_names=_scheduler_names(pipe),
+        supports_negative_prompt="negative_prompt" in call_params,
+        supports_step_callback="callback_on_step_end" in call_params,
+    )
+    logger.info(
+        "loaded %s on %s (%s), default size %dx%d, schedulers %s",
+        loaded.class_name,
+        device,
+        str(dtype).removeprefix("torch."),
+        width,
+        height,
+        ",".join(loaded.scheduler_names),
+    )
+    return loaded
+
+
+def _denoiser(pipe: Any) -> Any:
+    return getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+
+
+def _place(pipe: Any, device: torch.device, options: PipelineOptions) -> None:
+    """Move to the device (or offload only when asked), channels-last and optional compile on GPU."""
+    if options.cpu_offload != "none" and device.type != "cuda":
+        raise ModelLoadError("--cpu_offload", "CPU offload needs --device cuda", "use --cpu_offload none")
+    if options.cpu_offload == "model":
+        pipe.enable_model_cpu_offload()
+    elif options.cpu_offload == "sequential":
+        pipe.enable_sequential_cpu_offload()
+    else:
+        pipe.to(device)
+    denoiser = _denoiser(pipe)
+    if device.type == "cuda" and denoiser is not None:
+        # diffusers uses PyTorch SDPA attention by default on torch 2; channels-last helps its convolutions.
+        denoiser.to(memory_format=torch.channels_last)
+        if options.compile:
+            compiled = torch.compile(denoiser, mode="max-autotune-no-cudagraphs")
+            if getattr(pipe, "unet", None) is not None:
+                pipe.unet = compiled
+            else:
+                pipe.transformer = compiled
+
+
+def _default_size(pipe: Any) -> tuple[int, int]:
+    sample = getattr(pipe, "default_sample_size", None)
+    if sample is None:
+        sample = _denoiser(pipe).config.sample_size
+    scale = getattr(pipe, "vae_scale_factor", 8)
+    if isinstance(sample, (list, tuple)):
+        return int(sample[0]) * scale, int(sample[1]) * scale
+    return int(sample) * scale, int(sample) * scale
+
+
+def _scheduler_names(pipe: Any) -> tuple[str, ...]:
+    compatible = {cls.__name__ for cls in pipe.scheduler.compatibles} | {type(pipe.scheduler).__name__}
+    return (DEFAULT_SCHEDULER, *(name for name, cls in SCHEDULERS.items() if cls in compatible))
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """True for CUDA OOM, CPU allocator failures and Python MemoryError."""
+    if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(err).lower()
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+@dataclass
+class _Job:
+    future: concurrent.futures.Future[list[GeneratedImage]]
+    results: list[GeneratedImage | None]
+    remaining: int
+
+
+@dataclass
+class _Pending:
+    request: ImageRequest
+    job: _Job
+    index: int
+    enqueued: float = field(default_factory=time.monotonic)
+
+
+class Engine:
+    """Runs pipeline calls on one worker thread, batching compatible images from concurrent requests.
+
+    Every image is generated from its own ``torch.Generator`` seeded with its seed. With ``batch_invariant``
+    every call is padded to ``max_batch_size`` images, so every call has the same tensor shapes: BLAS and
+    convolution kernels then compute each image identically wherever it sits, and an image is byte-identical
+    alone or batched. Without it, a lone image runs alone (less work) and may differ in the last bits.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedPipeline,
+        batching: BatchingOptions,
+        metrics: RuntimeMetrics,
+    ) -> None:
+        self.loaded = loaded
+        self.max_batch_size = batching.max_batch_size
+        self.max_batch_delay_s = batching.max_batch_delay_s
+        self.max_queue = batching.max_queue
+        self.batch_invariant = batching.batch_invariant
+        self._metrics = metrics
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._batch_seconds = 1.0  # moving average, for Retry-After
+        self._thread = threading.Thread(target=self._run, name="diffusers-engine", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Finish the running batch, fail queued work with EngineStoppedError, join the worker."""
+        with self._cond:
+            self._stopping = True
+            pending, self._queue = list(self._queue), collections.deque()
+            self._cond.notify_all()
+        for item in pending:
+            _fail(item.job, EngineStoppedError())
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def queued_images(self) -> int:
+        return len(self._queue)
+
+    def submit(self, images: Sequence[ImageRequest]) -> concurrent.futures.Future[list[GeneratedImage]]:
+        """Queue images of one request; the future resolves with them in order, or with the batch's error.
+
+        Raises:
+            QueueFullError: Adding these images would exceed ``max_queue``.
+            EngineStoppedError: The engine is shutting down.
+        """
+        if not images:
+            raise ValueError("submit needs at least one image")
+        job = _Job(concurrent.futures.Future(), [None] * len(images), len(images))
+        with self._cond:
+            if self._stopping:
+                raise EngineStoppedError()
+            queued = len(self._queue)
+            if queued + len(images) > self.max_queue:
+                batches_ahead = queued / self.max_batch_size + 1
+                retry = max(1, math.ceil(batches_ahead * self._batch_seconds))
+                raise QueueFullError(
+                    queued=queued, requested=len(images), limit=self.max_queue, retry_after=retry
+                )
+            now = time.monotonic()
+            self._queue.extend(_Pending(request, job, i, now) for i, request in enumerate(images))
+            self._metrics.queue_depth(len(self._queue))
+            self._cond.notify()
+        return job.future
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            self._generate(batch)
+
+    def _take_batch(self) -> list[_Pending] | None:
+        """Wait for work; return up to max_batch_size images compatible with the oldest one.
+
+        Waits at most max_batch_delay_s after the oldest image arrived for the batch to fill.
+        """
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                while self._queue and self._queue[0].job.future.done():
+                    self._queue.popleft()  # cancelled by the client, or failed with an earlier batch
+                if not self._queue:
+                    self._metrics.queue_depth(0)
+                    self._cond.wait()
+                    continue
+                head = self._queue[0]
+                picked = []
+                for item in self._queue:
+                    if item.request.key == head.request.key and not item.job.future.done():
+                        picked.append(item)
+                        if len(picked) == self.max_batch_size:
+                            break
+                wait = head.enqueued + self.max_batch_delay_s - time.monotonic()
+                if len(picked) == self.max_batch_size or wait <= 0:
+                    break
+                self._cond.wait(wait)
+            chosen = {id(item) for item in picked}
+            self._queue = collections.deque(item for item in self._queue if id(item) not in chosen)
+            self._metrics.queue_depth(len(self._queue))
+            return picked
+
+    def _generate(self, batch: list[_Pending]) -> None:
+        started = time.monotonic()
+        for item in batch:
+            self._metrics.queue_wait(started - item.enqueued)
+        requests = [item.request for item in batch]
+        try:
+            images = self._call_pipeline(requests)
+        # The worker thread must survive anything a batch raises; the error goes to the requests' futures
+        # (kserve answers an unknown one with a 500 and its traceback in the log).
+        except Exception as err:
+            error = self._batch_error(err, requests)
+            for item in batch:
+                _fail(item.job, error)
+            return
+        seconds = time.monotonic() - started
+        self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * seconds
+        self._metrics.batch(len(batch), seconds)
+        for item, image in zip(batch, images, strict=False):
+            _deliver(item, GeneratedImage(image=image, seed=item.request.seed))
+
+    def _batch_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
+        if not is_out_of_memory(err):
+            logger.error("generation failed for a batch of %d", len(requests), exc_info=err)
+            return err
+        key = requests[0].key
+        logger.warning("out of memory: batch of %d at %dx%d: %s", len(requests), key.width, key.height, err)
+        gc.collect()
+        if self.loaded.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return GenerationOutOfMemoryError(
+            batch_size=len(requests), height=key.height, width=key.width, device=str(self.loaded.device)
+        )
+
+    def _call_pipeline(self, requests: list[ImageRequest]) -> list[Any]:
+        key = requests[0].key
+        padded = list(requests)
+        if self.batch_invariant and len(padded) < self.max_batch_size:
+            padded += [requests[0]] * (self.max_batch_size - len(padded))
+        kwargs: dict[str, Any] = {
+            "prompt": [r.prompt for r in padded],
+            "num_inference_steps": key.num_inference_steps,
+            "guidance_scale": key.guidance_scale,
+            "height": key.height,
+            "width": key.width,
+            # CPU generators: the same seed gives the same starting noise on any device.
+            "generator": [torch.Generator(device="cpu").manual_seed(r.seed) for r in padded],
+            "output_type": "pil",
+        }
+        if key.has_negative_prompt:
+            kwargs["negative_prompt"] = [r.negative_prompt or "" for r in padded]
+        if self.loaded.supports_step_callback:
+            kwargs["callback_on_step_end"] = _StepTimer(self._metrics)
+        pipe = self.loaded.pipeline_for(key.scheduler)
+        with torch.inference_mode():
+            output = pipe(**kwargs)
+        return list(output.images[: len(requests)])
+
+
+class _StepTimer:
+    """``callback_on_step_end`` that observes the seconds between consecutive denoising steps."""
+
+    def __init__(self, metrics: RuntimeMetrics) -> None:
+        self._metrics = metrics
+        self._last = time.monotonic()
+
+    def __call__(
+        self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        now = time.monotonic()
+        self._metrics.step(now - self._last)
+        self._last = now
+        return callback_kwargs
+
+
+def _deliver(item: _Pending, image: GeneratedImage) -> None:
+    job = item.job
+    job.results[item.index] = image
+    job.remaining -= 1
+    if job.remaining == 0 and not job.future.done():
+        # The client may have gone away (future cancelled) since the check.
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            job.future.set_result([r for r in job.results if r is not None])
+
+
+def _fail(job: _Job, error: BaseException) -> None:
+    if not job.future.done():
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            job.future.set_exception(error)

@@ -1,0 +1,256 @@
+"""The kserve.Model serving a diffusers pipeline: one short adapter per protocol (V1, V2, OpenAI images)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
+from kserve.protocol.infer_type import to_http_parameters
+
+from .engine import BatchingOptions, Engine, GeneratedImage, PipelineOptions, load_pipeline
+from .errors import GenerationOutOfMemoryError, QueueFullError, RuntimeServingError
+from .metrics import RuntimeMetrics
+from .schema import (
+    V2_OUTPUTS,
+    Capabilities,
+    ImageTask,
+    Limits,
+    V2Tensor,
+    parse_openai,
+    parse_v1,
+    parse_v2,
+)
+
+logger = logging.getLogger(__name__)
+
+OPENAI_IMAGES_ROUTE = "/openai/v1/images/generations"
+_REJECT_REASONS = {
+    InvalidInput: "invalid_input",
+    QueueFullError: "queue_full",
+    GenerationOutOfMemoryError: "oom",
+}
+
+
+class DiffusersModel(Model):
+    """Text-to-image model served over KServe V1, V2 and an OpenAI-style images route."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model_dir: Path,
+        pipeline_options: PipelineOptions,
+        batching: BatchingOptions,
+        limits: Limits,
+        download_seconds: float = 0.0,
+    ) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.pipeline_options = pipeline_options
+        self.batching = batching
+        self.limits = limits
+        self.metrics = RuntimeMetrics(name)
+        self.capabilities: Capabilities | None = None
+        # Not `self.engine`: kserve's ModelServer treats a truthy `engine` attribute as its own engine hook.
+        self.generator: Engine | None = None
+        self._download_seconds = download_seconds
+
+    def load(self) -> bool:
+        """Load the pipeline and start the batching worker; readiness turns true only at the end.
+
+        Raises:
+            ModelLoadError: The folder is not a loadable pipeline or the device/dtype is unusable.
+        """
+        started = time.monotonic()
+        loaded = load_pipeline(self.model_dir, self.pipeline_options)
+        self.capabilities = Capabilities(
+            default_height=loaded.default_height,
+            default_width=loaded.default_width,
+            scheduler_names=loaded.scheduler_names,
+            supports_negative_prompt=loaded.supports_negative_prompt,
+            default_steps=min(30, self.limits.max_steps),
+        )
+        self.generator = Engine(loaded, self.batching, self.metrics)
+        self.generator.start()
+        self.metrics.model_loaded(self._download_seconds + time.monotonic() - started)
+        self.ready = True
+        return self.ready
+
+    def stop(self) -> None:
+        self.ready = False
+        if self.generator is not None:
+            self.generator.stop()
+
+    async def predict(
+        self, payload: Any, headers: dict[str, str] | None = None
+    ) -> dict[str, Any] | InferResponse:
+        if isinstance(payload, InferRequest):
+            return await self._infer_v2(payload)
+        if isinstance(payload, (bytes, str)):
+            # kserve hands over the raw body when the Content-Type is not JSON (curl -d sends form type).
+            try:
+                payload = orjson.loads(payload)
+            except orjson.JSONDecodeError as err:
+                raise InvalidInput(f"body: not valid JSON: {err}") from None
+        return await self._predict_v1(payload)
+
+    async def _predict_v1(self, body: Any) -> dict[str, Any]:
+        with self._observe("v1"):
+            tasks = parse_v1(body, self.limits, self._caps())
+            images = await self._generate(tasks)
+            return {
+                "predictions": [
+                    {
+                        "image": {"b64": base64.b64encode(data).decode(), "format": task.output_format},
+                        "seed": g.seed,
+                    }
+                    for task, (g, data) in zip(tasks, images, strict=True)
+                ]
+            }
+
+    async def _infer_v2(self, request: InferRequest) -> InferResponse:
+        with self._observe("v2"):
+            binary = self._binary_outputs(request)
+            parameters = request.parameters
+            if parameters is not None and request.from_grpc:
+                parameters = to_http_parameters(parameters)
+            tensors = [V2Tensor(i.name, i.datatype, i.shape, _tensor_data(i)) for i in request.inputs]
+            tasks = parse_v2(tensors, parameters, self.limits, self._caps())
+            images = await self._generate(tasks)
+            count = len(images)
+            image_data = [data if binary["image"] else base64.b64encode(data).decode() for _, data in images]
+            outputs = [
+                InferOutput(
+                    "image", [count], "BYTES", data=image_data, parameters={"format": tasks[0].output_format}
+                ),
+                InferOutput("seed", [count], "INT64", data=[g.seed for g, _ in images]),
+            ]
+            # A V2 request may omit "id"; kserve fails on a None response id.
+            return InferResponse(
+                response_id=request.id or str(uuid.uuid4()),
+                model_name=self.name,
+                infer_outputs=outputs,
+                use_binary_outputs=request.use_binary_outputs,
+                requested_outputs=request.request_outputs,
+            )
+
+    async def openai_images(self, request: Request) -> dict[str, Any]:
+        """``POST /openai/v1/images/generations`` -> ``{"created", "data": [{"b64_json", "seed"}]}``."""
+        if not self.ready:
+            raise ModelNotReady(self.name)
+        with self._observe("openai"):
+            try:
+                body = orjson.loads(await request.body())
+            except orjson.JSONDecodeError as err:
+                raise InvalidInput(f"body: not valid JSON: {err}") from None
+            parsed, tasks = parse_openai(body, self.limits, self._caps())
+            if parsed.model is not None and parsed.model != self.name:
+                raise ModelNotFound(parsed.model)
+            images = await self._generate(tasks)
+            return {
+                "created": int(time.time()),
+                "data": [{"b64_json": base64.b64encode(data).decode(), "seed": g.seed} for g, data in images],
+            }
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "prompt", "datatype": "BYTES", "shape": [-1]},
+            {"name": "negative_prompt", "datatype": "BYTES", "shape": [-1]},
+            {"name": "num_inference_steps", "datatype": "INT32", "shape": [1]},
+            {"name": "guidance_scale", "datatype": "FP32", "shape": [1]},
+            {"name": "height", "datatype": "INT32", "shape": [1]},
+            {"name": "width", "datatype": "INT32", "shape": [1]},
+            {"name": "seed", "datatype": "INT64", "shape": [-1]},
+            {"name": "scheduler", "datatype": "BYTES", "shape": [1]},
+            {"name": "output_format", "datatype": "BYTES", "shape": [1]},
+        ]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "image", "datatype": "BYTES", "shape": [-1]},
+            {"name": "seed", "datatype": "INT64", "shape": [-1]},
+        ]
+
+    def _caps(self) -> Capabilities:
+        if self.capabilities is None:
+            raise ModelNotReady(self.name)
+        return self.capabilities
+
+    async def _generate(self, tasks: list[ImageTask]) -> list[tuple[GeneratedImage, bytes]]:
+        """Queue the images, await the worker thread, encode off the event loop."""
+        if self.generator is None:
+            raise ModelNotReady(self.name)
+        future = self.generator.submit([task.request for task in tasks])
+        images = await asyncio.wrap_future(future)
+        formats = [task.output_format for task in tasks]
+        encoded = await asyncio.to_thread(
+            lambda: [encode_image(g.image, f) for g, f in zip(images, formats, strict=True)]
+        )
+        return list(zip(images, encoded, strict=True))
+
+    def _binary_outputs(self, request: InferRequest) -> dict[str, bool]:
+        binary = dict.fromkeys(V2_OUTPUTS, bool(request.use_binary_outputs))
+        for output in request.request_outputs or []:
+            if output.name not in V2_OUTPUTS:
+                raise InvalidInput(
+                    f"outputs.{output.name}: unknown output (available: {', '.join(V2_OUTPUTS)})"
+                )
+            binary[output.name] = bool(output.binary_data)
+        return binary
+
+    @contextlib.contextmanager
+    def _observe(self, protocol: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        except tuple(_REJECT_REASONS) as err:
+            self.metrics.rejected(next(r for t, r in _REJECT_REASONS.items() if isinstance(err, t)))
+            raise
+        self.metrics.request(protocol, time.monotonic() - started)
+
+
+def _tensor_data(infer_input: Any) -> Any:
+    # gRPC raw contents live in _raw_data; REST JSON BYTES must be read from .data (as_numpy crashes on them).
+    if getattr(infer_input, "_raw_data", None) is not None:
+        return infer_input.as_numpy()
+    return infer_input.data
+
+
+def encode_image(image: Any, output_format: str) -> bytes:
+    """PIL image -> PNG (fast zlib level), JPEG or WebP bytes."""
+    buffer = io.BytesIO()
+    if output_format == "JPEG":
+        image.convert("RGB").save(buffer, format="JPEG", quality=90)
+    elif output_format == "WEBP":
+        image.save(buffer, format="WEBP", quality=90)
+    else:
+        image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+async def serving_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """Answer our serving errors with their status; 429/503 carry Retry-After."""
+    assert isinstance(exc, RuntimeServingError)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    if exc.status_code >= 500:
+        logger.warning("%s", exc.message)
+    return JSONResponse(status_code=exc.status_code, content={"error": exc.message}, headers=headers)
+
+
+def register_routes(app: FastAPI, model: DiffusersModel) -> None:
+    """Add the OpenAI images route and the status mapping of our errors to kserve's FastAPI app."""
+    app.add_api_route(OPENAI_IMAGES_ROUTE, model.openai_images, methods=["POST"], response_model=None)
+    app.add_exception_handler(RuntimeServingError, serving_error_handler)
