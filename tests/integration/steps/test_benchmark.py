@@ -262,3 +262,31 @@ def test_cli_with_s3_clip_model_writes_results_and_keeps_secrets_out(
     captured = capsys.readouterr()
     for text in ((out / "results.json").read_text(), captured.out, captured.err):
         assert s3_server.secret_access_key not in text and s3_server.access_key_id not in text
+
+
+def test_real_runtime_benchmark_results_match_the_schema(
+    runtime_server: Any, tiny_clip_dir: Path, three_prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    benchmark_model(
+        endpoint=runtime_server.url,
+        model_name=runtime_server.model_name,
+        clip_model=str(tiny_clip_dir),
+        out_dir=out,
+        prompts_file=three_prompts,
+        concurrency=(1, 2),
+        requests=2,
+        warmup=1,
+        steps=2,
+        width=64,
+        height=64,
+        timeout_seconds=120,
+    )
+    results = BenchmarkResults.load(out)
+    assert math.isfinite(results.clip_score.mean) and results.clip_score.scored == 3
+    assert [(level.concurrency, level.succeeded) for level in results.latency] == [(1, 2), (2, 2)]
+    assert results.summary.p95_seconds >= results.summary.p50_seconds > 0
+    assert results.latency[0].seconds_per_step == pytest.approx(results.latency[0].p50_seconds / 2)
+    for name in results.images:
+        with Image.open(out / "images" / name) as image:
+            assert (image.format, image.size) == ("PNG", (64, 64))
