@@ -858,6 +858,28 @@ def check_tasks_readme(root: Path) -> Problems:
     return problems
 
 
+def check_runtime_args(root: Path, python: str = sys.executable) -> Problems:
+    """The ServingRuntime's container args parse with the runtime's own parser (diffusers_runtime), its
+    port matches --http_port, and readiness asks /v2/models/{{.Name}}/ready."""
+    problems = []
+    for runtime in (d for d in rendered(root, "gitops/base") if d["kind"] == "ServingRuntime"):
+        container = runtime["spec"]["containers"][0]
+        args = [a.replace("{{.Name}}", "sd-turbo") for a in container.get("args", [])]
+        code = "import sys; from diffusers_runtime.__main__ import parse_args; parse_args(sys.argv[1:])"
+        proc = subprocess.run([python, "-c", code, *args], capture_output=True, text=True, check=False)
+        where = f"ServingRuntime {runtime['metadata']['name']}"
+        if proc.returncode != 0:
+            problems.append(f"{where}: args rejected by the runtime: {proc.stderr.strip()[-400:]}")
+        ports = {p["containerPort"] for p in container.get("ports", [])}
+        port = next((a.split("=", 1)[1] for a in args if a.startswith("--http_port=")), "8080")
+        if ports != {int(port)}:
+            problems.append(f"{where}: container ports {sorted(ports)} do not match --http_port={port}")
+        probe = container.get("readinessProbe", {}).get("httpGet", {})
+        if probe.get("path") != "/v2/models/{{.Name}}/ready" or str(probe.get("port")) != port:
+            problems.append(f"{where}: readinessProbe must GET /v2/models/{{{{.Name}}}}/ready on {port}")
+    return problems
+
+
 METRICS_MODULE = "runtime/diffusers_runtime/metrics.py"
 DASHBOARD = "gitops/monitoring/dashboards/diffusers-runtime.json"
 _SUFFIXES = {"Histogram": ("_bucket", "_sum", "_count"), "Counter": ("_total",), "Gauge": ("",)}

@@ -55,9 +55,10 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "task_flags_exist": checks.check_task_flags_exist,
     "monitoring_metrics": checks.check_monitoring_metrics,
     "tasks_readme": checks.check_tasks_readme,
+    "runtime_args": checks.check_runtime_args,
     "inference_service_fits_runtime": lambda root: checks.check_inference_service_fits_runtime(root, SPECS),
 }
-SLOW = {"task_flags_exist"}  # imports the whole modelpipe CLI (torch, diffusers) once
+SLOW = {"task_flags_exist", "runtime_args"}  # import the modelpipe CLI / the runtime (kserve, torch)
 
 
 def _marks(name: str) -> list[pytest.MarkDecorator]:
@@ -90,6 +91,18 @@ UNUSED_PARAM = """  params:
 
 # (check, mutation, text the report must contain)
 BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
+    (
+        "runtime_args",
+        "misspelt runtime flag",
+        edit("gitops/base/servingruntime.yaml", "--max_batch_size=4", "--max-batch-size=4"),
+        "args rejected",
+    ),
+    (
+        "runtime_args",
+        "readiness on the wrong path",
+        edit("gitops/base/servingruntime.yaml", "/v2/models/{{.Name}}/ready", "/v2/health/ready"),
+        "readinessProbe",
+    ),
     (
         "tasks_readme",
         "param added without docs",
