@@ -163,7 +163,8 @@ def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secret
 
 
 def test_runtime_command_uses_kserve_flags_and_disables_grpc() -> None:
-    assert runtime_process.runtime_command("m", 8123, ["--max_batch_size", "2"], "/py") == [
+    command = runtime_process.runtime_command("m", 8123, ["--max_batch_size", "2"], "/py", Path("/st/model"))
+    assert command == [
         "/py",
         "-m",
         "diffusers_runtime",
@@ -173,9 +174,19 @@ def test_runtime_command_uses_kserve_flags_and_disables_grpc() -> None:
         "8123",
         "--enable_grpc",
         "false",
+        "--download_dir",
+        "/st/model",
         "--max_batch_size",
         "2",
     ]
+
+
+def test_runtime_command_is_accepted_by_the_runtime_parser() -> None:
+    from diffusers_runtime.__main__ import parse_args
+
+    command = runtime_process.runtime_command("m", 8123, ["--max_batch_size=2"], "/py", Path("/st/model"))
+    args = parse_args([*command[3:], "--model_dir", "s3://b/p"])
+    assert (args.model_name, args.http_port, args.enable_grpc, args.max_batch_size) == ("m", 8123, False, 2)
 
 
 def test_stop_without_state_reports_nothing_running(tmp_path: Path) -> None:

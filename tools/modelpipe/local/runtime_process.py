@@ -6,6 +6,7 @@ import collections
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "runtime.json"
 LOG_FILE = "runtime.log"
+MODEL_DIR = "model"
 HOST = "127.0.0.1"
 RUNTIME_MODULE = "diffusers_runtime"
 _TAIL_LINES = 20
@@ -96,13 +98,17 @@ def runtime_env(model_uri: str, s3: S3Settings, base: Mapping[str, str]) -> dict
     return env
 
 
-def runtime_command(model_name: str, port: int, extra_args: Sequence[str], python: str) -> list[str]:
-    """``python -m diffusers_runtime`` with kserve's flags: HTTP on ``port``, no gRPC (8081 would collide)."""
+def runtime_command(
+    model_name: str, port: int, extra_args: Sequence[str], python: str, download_dir: Path
+) -> list[str]:
+    """``python -m diffusers_runtime``: HTTP on ``port``, no gRPC (8081 would collide), model downloaded
+    from STORAGE_URI into ``download_dir``."""
     return [
         python, "-m", RUNTIME_MODULE,
         "--model_name", model_name,
         "--http_port", str(port),
         "--enable_grpc", "false",
+        "--download_dir", str(download_dir),
         *extra_args,
     ]  # fmt: skip
 
@@ -276,7 +282,11 @@ def start_local_runtime(
             f"port {port} on {HOST} is already in use", fix="pass another --port or stop that server"
         )
     log_file = state_dir / LOG_FILE
-    command = runtime_command(model_name, port, args, python)
+    download_dir = state_dir / MODEL_DIR
+    # Only a cache of the S3 copy; cleared so a previous model's files never mix with this one.
+    shutil.rmtree(download_dir, ignore_errors=True)
+    download_dir.mkdir()
+    command = runtime_command(model_name, port, args, python, download_dir)
     with log_file.open("ab") as log_handle:
         log_handle.write(f"--- modelpipe: starting {model_name} from {model_uri} on port {port}\n".encode())
         log_handle.flush()
