@@ -17,9 +17,19 @@ from modelpipe.manifest import (
     hash_files,
     read_manifest,
     sha256_bytes,
+    verify_files,
     write_manifest,
 )
-from modelpipe.s3 import MIB, S3Client, S3Location, head_object, list_objects, make_s3_client, transfer_config
+from modelpipe.s3 import (
+    MIB,
+    S3Client,
+    S3Location,
+    download_prefix,
+    head_object,
+    list_objects,
+    make_s3_client,
+    transfer_config,
+)
 from modelpipe.steps.upload import upload_model
 
 pytestmark = pytest.mark.integration
@@ -184,3 +194,23 @@ def test_cli_writes_results_and_prints_bytes(
     assert (tmp_path / "r2" / "MODEL_URI").read_text() == f"s3://{s3_server.bucket}/tiny"
     assert (tmp_path / "r2" / "BYTES_SENT").read_text() == "0"
     assert (tmp_path / "r2" / "BYTES_SKIPPED").read_text() == str(_total(model_dir))
+
+
+def test_download_prefix_restores_the_model_and_keeps_current_files(
+    model_dir: Path, client: S3Client, dest: S3Location, tmp_path: Path
+) -> None:
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    restored = download_prefix(client, dest, tmp_path / "restored", config=CONFIG)
+    verify_files(restored, read_manifest(restored))
+    stamp = (restored / BIG).stat().st_mtime_ns
+    (restored / "unet/config.json").write_text('{"sample_size": 9}')
+    download_prefix(client, dest, restored, config=CONFIG)
+    assert (restored / BIG).stat().st_mtime_ns == stamp, "a verified local copy must not be fetched again"
+    assert (restored / "unet/config.json").read_text() == '{"sample_size": 8}'
+
+
+def test_download_prefix_of_an_empty_prefix_is_a_clear_error(
+    client: S3Client, dest: S3Location, tmp_path: Path
+) -> None:
+    with pytest.raises(StorageError, match="no objects under"):
+        download_prefix(client, dest, tmp_path / "x")
