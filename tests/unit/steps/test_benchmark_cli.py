@@ -60,8 +60,10 @@ def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
 
 
 def test_defaults_follow_the_contract(spy: StepSpy, tmp_path: Path) -> None:
-    assert main([*BASE, "--out", str(tmp_path / "out")]) == 0
+    argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
     (call,) = spy.calls
+    assert call["clip_model"] == "hf://openai/clip-vit-base-patch16"
     assert call["concurrency"] == [1, 2, 4, 8] and call["prompts_file"] is None
     assert (call["width"], call["height"]) == (512, 512)
 

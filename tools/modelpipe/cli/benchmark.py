@@ -9,14 +9,17 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import S3Settings, hf_token
 
+# ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
+DEFAULT_CLIP_MODEL = "hf://openai/clip-vit-base-patch16"
+
 EXAMPLES = """\
   modelpipe benchmark --endpoint http://127.0.0.1:8080 --model-name tiny-sd --clip-model ./tiny-clip \\
       --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --out ./bench
   modelpipe benchmark --endpoint https://sd15.models.example.com --model-name sd15 \\
       --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --out /workspace/bench \\
       --results-dir /tekton/results
-  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 \\
-      --clip-model hf://openai/clip-vit-base-patch16 --out ./bench
+  # CLIP model from the Hub (the default, openai/clip-vit-base-patch16), built-in prompts:
+  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 --out ./bench
 """
 
 
@@ -83,9 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-name", required=True, metavar="NAME", help="served model name")
     parser.add_argument(
         "--clip-model",
-        required=True,
+        default=DEFAULT_CLIP_MODEL,
         metavar="SOURCE",
-        help="hf://ORG/REPO[@REV], s3://BUCKET/PREFIX or a folder",
+        help=f"hf://ORG/REPO[@REV], s3://BUCKET/PREFIX or a folder (default {DEFAULT_CLIP_MODEL})",
     )
     parser.add_argument(
         "--prompts",
