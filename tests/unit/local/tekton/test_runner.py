@@ -419,3 +419,13 @@ def test_succeeded_task_missing_a_consumed_result_fails_the_run(layout):
     done = run(layout)
     assert done.status("b") == "Failed"
     assert "did not write result OUT" in done.result.failure_message()
+
+
+def test_plain_settings_in_a_secret_are_not_masked(layout):
+    conn = task("conn", steps=[sh("s", 'echo "bucket=$AWS_S3_BUCKET"', env=[
+        {"name": "AWS_S3_BUCKET", "valueFrom": {"secretKeyRef": {"name": "aws-connection-x", "key": "AWS_S3_BUCKET"}}}])])  # fmt: skip
+    layout.write(pipeline([ref("t", "conn")]), conn)
+    assert (
+        "[t/s] bucket=plain-bucket-name"
+        in run(layout, values={"AWS_S3_BUCKET": "plain-bucket-name"}).output
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from modelpipe.errors import LocalRunError, UnsupportedTektonFeatureError
 from modelpipe.local.tekton.model import KeyRef, ParamValue, Step, Task
 from modelpipe.local.tekton.resolvers import BUILTINS, BuiltinContext
 from modelpipe.local.tekton.substitution import Scope, substitute_list, substitute_string
-from modelpipe.redaction import redact, register_secret
+from modelpipe.redaction import SECRET_ENV_NAMES, redact, register_secret
 
 # Tekton packs all results of a task pod into one termination message of this size.
 MAX_RESULTS_BYTES = 4096
@@ -69,13 +70,25 @@ def read_secrets_file(path: Path) -> dict[str, str]:
     return values
 
 
+_SECRET_KEY = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|_KEY$|_KEY_ID$", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    """True for keys whose values must be masked: the known secret names and token/password/key-like keys.
+
+    A data-connection Secret also holds plain settings (endpoint, bucket, region); masking those would
+    hide e.g. the bucket name in every URI.
+    """
+    return key in SECRET_ENV_NAMES or bool(_SECRET_KEY.search(key))
+
+
 @dataclass(frozen=True)
 class LocalValues:
     """Local stand-in for Secrets and ConfigMaps: a key is looked up by its key name only.
 
     ``sources`` are searched in order: ``modelpipe local run`` uses (secrets file, process env);
     ``modelpipe local import`` uses (secrets file, the stand-ins' own values, process env). Values read
-    for a secretKeyRef are registered for redaction.
+    for a secretKeyRef with a secret-like key (``is_secret_key``) are registered for redaction.
     """
 
     sources: tuple[Mapping[str, str], ...] = ()
@@ -88,7 +101,7 @@ class LocalValues:
         """
         for source in self.sources:
             if ref.key in source:
-                if ref.kind == "secret":
+                if ref.kind == "secret" and is_secret_key(ref.key):
                     register_secret(source[ref.key])
                 return source[ref.key]
         if ref.optional:
