@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import pytest
+from modelpipe.local.registry.store import RegistryStore
 
 from tests.unit.local.registry.conftest import Api
 
@@ -328,3 +330,14 @@ def test_overview_page_needs_the_token_too(make_api: Callable[..., Api]) -> None
     api = make_api(token="page-token-1")
     assert api.client.get("/").status_code == 401
     assert api.client.get("/", headers={"Authorization": "Bearer page-token-1"}).status_code == 200
+
+
+def test_locked_database_is_503_with_error_body(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def locked(*_: object, **__: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(RegistryStore, "create", locked)
+    response = api.post("/registered_models", {"name": "m"})
+    assert response.status_code == 503
+    assert response.json()["code"] == "Service Unavailable"
+    assert response.headers["retry-after"] == "5"

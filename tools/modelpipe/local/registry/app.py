@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,6 +41,7 @@ from modelpipe.local.registry.schemas import (
 )
 from modelpipe.local.registry.store import RegistryStore
 
+log = logging.getLogger(__name__)
 API_VERSIONS = ("v1", "v1alpha3")
 _DIGITS = re.compile(r"^[0-9]{1,10}$")
 Handler = Callable[..., Awaitable[Any]]
@@ -98,6 +101,13 @@ def create_app(
     async def http_error(_: Request, err: StarletteHTTPException) -> JSONResponse:
         body = {"code": status_text(err.status_code), "message": str(err.detail)}
         return JSONResponse(body, status_code=err.status_code, headers=getattr(err, "headers", None))
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_busy(_: Request, err: sqlite3.OperationalError) -> JSONResponse:
+        # The 30 s busy timeout ran out (another writer held the lock) or the disk failed.
+        log.error("registry database error: %s", err)
+        body = {"code": status_text(503), "message": f"registry database unavailable: {err}"}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, err: RequestValidationError) -> JSONResponse:
