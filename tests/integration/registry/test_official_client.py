@@ -79,6 +79,8 @@ def test_pager_with_small_pages_visits_every_version_once_and_ends(registry_serv
     descending = [v.name for v in client.get_model_versions("tiny-sd").page_size(2).descending()]
     assert ascending == [f"v{i}" for i in range(5)]
     assert descending == list(reversed(ascending))
+    by_update = client.get_model_versions("tiny-sd").order_by_update_time().page_size(2).descending()
+    assert [v.name for v in by_update] == list(reversed(ascending))
     assert [m.name for m in client.get_registered_models().page_size(1)] == ["tiny-sd"]
 
 
