@@ -298,3 +298,19 @@ def test_cli_treats_empty_registry_ids_as_not_given(tmp_path: Path, monkeypatch:
     )
     assert code == 0
     assert (calls[0]["registered_model_id"], calls[0]["model_version_id"]) == (None, None)
+
+
+def test_log_tail_shows_only_this_start_and_masks_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "very-secret-key")
+    log = tmp_path / "runtime.log"
+    log.write_text("old run: failed\n")
+    offset = log.stat().st_size
+    with log.open("a") as handle:
+        handle.write("".join(f"line {n}\n" for n in range(30)) + "denied for very-secret-key\n")
+
+    tail = runtime_process.log_tail(log, 5, offset=offset)
+
+    assert tail.splitlines() == ["line 26", "line 27", "line 28", "line 29", "denied for ***"]
+    assert "old run" not in runtime_process.log_tail(log, 100, offset=offset)

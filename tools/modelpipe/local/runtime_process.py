@@ -29,7 +29,7 @@ from modelpipe.config import (
 from modelpipe.errors import ConfigError, DeployError
 from modelpipe.redaction import SECRET_ENV_NAMES, redact
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "runtime.json"
 LOG_FILE = "runtime.log"
@@ -113,13 +113,15 @@ def runtime_command(
     ]  # fmt: skip
 
 
-def log_tail(path: Path, lines: int = _TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file, secrets masked ("" when there is no log)."""
+def log_tail(path: Path, lines: int = _TAIL_LINES, *, offset: int = 0) -> str:
+    """The last ``lines`` lines of a log file from byte ``offset`` on, secrets masked ("" without a log)."""
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            return redact("\n".join(line.rstrip() for line in collections.deque(handle, maxlen=lines)))
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
         return ""
+    return redact("\n".join(line.rstrip() for line in collections.deque(text.splitlines(), maxlen=lines)))
 
 
 def _alive(pid: int) -> bool:
@@ -213,14 +215,14 @@ def stop_local_runtime(target: int | Path, *, timeout: float = 20.0) -> bool:
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if _alive(pid):
-            log.warning("runtime %d ignored SIGTERM for %.0f s; killing it", pid, timeout)
+            logger.warning("runtime %d ignored SIGTERM for %.0f s; killing it", pid, timeout)
             _signal_group(pid, signal.SIGKILL)
             deadline = time.monotonic() + 5
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if _alive(pid):
                 raise DeployError(f"runtime process {pid} survived SIGKILL")
-        log.info("stopped local runtime %d", pid)
+        logger.info("stopped local runtime %d", pid)
     if state_dir is not None:
         (state_dir / STATE_FILE).unlink(missing_ok=True)
     return running
@@ -245,7 +247,7 @@ def _reuse(
     same = (state.model_name, state.model_uri, state.port, state.args) == (model_name, model_uri, port, args)
     if same and _alive(state.pid) and _is_runtime(state.pid) and model_ready(state.endpoint_url, model_name):
         return state
-    log.info("replacing the local runtime recorded in %s (pid %d)", state_dir, state.pid)
+    logger.info("replacing the local runtime recorded in %s (pid %d)", state_dir, state.pid)
     stop_local_runtime(state_dir)
     return None
 
@@ -275,7 +277,7 @@ def start_local_runtime(
     args = list(extra_args)
     reused = _reuse(state_dir, model_name, model_uri, port, args)
     if reused is not None:
-        log.info("local runtime %d already serves %s at %s", reused.pid, model_name, reused.endpoint_url)
+        logger.info("local runtime %d already serves %s at %s", reused.pid, model_name, reused.endpoint_url)
         return LocalRuntime(reused.pid, reused.endpoint_url, model_name, Path(reused.log_file), started=False)
     if not _port_free(port):
         raise ConfigError(
@@ -290,6 +292,7 @@ def start_local_runtime(
     with log_file.open("ab") as log_handle:
         log_handle.write(f"--- modelpipe: starting {model_name} from {model_uri} on port {port}\n".encode())
         log_handle.flush()
+        log_offset = log_handle.tell()
         child = subprocess.Popen(
             command,
             env=runtime_env(model_uri, s3, os.environ),
@@ -301,39 +304,41 @@ def start_local_runtime(
         )
     state = RuntimeState(child.pid, port, model_name, model_uri, args, str(log_file), time.time())
     _write_state(state_dir, state)
-    log.info("started local runtime pid %d on port %d (log %s)", child.pid, port, log_file)
-    _wait_ready(state, log_file, timeout=timeout, poll_seconds=poll_seconds, state_dir=state_dir)
+    logger.info("started local runtime pid %d on port %d (log %s)", child.pid, port, log_file)
+    _wait_ready(
+        state, (log_file, log_offset), timeout=timeout, poll_seconds=poll_seconds, state_dir=state_dir
+    )
     return LocalRuntime(child.pid, state.endpoint_url, model_name, log_file, started=True)
 
 
-def _failure(what: str, log_file: Path) -> str:
-    """``what`` plus the runtime's last log lines: all of them to the log, the last few in the message."""
-    tail = log_tail(log_file)
+def _failure(what: str, log: tuple[Path, int]) -> str:
+    """``what`` plus this start's last log lines: all of them to the log, the last few in the message."""
+    log_file, offset = log
+    tail = log_tail(log_file, offset=offset)
     if tail:
-        log.error("last lines of %s:\n%s", log_file, tail)
+        logger.error("last lines of %s:\n%s", log_file, tail)
     last = " | ".join(line.strip() for line in tail.splitlines()[-3:] if line.strip())
     return f"{what}; runtime log: {last}" if last else f"{what}; the runtime wrote no log"
 
 
 def _wait_ready(
-    state: RuntimeState, log_file: Path, *, timeout: float, poll_seconds: float, state_dir: Path
+    state: RuntimeState, log: tuple[Path, int], *, timeout: float, poll_seconds: float, state_dir: Path
 ) -> None:
     started = time.monotonic()
     while not model_ready(state.endpoint_url, state.model_name):
         if not _alive(state.pid):
             (state_dir / STATE_FILE).unlink(missing_ok=True)
             raise DeployError(
-                _failure(f"local runtime for {state.model_name} exited before it was ready", log_file),
-                fix=f"read {log_file}; check the model URI and the S3 data connection",
+                _failure(f"local runtime for {state.model_name} exited before it was ready", log),
+                fix=f"read {log[0]}; check the model URI and the S3 data connection",
             )
         if time.monotonic() - started > timeout:
             stop_local_runtime(state_dir)
             raise DeployError(
                 _failure(
-                    f"local runtime for {state.model_name} not ready after {timeout:.0f} s (stopped)",
-                    log_file,
+                    f"local runtime for {state.model_name} not ready after {timeout:.0f} s (stopped)", log
                 ),
-                fix=f"read {log_file}, or raise --timeout",
+                fix=f"read {log[0]}, or raise --timeout",
             )
         time.sleep(poll_seconds)
-    log.info("local runtime %d ready in %.1f s", state.pid, time.monotonic() - started)
+    logger.info("local runtime %d ready in %.1f s", state.pid, time.monotonic() - started)
