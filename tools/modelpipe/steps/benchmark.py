@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 # Files a CLIP model folder needs (config, weights, tokenizer, processor); .bin weights are skipped.
 CLIP_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
 _HF_SOURCE = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+))?/?$")
-# Latency-sweep seeds start here so they never coincide with the CLIP images' seeds.
+# Warm-up and sweep seeds sit far above the CLIP images' seeds (--seed + prompt index, default 0..N-1).
 SWEEP_SEED_OFFSET = 1_000_000
+WARMUP_SEED = SWEEP_SEED_OFFSET - 1_000
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,9 @@ def _warm_up(client: V1ImageClient, settings: BenchmarkSettings, prompts: Prompt
         return
     started = time.perf_counter()
     run = run_level(
-        lambda i: client.generate(_request(settings, prompts.prompts[i % len(prompts.prompts)], i)),
+        lambda i: client.generate(
+            _request(settings, prompts.prompts[i % len(prompts.prompts)], WARMUP_SEED + i)
+        ),
         concurrency=1,
         requests=settings.warmup,
     )
