@@ -239,20 +239,26 @@ def storage_errors(client: S3Client, *, action: str, uri: str) -> Iterator[None]
 
 
 def check_bucket(client: S3Client, bucket: str) -> None:
-    """Fail early and clearly when the bucket is missing or the credentials are refused.
+    """Fail early and clearly when the bucket is missing or the endpoint is unreachable.
+
+    A 403 is not treated as final here: keys scoped to a prefix may not list the bucket yet may read and
+    write objects, so the first object request decides (and reports refused credentials).
 
     Raises:
-        StorageAuthError: The credentials are refused.
         StorageError: The bucket does not exist or the endpoint is unreachable.
     """
     try:
         client.head_bucket(Bucket=bucket)
     except ClientError as err:
-        if str(err.response.get("Error", {}).get("Code")) in {"404", "NoSuchBucket", "NotFound"}:
+        code = str(err.response.get("Error", {}).get("Code"))
+        if code in {"404", "NoSuchBucket", "NotFound"}:
             raise StorageError(
                 f"bucket {bucket!r} does not exist at {client.meta.endpoint_url}",
                 fix="create the bucket or point --dest / AWS_S3_BUCKET at an existing one",
             ) from err
+        if code in {"403", "AccessDenied"}:
+            log.debug("HEAD bucket %s refused (403); object requests will tell", bucket)
+            return
         raise storage_error(
             err, action="opening bucket", uri=f"s3://{bucket}", endpoint=client.meta.endpoint_url
         ) from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,13 @@ def test_download_prefix_of_an_empty_prefix_is_a_clear_error(
 ) -> None:
     with pytest.raises(StorageError, match="no objects under"):
         download_prefix(client, dest, tmp_path / "x")
+
+
+def test_objects_outside_the_manifest_are_kept_and_named_in_a_warning(
+    model_dir: Path, client: S3Client, dest: S3Location, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.put_object(Bucket=dest.bucket, Key=dest.child("unet/old.bin").key, Body=b"old")
+    with caplog.at_level(logging.WARNING, logger="modelpipe"):
+        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert "unet/old.bin" in caplog.text
+    assert "unet/old.bin" in list_objects(client, dest)

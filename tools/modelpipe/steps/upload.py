@@ -28,6 +28,7 @@ from modelpipe.s3 import (
     check_bucket,
     delete_object,
     head_object,
+    list_objects,
     upload_bytes,
     upload_files,
 )
@@ -107,6 +108,7 @@ def upload_model(
         skipped_bytes,
     )
 
+    _warn_about_strays(client, dest, manifest)
     if (missing or not manifest_current) and remote[MANIFEST_NAME] is not None:
         # The old manifest would vouch for a prefix that is about to change: drop it first.
         delete_object(client, dest.child(MANIFEST_NAME))
@@ -150,6 +152,20 @@ def _send(
     with Progress(total, f"upload {dest.uri}", log) as progress:
         upload_files(client, items, config=config, callback=progress)
     log.info("sent %d files (%d bytes) to %s", len(items), total, dest.uri)
+
+
+def _warn_about_strays(client: S3Client, dest: S3Location, manifest: Manifest) -> None:
+    """Objects under the prefix that the manifest does not list are left alone, but said out loud."""
+    listed = {item.path for item in manifest.files} | {MANIFEST_NAME}
+    strays = sorted(set(list_objects(client, dest)) - listed)
+    if strays:
+        log.warning(
+            "%d objects under %s are not in the manifest and are left in place (e.g. %s); "
+            "loaders that fetch the whole prefix will get them too",
+            len(strays),
+            dest.uri,
+            ", ".join(strays[:3]),
+        )
 
 
 def _verify_remote(client: S3Client, dest: S3Location, manifest: Manifest) -> None:
