@@ -11,13 +11,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from modelpipe.config import S3Settings
+from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, DeployError
 from modelpipe.local import runtime_process
+from modelpipe.registry_client import connect_registry
 from modelpipe.steps.deploy import LocalOptions, deploy_model
 from pydantic import SecretStr
 
+from tests.fixtures.registry import RegistryServer
 from tests.fixtures.s3 import S3Endpoint
 from tests.support.tools import REPO_ROOT, free_port
 
@@ -56,14 +59,20 @@ def _ready(url: str, name: str) -> int:
 
 
 @pytest.mark.slow
-def test_cli_starts_runtime_that_outlives_the_command_and_stop_ends_it(
-    s3_server: S3Endpoint, model_uri: str, state_dir: Path, tmp_path: Path
+def test_cli_starts_runtime_that_outlives_the_command_records_it_and_stop_ends_it(
+    s3_server: S3Endpoint, registry_server: RegistryServer, model_uri: str, state_dir: Path, tmp_path: Path
 ) -> None:
+    registry = connect_registry(RegistrySettings(registry_server.url, None, "tests"))
+    model = registry.register_model(
+        "tiny-sd", model_uri, model_format_name="diffusers", model_format_version="1", version="v1"
+    )
+    version = registry.get_model_version("tiny-sd", "v1")
     port = free_port()
-    env = {**os.environ, **s3_server.env}
+    env = {**os.environ, **s3_server.env, **registry_server.env}
     command = [sys.executable, "-m", "modelpipe", "deploy", "--target", "local", "--name", "tiny-sd"]
     deployed = subprocess.run(
         [*command, "--model-uri", model_uri, "--port", str(port), "--state-dir", str(state_dir),
+         "--registered-model-id", model.id, "--model-version-id", version.id,
          "--results-dir", str(tmp_path / "results"), "--timeout", "300"],
         env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
@@ -77,6 +86,16 @@ def test_cli_starts_runtime_that_outlives_the_command_and_stop_ends_it(
     assert (tmp_path / "results" / "SERVED_MODEL_NAME").read_text() == "tiny-sd"
     assert _ready(url, "tiny-sd") == 200  # still serving after modelpipe exited
     assert json.loads((state_dir / "runtime.json").read_text())["pid"] == pid
+    environment = httpx.get(f"{registry_server.api()}/serving_environment", params={"name": "local"}).json()
+    recorded = httpx.get(
+        f"{registry_server.api()}/inference_service",
+        params={"name": "tiny-sd/local", "parentResourceId": environment["id"]},
+    ).json()
+    assert (tmp_path / "results" / "INFERENCE_SERVICE_ID").read_text() == recorded["id"]
+    assert (recorded["modelVersionId"], recorded["customProperties"]["url"]["string_value"]) == (
+        version.id,
+        url,
+    )
 
     stopped = subprocess.run(
         [*command[:-2], "--stop", "--state-dir", str(state_dir)],
