@@ -182,3 +182,20 @@ def test_folder_clip_source_is_used_in_place(tmp_path: Path) -> None:
     ):
         assert folder == tmp_path.resolve()
     assert (info.id, info.source, info.revision) == (tmp_path.name, str(tmp_path), None)
+
+
+def test_step_refuses_bad_settings_before_touching_anything(tmp_path: Path) -> None:
+    with pytest.raises(BenchmarkError) as info:
+        benchmark_step.benchmark_model(
+            endpoint="http://127.0.0.1:1",
+            model_name="m",
+            clip_model=str(tmp_path),
+            out_dir=tmp_path / "out",
+            concurrency=(2, 2),
+            width=65,
+            guidance_scale=-1,
+            timeout_seconds=0,
+        )
+    for problem in ("concurrency levels repeat", "multiples of 8", "guidance_scale must be >= 0", "timeout"):
+        assert problem in str(info.value)
+    assert not (tmp_path / "out").exists()

@@ -134,38 +134,40 @@ def benchmark_model(
         StorageError: The s3:// CLIP model cannot be downloaded.
     """
     _check_settings(
-        concurrency=concurrency, requests=requests, warmup=warmup, steps=steps, width=width, height=height
+        concurrency=concurrency,
+        requests=requests,
+        warmup=warmup,
+        steps=steps,
+        width=width,
+        height=height,
+        guidance_scale=guidance_scale,
+        timeout_seconds=timeout_seconds,
     )
     prompt_set = read_prompt_file(prompts_file) if prompts_file else default_prompts()
-    seeds = [seed + i for i in range(len(prompt_set.prompts))]
     settings = BenchmarkSettings(
         steps=steps,
         width=width,
         height=height,
         guidance_scale=guidance_scale,
-        seeds=seeds,
+        seeds=[seed + i for i in range(len(prompt_set.prompts))],
         concurrency=list(concurrency),
         requests_per_level=requests,
         warmup=warmup,
         timeout_seconds=timeout_seconds,
     )
     public = public_endpoint(endpoint)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULTS_FILE).unlink(missing_ok=True)
-    staging = out_dir / f".{IMAGES_DIR}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = _start_output(out_dir)
 
     with _clip_model_dir(
         clip_model, s3_settings=s3_settings, hf_token=hf_token, cache_dir=clip_cache_dir
-    ) as (
-        clip_dir,
-        clip_info,
-    ):
+    ) as clip:
+        clip_dir, clip_info = clip
         started = time.perf_counter()
         metric = load_clip_score(clip_dir)
         log.info("CLIP model %s loaded in %.1fs", clip_info.id, time.perf_counter() - started)
-        log.info("benchmark %s model %s: %d prompts (%s)", public, model_name, len(seeds), prompt_set.name)
+        log.info(
+            "benchmark %s model %s: %d prompts (%s)", public, model_name, len(settings.seeds), prompt_set.name
+        )
         with V1ImageClient(
             endpoint, model_name, timeout_seconds=timeout_seconds, max_connections=max(concurrency)
         ) as client:
@@ -173,37 +175,62 @@ def benchmark_model(
             _warm_up(client, settings, prompt_set)
             images = _generate_images(client, settings, prompt_set, staging)
             levels = _sweep(client, settings, prompt_set)
-        clip_result = _score(metric, prompt_set, seeds, images)
+        summary = summarize_sweep(levels)
+        clip_result = _score(metric, prompt_set, settings.seeds, images)
 
     results = BenchmarkResults(
         created=datetime.now(UTC),
         endpoint=public,
         model_name=model_name,
         settings=settings,
-        prompt_set=PromptSet(name=prompt_set.name, sha256=prompt_set.sha256, count=len(seeds)),
+        prompt_set=PromptSet(name=prompt_set.name, sha256=prompt_set.sha256, count=len(settings.seeds)),
         clip_model=clip_info,
         clip_score=clip_result,
         latency=levels,
-        summary=summarize_sweep(levels),
+        summary=summary,
         images=[image.file_name for image in images if image.file_name],
     )
+    outcome = _finish_output(out_dir, staging, results)
+    log.info(
+        "clip score %.2f, p50 %.3fs, p95 %.3fs, %.3f images/s -> %s",
+        clip_result.mean,
+        summary.p50_seconds,
+        summary.p95_seconds,
+        summary.images_per_second,
+        outcome.results_path,
+    )
+    return outcome
+
+
+def _start_output(out_dir: Path) -> Path:
+    """Remove a previous results.json first, so a half-finished run never looks complete; return staging."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULTS_FILE).unlink(missing_ok=True)
+    staging = out_dir / f".{IMAGES_DIR}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def _finish_output(out_dir: Path, staging: Path, results: BenchmarkResults) -> BenchmarkOutcome:
+    """Swap the staged images in, then write results.json last (atomically)."""
     images_dir = out_dir / IMAGES_DIR
     shutil.rmtree(images_dir, ignore_errors=True)
     staging.rename(images_dir)
     results_path = results.save(out_dir / RESULTS_FILE)
-    log.info(
-        "clip score %.2f, p50 %.3fs, p95 %.3fs, %.3f images/s -> %s",
-        clip_result.mean,
-        results.summary.p50_seconds,
-        results.summary.p95_seconds,
-        results.summary.images_per_second,
-        results_path,
-    )
     return BenchmarkOutcome(results=results, results_path=results_path, images_dir=images_dir)
 
 
 def _check_settings(
-    *, concurrency: Sequence[int], requests: int, warmup: int, steps: int, width: int, height: int
+    *,
+    concurrency: Sequence[int],
+    requests: int,
+    warmup: int,
+    steps: int,
+    width: int,
+    height: int,
+    guidance_scale: float,
+    timeout_seconds: float,
 ) -> None:
     problems = []
     if not concurrency or any(level < 1 for level in concurrency):
@@ -218,6 +245,10 @@ def _check_settings(
         problems.append(f"steps must be >= 1 (got {steps})")
     if width < 8 or height < 8 or width % 8 or height % 8:
         problems.append(f"size must be multiples of 8 pixels (got {width}x{height})")
+    if not 0 <= guidance_scale < float("inf"):
+        problems.append(f"guidance_scale must be >= 0 (got {guidance_scale})")
+    if not 0 < timeout_seconds < float("inf"):
+        problems.append(f"timeout must be > 0 seconds (got {timeout_seconds})")
     if problems:
         raise BenchmarkError("; ".join(problems))
 
