@@ -35,7 +35,8 @@ Meaning of the summary: ``p50_seconds``/``p95_seconds`` are single-stream latenc
 concurrency level that had successful requests (``latency_concurrency``); ``images_per_second`` is the peak
 throughput over all levels (reached at ``throughput_concurrency``). ``prompt_set.sha256`` is the sha256 of the
 parsed prompts joined by ``\\n`` (UTF-8), so comments and blank lines in a prompt file do not change it.
-CLIP scores are only comparable with the same ``clip_model`` and ``prompt_set``.
+CLIP scores are only comparable with the same ``clip_model`` and ``prompt_set``. The machine-readable form
+is ``BenchmarkResults.model_json_schema(mode="serialization")`` (JSON Schema); unknown fields are refused.
 """
 
 from __future__ import annotations

@@ -184,3 +184,15 @@ def test_failed_prompt_is_counted_as_failed() -> None:
         BenchmarkResults.model_validate(data)
     data["clip_score"].update(scored=2, failed=1)
     assert BenchmarkResults.model_validate(data).clip_score.failed == 1
+
+
+def test_published_json_schema_accepts_a_saved_file_and_rejects_a_broken_one(tmp_path: Path) -> None:
+    import jsonschema
+
+    schema = BenchmarkResults.model_json_schema(mode="serialization")
+    path = BenchmarkResults.model_validate(sample_results_dict()).save(tmp_path / "results.json")
+    saved = json.loads(path.read_text())
+    jsonschema.validate(saved, schema)
+    del saved["latency"][0]["p50_seconds"]
+    with pytest.raises(jsonschema.ValidationError, match="p50_seconds"):
+        jsonschema.validate(saved, schema)
