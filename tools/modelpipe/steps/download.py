@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -52,6 +53,7 @@ from modelpipe.manifest import (
     write_manifest,
 )
 from modelpipe.model_files import MODEL_INDEX, read_components, select_files
+from modelpipe.progress import LOG_EVERY_SECONDS
 from modelpipe.redaction import register_secret
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ log = logging.getLogger(__name__)
 DEFAULT_REVISION = "main"
 _DOWNLOAD_WORKERS = 4
 _CHUNK_BYTES = 8 * 1024 * 1024
+_LOG_PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -255,11 +259,26 @@ def _matching_sha256(path: Path, expected: _Expected) -> str | None:
 # --- Hugging Face Hub ------------------------------------------------------------------------------------
 
 
-class _TerminalTqdm(tqdm):  # type: ignore[type-arg]
-    """huggingface_hub's per-file bars only on a terminal; pods get our INFO lines instead."""
+class _LogLines:
+    """A file-like sink that turns tqdm's status lines into INFO log records."""
+
+    def write(self, text: str) -> None:
+        line = _ANSI_ESCAPE.sub("", text).strip("\r\n ")
+        if line:
+            log.info("%s", line)
+
+    def flush(self) -> None:
+        return None
+
+
+class _HubProgress(tqdm):  # type: ignore[type-arg]
+    """huggingface_hub's per-file bars on a terminal; in pods (no TTY) a log line every few seconds."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["disable"] = kwargs.get("disable") or not sys.stderr.isatty()
+        if not sys.stderr.isatty():
+            # Small files get our one "fetched" line; large ones a progress line every few seconds.
+            small = (kwargs.get("total") or 0) < _LOG_PROGRESS_MIN_BYTES
+            kwargs.update(file=_LogLines(), mininterval=LOG_EVERY_SECONDS, ascii=True, disable=small)
         super().__init__(*args, **kwargs)
 
 
@@ -326,7 +345,7 @@ def _fetch_hub_file(
             endpoint=endpoint,
             # A file that exists but failed the check above must be fetched again, not trusted.
             force_download=target.exists(),
-            tqdm_class=_TerminalTqdm,
+            tqdm_class=_HubProgress,
         )
     digest = _matching_sha256(target, expected)
     if digest is None:
