@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -51,22 +52,23 @@ def run_local_import(state_dir: Path, *extra: str) -> ScriptRun:
         "AWS_S3_ENDPOINT",
         "MODEL_REGISTRY_URL",
     ):
-        env.pop(
-            name, None
-        )  # the local run must not depend on (or leak into) a developer's real settings
+        env.pop(name, None)  # a developer's real settings must not leak into the run
     started = time.monotonic()
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [str(REPO_ROOT / "run-model-import.sh"), "--local", *extra],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=RUN_TIMEOUT_SECONDS,
-        check=False,
     )
-    return ScriptRun(
-        done.returncode, done.stdout, done.stderr, time.monotonic() - started
-    )
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)  # the session then stops S3, registry, runtime
+        stdout, stderr = proc.communicate(timeout=120)
+        pytest.fail(f"local import ran over {RUN_TIMEOUT_SECONDS}s:\n{stderr[-4000:]}")
+    return ScriptRun(proc.returncode, stdout, stderr, time.monotonic() - started)
 
 
 @dataclass(frozen=True)

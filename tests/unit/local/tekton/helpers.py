@@ -103,6 +103,7 @@ def run(
     workspaces: Mapping[str, Path] | None = None,
     values: Mapping[str, str] | None = None,
     source_dir: Path | None = None,
+    processes: ProcessTable | None = None,
 ) -> Run:
     """Validate and run ``layout``'s pipeline; returns the result even when it failed."""
     stream = io.StringIO()
@@ -123,7 +124,7 @@ def run(
         local_values=LocalValues(sources=(dict(values or {}),)),
         source_dir=source_dir or layout.root,
         sink=LogSink(stream),
-        processes=ProcessTable(),
+        processes=processes or ProcessTable(),
     )
     result = run_pipeline(
         resolved, RunContext(run_name="demo-run-1", run_dir=run_dir), options

@@ -429,3 +429,22 @@ def test_plain_settings_in_a_secret_are_not_masked(layout):
         "[t/s] bucket=plain-bucket-name"
         in run(layout, values={"AWS_S3_BUCKET": "plain-bucket-name"}).output
     )
+
+
+def test_interrupt_kills_running_steps_and_starts_no_retry(layout):
+    import threading
+    import time
+
+    from modelpipe.local.tekton.executor import ProcessTable
+
+    layout.write(
+        pipeline([ref("t", "slow", retries=3)]),
+        task("slow", steps=[sh("s", "sleep 30")]),
+    )
+    processes = ProcessTable()
+    threading.Timer(1.0, processes.kill_all).start()
+    started = time.monotonic()
+    done = run(layout, processes=processes)
+    assert time.monotonic() - started < 15
+    assert done.status("t") == "Failed"
+    assert not list((layout.root / "runs" / "run-0" / "t").glob("s.retry-*.log"))

@@ -131,6 +131,7 @@ class ProcessTable:
     def __init__(self) -> None:
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
+        self.cancelled = threading.Event()
 
     def add(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -141,7 +142,9 @@ class ProcessTable:
             self._procs.discard(proc)
 
     def kill_all(self) -> None:
-        with self._lock:
+        """Stop every running step and refuse new ones (an interrupted run must not start retries)."""
+        self.cancelled.set()
+        with _SPAWN_LOCK, self._lock:
             procs = list(self._procs)
         for proc in procs:
             _kill_group(proc)
@@ -332,6 +335,8 @@ def _run_step(
         argv = [step.name]
         try:
             with _SPAWN_LOCK:
+                if options.processes.cancelled.is_set():
+                    return TaskAttempt(False, step=step.name, log_path=log_path, reason="interrupted")
                 argv = _step_argv(inv, step, scope)
                 proc = subprocess.Popen(
                     argv,
@@ -342,13 +347,13 @@ def _run_step(
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+                options.processes.add(proc)
         except OSError as err:
             log_file.write(f"cannot start {argv[0]}: {err}\n")
             options.sink.line(prefix, f"cannot start {argv[0]}: {err}")
             return TaskAttempt(
                 False, step=step.name, exit_code=127, log_path=log_path, reason=f"cannot start: {err}"
             )
-        options.processes.add(proc)
         try:
             timed_out = _pump(proc, prefix, log_file, options.sink, timeout)
         finally:

@@ -197,6 +197,8 @@ class PipelineRunner:
         bound = bind_params(task, params, f"pipeline task {pt.name}")
         attempt_result = TaskAttempt(False)
         for attempt in range(pt.retries + 1):
+            if self.options.processes.cancelled.is_set():
+                break
             if attempt:
                 log.info("task %s: retry %d of %d", pt.name, attempt, pt.retries)
             context = {
