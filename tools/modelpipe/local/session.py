@@ -261,6 +261,8 @@ def build_decision(repo_dir: Path, tasks_dir: Path, environ: Mapping[str, str]) 
     if buildah is None:
         return False, "buildah is not installed"
     containerfile = repo_dir / "runtime" / "Containerfile"
+    if not containerfile.is_file():
+        return False, f"{containerfile.relative_to(repo_dir)} not found"
     bases = re.findall(r"^FROM\s+(?:--\S+\s+)*(\S+)", containerfile.read_text(encoding="utf-8"), re.M) if (
         containerfile.is_file()) else []  # fmt: skip
     if not bases:
@@ -361,14 +363,14 @@ def _task_result(run: PipelineRunResult, task: str, name: str) -> str:
 
 
 def _report_copy(settings: SessionSettings, services: Services, report_uri: str, run: str) -> str:
-    """Download the HTML report next to the run's logs so a browser can open it; its path."""
+    """Download the report folder (HTML and its images) beside the run's logs; the local HTML path."""
     import boto3
 
     if not report_uri.startswith("s3://"):
         return "-"
     bucket, _, key = report_uri.removeprefix("s3://").partition("/")
-    dest = settings.state_dir / "reports" / run / Path(key).name
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    dest_dir = settings.state_dir / "reports" / run
     env = services.s3_env
     client = boto3.client(
         "s3",
@@ -377,8 +379,12 @@ def _report_copy(settings: SessionSettings, services: Services, report_uri: str,
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_DEFAULT_REGION"],
     )
-    client.download_file(bucket, key, str(dest))
-    return str(dest)
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            target = dest_dir / obj["Key"].removeprefix(prefix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, obj["Key"], str(target))
+    return str(dest_dir / key.removeprefix(prefix))
 
 
 def _summary(
