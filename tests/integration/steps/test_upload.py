@@ -225,3 +225,14 @@ def test_objects_outside_the_manifest_are_kept_and_named_in_a_warning(
         upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     assert "unet/old.bin" in caplog.text
     assert "unet/old.bin" in list_objects(client, dest)
+
+
+def test_rerun_after_an_object_was_deleted_restores_it_and_the_manifest(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    client.delete_object(Bucket=dest.bucket, Key=dest.child("unet/config.json").key)
+    result = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    manifest_size = (model_dir / MANIFEST_NAME).stat().st_size
+    assert result.bytes_sent == read_manifest(model_dir).file("unet/config.json").size + manifest_size
+    assert {"unet/config.json", MANIFEST_NAME} <= set(list_objects(client, dest))

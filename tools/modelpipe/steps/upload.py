@@ -96,7 +96,10 @@ def upload_model(
     # Everything about to be sent is hashed before the first byte goes out; objects already in S3 with the
     # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
     verify_files(src, manifest, hash_only={item.path for item in missing})
-    manifest_current = _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
+    # The remote manifest stays only if it is this one and every file it lists is already in place.
+    keep_manifest = not missing and _same(
+        remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes)
+    )
     skipped_bytes = sum(item.size for item in manifest.files) - sum(item.size for item in missing)
     log.info(
         "upload %s -> %s: %d of %d files to send (%d bytes), %d bytes already there",
@@ -109,19 +112,19 @@ def upload_model(
     )
 
     _warn_about_strays(client, dest, manifest)
-    if (missing or not manifest_current) and remote[MANIFEST_NAME] is not None:
+    if not keep_manifest and remote[MANIFEST_NAME] is not None:
         # The old manifest would vouch for a prefix that is about to change: drop it first.
         delete_object(client, dest.child(MANIFEST_NAME))
     _send(client, src, dest, missing, config)
     _verify_remote(client, dest, manifest)
 
     sent = sum(item.size for item in missing)
-    if manifest_current:
+    if keep_manifest:
         skipped_bytes += len(manifest_bytes)
     else:
         upload_bytes(client, manifest_bytes, dest.child(MANIFEST_NAME), content_type="application/json")
         sent += len(manifest_bytes)
-    files_sent = len(missing) + (0 if manifest_current else 1)
+    files_sent = len(missing) + (0 if keep_manifest else 1)
     return UploadResult(
         model_uri=dest.uri,
         bytes_sent=sent,
