@@ -17,7 +17,7 @@ from kserve import model_server
 
 from .engine import BatchingOptions, PipelineOptions
 from .errors import ModelLoadError
-from .model import DiffusersModel, register_routes
+from .model import DiffusersModel, RuntimeDataPlane, register_routes
 from .schema import MIN_SIDE, Limits
 from .storage import check_model_dir, download_model, is_remote, local_path
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[model_server.parser],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
+        allow_abbrev=False,
     )
     group = parser.add_argument_group("diffusers runtime")
     group.add_argument(
@@ -172,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
     )
+    server.dataplane = RuntimeDataPlane(model_registry=server.registered_models)
     # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
     server.register_model(model)
     register_routes(model_server.app, model)

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import io
 import logging
+import struct
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from kserve import InferOutput, InferRequest, InferResponse, Model
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
+from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
+from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import to_http_parameters
 
 from .engine import BatchingOptions, Engine, GeneratedImage, PipelineOptions, load_pipeline
@@ -248,6 +250,23 @@ async def serving_error_handler(_: Request, exc: Exception) -> JSONResponse:
     if exc.status_code >= 500:
         logger.warning("%s", exc.message)
     return JSONResponse(status_code=exc.status_code, content={"error": exc.message}, headers=headers)
+
+
+class RuntimeDataPlane(DataPlane):
+    """kserve's DataPlane, except that a malformed binary V2 body is a 400, not a 500.
+
+    kserve decodes binary-extension bodies with plain indexing and UTF-8 decoding, so a missing key, a
+    truncated tensor or non-UTF-8 BYTES surface as KeyError/struct.error/InferenceError (HTTP 500).
+    """
+
+    def decode_inference_request(self, body: Any, headers: dict[str, str], model_name: str) -> InferRequest:
+        try:
+            return super().decode_inference_request(body, headers, model_name)
+        except InvalidInput:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, struct.error, InferenceError) as err:
+            detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+            raise InvalidInput(f"body: malformed V2 binary request: {detail}") from None
 
 
 def register_routes(app: FastAPI, model: DiffusersModel) -> None:
