@@ -278,3 +278,15 @@ def test_downloaded_tiny_pipeline_loads_with_diffusers(
     _download(hub, tmp_path / "dest", source=HubSource("org/tiny-sd", "main"))
     pipeline = DiffusionPipeline.from_pretrained(tmp_path / "dest")
     assert {"unet", "vae", "text_encoder", "tokenizer", "scheduler"} <= set(pipeline.components)
+
+
+def test_hub_download_cleans_its_bookkeeping_but_not_a_hub_cache_in_dest(
+    hub: FakeHub, repo_dir: Path, tmp_path: Path
+) -> None:
+    hub.add_repo("org/tiny", repo_dir)
+    token_file = tmp_path / "home" / ".cache" / "huggingface" / "token"
+    token_file.parent.mkdir(parents=True)
+    token_file.write_text("hf_user_login_token")
+    _download(hub, tmp_path / "home")
+    assert token_file.read_text() == "hf_user_login_token"
+    assert not (tmp_path / "home" / ".cache" / "huggingface" / "download").exists()

@@ -315,8 +315,7 @@ def _download_from_hub(
     selected = select_files(expected, read_components(dest / MODEL_INDEX), variant=variant)
     with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
         results = [(index_entry, index_fetched), *pool.map(fetch, selected[1:])]
-    shutil.rmtree(dest / ".cache" / "huggingface", ignore_errors=True)
-    _remove_if_empty(dest / ".cache")
+    _remove_download_bookkeeping(dest)
     return sha, [entry for entry, _ in results], sum(fetched for _, fetched in results)
 
 
@@ -396,9 +395,20 @@ def _hub_error(source: HubSource, rel: str | None, err: BaseException) -> Except
     )
 
 
-def _remove_if_empty(path: Path) -> None:
-    with suppress(OSError):
-        path.rmdir()
+def _remove_download_bookkeeping(dest: Path) -> None:
+    """Drop what hf_hub_download(local_dir=...) keeps for resuming, once the folder is complete.
+
+    Only its ``download/`` folder and its ``.gitignore`` go, and parents only when empty: with ``--dest ~``
+    ``.cache/huggingface`` is also the user's Hub cache and token folder.
+    """
+    bookkeeping = dest / ".cache" / "huggingface"
+    shutil.rmtree(bookkeeping / "download", ignore_errors=True)
+    for leftover in (".gitignore", ".gitignore.lock"):
+        if {p.name for p in bookkeeping.glob("*")} <= {".gitignore", ".gitignore.lock"}:
+            (bookkeeping / leftover).unlink(missing_ok=True)
+    for folder in (bookkeeping, bookkeeping.parent):
+        with suppress(OSError):
+            folder.rmdir()
 
 
 # --- local folder (file://) ------------------------------------------------------------------------------
