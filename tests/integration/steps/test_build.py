@@ -39,13 +39,13 @@ def context(tmp_path: Path) -> Path:
 
 
 def _build(context: Path, registry: ImageRegistry, tmp_path: Path, **kwargs: object) -> BuildResult:
-    return build_runtime(
-        context=context,
-        image=f"{registry.host}/test/diffusers-runtime",
-        tls_verify=False,
-        storage_root=tmp_path / "buildah",
-        **kwargs,  # type: ignore[arg-type]
-    )
+    options: dict[str, object] = {
+        "image": f"{registry.host}/test/diffusers-runtime",
+        "tls_verify": False,
+        "storage_root": tmp_path / "buildah",
+        **kwargs,
+    }
+    return build_runtime(context=context, **options)  # type: ignore[arg-type]
 
 
 def _registry_digest(ref: str) -> str:
@@ -158,3 +158,45 @@ def test_cli_writes_image_url_and_digest_results(
     assert url.startswith(f"{image_registry.host}/cli/rt:ctx-")
     assert (results / "IMAGE_DIGEST").read_text() == _registry_digest(url)
     assert f"IMAGE_URL: {url}" in capsys.readouterr().out
+
+
+def test_credentials_from_authfile_are_used_and_never_shown(
+    context: Path,
+    image_registry_with_auth: ImageRegistry,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = image_registry_with_auth
+    image = f"{registry.host}/private/rt"
+    good = registry.write_authfile(tmp_path / "good.json")
+    wrong = registry.write_authfile(tmp_path / "wrong.json", password="wrong-pass-4567")
+    caplog.set_level("DEBUG")
+
+    built = _build(context, registry, tmp_path, authfile=good, image=image)
+    with pytest.raises(BuildError, match="buildah push failed") as refused:
+        _build(context, registry, tmp_path, authfile=wrong, build_args={"GREETING": "changed"}, image=image)
+
+    assert built.image_digest.startswith("sha256:")
+    shown = str(refused.value) + caplog.text
+    assert "unauthorized" in shown.lower()
+    for secret in (
+        "registry-s3cr3t-0123",
+        "wrong-pass-4567",
+        json.loads(wrong.read_text())["auths"][registry.host]["auth"],
+    ):
+        assert secret not in shown
+
+
+def test_no_cache_rebuild_carries_the_new_build_arg_value(
+    context: Path, image_registry: ImageRegistry, tmp_path: Path
+) -> None:
+    _build(context, image_registry, tmp_path, build_args={"GREETING": "first"})
+    second = _build(context, image_registry, tmp_path, build_args={"GREETING": "second"}, no_cache=True)
+
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{second.image_url}"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert json.loads(raw)["Labels"]["greeting"] == "second"

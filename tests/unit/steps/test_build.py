@@ -211,6 +211,7 @@ def test_cli_passes_flags_and_env_authfile_to_the_step(
             "storage_driver": "vfs",
             "authfile": tmp_path / "docker" / "config.json",
             "storage_root": None,
+            "no_cache": False,
         }
     ]
     assert (tmp_path / "r" / "IMAGE_DIGEST").read_text() == "sha256:" + "a" * 64

@@ -69,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--storage-root", type=Path, metavar="DIR", help="buildah storage root (default: buildah's own)"
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="rebuild every step, ignoring buildah's layer cache (needed when an ARG only feeds LABEL/ENV)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -89,6 +94,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         storage_driver=args.storage_driver,
         authfile=authfile,
         storage_root=args.storage_root,
+        no_cache=args.no_cache,
     )
     return CommandOutput(
         results={"IMAGE_URL": result.image_url, "IMAGE_DIGEST": result.image_digest},

@@ -179,6 +179,7 @@ def _build_and_push(
     storage_driver: str,
     authfile: Path | None,
     storage_root: Path | None,
+    no_cache: bool,
 ) -> str:
     buildah = shutil.which("buildah")
     if buildah is None:
@@ -186,8 +187,11 @@ def _build_and_push(
     common = [buildah, *_global_flags(storage_driver, storage_root)]
     auth = ["--authfile", str(authfile)] if authfile is not None else []
     arg_flags = [flag for key in sorted(build_args) for flag in ("--build-arg", f"{key}={build_args[key]}")]
+    # buildah's layer cache reuses LABEL/ENV steps that expand an ARG even when the ARG's value changed
+    # (containers/buildah#5501, seen with 1.28); --no-cache rebuilds every step and refreshes the cache.
+    cache = ["--no-cache"] if no_cache else []
     _run_logged(
-        [*common, "bud", "--isolation", "chroot", "--layers", _tls_flag(tls_verify), *auth,
+        [*common, "bud", "--isolation", "chroot", "--layers", *cache, _tls_flag(tls_verify), *auth,
          "-f", str(containerfile), "-t", ref, *arg_flags, str(context)],
         what="build",
     )  # fmt: skip
@@ -222,6 +226,7 @@ def build_runtime(
     storage_driver: str = "vfs",
     authfile: Path | None = None,
     storage_root: Path | None = None,
+    no_cache: bool = False,
 ) -> BuildResult:
     """Build ``image`` from ``context`` with buildah and push it, unless its content-hash tag exists.
 
@@ -234,6 +239,7 @@ def build_runtime(
         storage_driver: buildah storage driver (``vfs`` works unprivileged in pods).
         authfile: Docker config file with registry credentials.
         storage_root: Optional buildah storage root (``--root``/``--runroot`` below it).
+        no_cache: Rebuild every step instead of reusing buildah's layer cache (still stored for later).
 
     Returns:
         The image URL ``REPO:TAG``, its digest, and whether the build was skipped.
@@ -272,6 +278,7 @@ def build_runtime(
         storage_driver=storage_driver,
         authfile=authfile,
         storage_root=storage_root,
+        no_cache=no_cache,
     )
     seconds = time.monotonic() - started
     log.info("pushed %s@%s in %.1f s", ref, digest, seconds)
