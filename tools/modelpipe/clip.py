@@ -8,6 +8,7 @@ from pathlib import Path
 
 from torchmetrics.multimodal.clip_score import CLIPScore
 from transformers import CLIPModel, CLIPProcessor
+from transformers.utils import logging as hf_logging
 
 from modelpipe.errors import ModelpipeError
 
@@ -72,6 +73,8 @@ def load_clip_score(model_dir: Path) -> CLIPScore:
         ClipModelError: the folder is missing or not a CLIP model.
     """
     check_clip_folder(model_dir)
+    # transformers draws a "Loading weights" bar on stderr; in pod logs it is noise.
+    hf_logging.disable_progress_bar()
     model = _FeatureTensorCLIPModel.from_pretrained(model_dir, local_files_only=True)
     processor = CLIPProcessor.from_pretrained(model_dir, local_files_only=True)
     model.eval()
