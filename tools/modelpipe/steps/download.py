@@ -398,14 +398,15 @@ def _hub_error(source: HubSource, rel: str | None, err: BaseException) -> Except
 def _remove_download_bookkeeping(dest: Path) -> None:
     """Drop what hf_hub_download(local_dir=...) keeps for resuming, once the folder is complete.
 
-    Only its ``download/`` folder and its ``.gitignore`` go, and parents only when empty: with ``--dest ~``
-    ``.cache/huggingface`` is also the user's Hub cache and token folder.
+    Only its ``download/`` folder goes, plus its marker files when nothing else is left, and parents only
+    when empty: with ``--dest ~`` ``.cache/huggingface`` is also the user's Hub cache and token folder.
     """
     bookkeeping = dest / ".cache" / "huggingface"
     shutil.rmtree(bookkeeping / "download", ignore_errors=True)
-    for leftover in (".gitignore", ".gitignore.lock"):
-        if {p.name for p in bookkeeping.glob("*")} <= {".gitignore", ".gitignore.lock"}:
-            (bookkeeping / leftover).unlink(missing_ok=True)
+    markers = {".gitignore", ".gitignore.lock", "CACHEDIR.TAG"}
+    if bookkeeping.is_dir() and {p.name for p in bookkeeping.iterdir()} <= markers:
+        for name in markers:
+            (bookkeeping / name).unlink(missing_ok=True)
     for folder in (bookkeeping, bookkeeping.parent):
         with suppress(OSError):
             folder.rmdir()
