@@ -102,6 +102,8 @@ class FakeKube:
 
     token: str = "fake-kube-token"
     ready_after_reads: int | None = 1
+    # The next N GETs of an existing object answer 503, as an API server restarting would.
+    unavailable_gets: int = 0
     pending_conditions: list[dict[str, str]] = field(
         default_factory=lambda: [
             {"type": "PredictorReady", "status": "False", "reason": "MinimumReplicasUnavailable",
@@ -227,6 +229,11 @@ class FakeKube:
                     404,
                     "NotFound",
                     f'inferenceservices.serving.kserve.io "{name}" not found',
+                )
+            if method == "GET" and self.unavailable_gets > 0:
+                self.unavailable_gets -= 1
+                return _status_body(
+                    503, "ServiceUnavailable", "the server is currently unable to handle the request"
                 )
             if method == "GET":
                 self._status(key, self.objects[key])

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelpipe.errors import ConfigError, DeployError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
@@ -48,6 +48,7 @@ _DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # modelStatus.transitionStatus values after which waiting longer cannot help.
 _TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
+_MAX_READ_FAILURES = 3
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> t
         created = _call(
             "create", name, namespace, lambda: api.create_namespaced_custom_object(*args, dict(body))
         )
-        log.info("created InferenceService %s/%s", namespace, name)
+        logger.info("created InferenceService %s/%s", namespace, name)
         return created, True
     patched = _call(
         "update",
@@ -289,7 +290,7 @@ def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> t
             *args, name, dict(body), _content_type="application/merge-patch+json"
         ),
     )
-    log.info(
+    logger.info(
         "updated InferenceService %s/%s (generation %s)",
         namespace,
         name,
@@ -359,8 +360,19 @@ def wait_until_ready(
     """
     deadline = time.monotonic() + timeout
     last_report = 0.0
+    failures = 0
     while True:
-        found = get_inference_service(api, name, namespace)
+        try:
+            found = get_inference_service(api, name, namespace)
+        except DeployError:
+            # A long wait outlives API server restarts and network blips; a few in a row are tolerated.
+            failures += 1
+            if failures > _MAX_READ_FAILURES or time.monotonic() >= deadline:
+                raise
+            logger.warning("reading %s/%s failed (%d in a row); retrying", namespace, name, failures)
+            time.sleep(min(poll_seconds, max(deadline - time.monotonic(), 0.01)))
+            continue
+        failures = 0
         if found is None:
             raise DeployError(f"InferenceService {namespace}/{name} was deleted while waiting for it")
         isvc = found
@@ -380,7 +392,7 @@ def wait_until_ready(
                 fix="inspect `oc describe inferenceservice` and the predictor pod logs, or raise --timeout",
             )
         if now - last_report >= 30:
-            log.info("waiting for %s/%s: %s", namespace, name, describe_conditions(isvc))
+            logger.info("waiting for %s/%s: %s", namespace, name, describe_conditions(isvc))
             last_report = now
         time.sleep(min(poll_seconds, max(deadline - now, 0.01)))
 

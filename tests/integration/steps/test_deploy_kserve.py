@@ -124,6 +124,18 @@ def test_wait_ignores_ready_status_of_the_previous_generation(kube: FakeKube, ku
     assert isvc["status"]["observedGeneration"] == 2
 
 
+def test_wait_rides_out_a_brief_api_server_outage(kube: FakeKube, kubeconfig: Path) -> None:
+    _deploy(kubeconfig)
+    kube.unavailable_gets = 2
+
+    with kserve_deploy.kube_client(kubeconfig) as client:
+        api = CustomObjectsApi(client)
+        isvc = kserve_deploy.wait_until_ready(api, "tiny-sd", "models", timeout=5, poll_seconds=0.01)
+
+    assert kube.unavailable_gets == 0
+    assert isvc["status"]["url"] == "https://tiny-sd-models.apps.example.com"
+
+
 def test_timeout_raises_deploy_error_listing_conditions(kube: FakeKube, kubeconfig: Path) -> None:
     kube.ready_after_reads = None
 
