@@ -1,0 +1,131 @@
+"""Local session decisions that need no services: build or skip, model names, DNS labels, leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from modelpipe.errors import ConfigError, LocalRunError
+from modelpipe.local.session import (
+    SessionSettings,
+    _check_no_leftover,
+    _model_source,
+    build_decision,
+    dns_label,
+)
+
+from tests.unit.local.tekton.helpers import sh, task
+
+
+def _repo(tmp_path: Path, *, containerfile: str | None, volumes: bool) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "runtime").mkdir(parents=True)
+    (repo / "tasks").mkdir()
+    if containerfile is not None:
+        (repo / "runtime" / "Containerfile").write_text(containerfile)
+    extra = {"volumes": [{"name": "storage", "emptyDir": {}}]} if volumes else {}
+    doc = task("build-runtime", steps=[sh("build", "true")], **extra)
+    (repo / "tasks" / "build-runtime.yaml").write_text(yaml.safe_dump(doc))
+    return repo
+
+
+def _fake_buildah(tmp_path: Path, inspect_code: int) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "buildah"
+    fake.write_text(f"#!/bin/sh\nexit {inspect_code}\n")
+    fake.chmod(0o755)
+    return str(bin_dir)
+
+
+def test_build_is_skipped_without_buildah(tmp_path):
+    repo = _repo(tmp_path, containerfile="FROM base:1\n", volumes=False)
+    assert build_decision(repo, repo / "tasks", {"PATH": str(tmp_path / "empty")}) == (
+        False,
+        "buildah is not installed",
+    )
+
+
+def test_build_is_skipped_when_the_containerfile_is_missing(tmp_path):
+    repo = _repo(tmp_path, containerfile=None, volumes=False)
+    path = _fake_buildah(tmp_path, 0)
+    assert build_decision(repo, repo / "tasks", {"PATH": path}) == (
+        False,
+        "runtime/Containerfile not found",
+    )
+
+
+def test_build_is_skipped_when_the_base_image_cannot_be_pulled(tmp_path):
+    repo = _repo(
+        tmp_path, containerfile="FROM quay.io/x/base:1.0 AS b\n", volumes=False
+    )
+    can, why = build_decision(
+        repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 1)}
+    )
+    assert not can
+    assert "base image quay.io/x/base:1.0 is not in local container storage" in why
+
+
+def test_build_is_skipped_when_the_task_needs_features_the_runner_rejects(tmp_path):
+    repo = _repo(tmp_path, containerfile="FROM base:1\n", volumes=True)
+    can, why = build_decision(
+        repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 0)}
+    )
+    assert not can
+    assert "volumes" in why
+
+
+def test_build_runs_when_buildah_base_image_and_task_are_fine(tmp_path):
+    repo = _repo(tmp_path, containerfile="FROM base:1\n", volumes=False)
+    assert build_decision(repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 0)})[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("tiny-sd", "tiny-sd"),
+        ("SD_Turbo.v2", "sd-turbo-v2"),
+        ("1b-model", "m-1b-model"),
+    ],
+)
+def test_dns_label(name, label):
+    assert dns_label(name) == label
+
+
+def _settings(tmp_path: Path) -> SessionSettings:
+    return SessionSettings(
+        repo_dir=tmp_path, state_dir=tmp_path / "state", environ={}, venv_bin=tmp_path
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("hf://segmind/tiny-sd@abc123", "tiny-sd"),
+        ("hf://stabilityai/sd-turbo", "sd-turbo"),
+        ("file:///models/my-model", "my-model"),
+    ],
+)
+def test_model_name_comes_from_the_source(tmp_path, source, name):
+    assert _model_source(_settings(tmp_path), source) == (source, name)
+
+
+def test_unknown_source_scheme_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="hf:// or file://"):
+        _model_source(_settings(tmp_path), "s3://bucket/model")
+
+
+def test_services_left_by_keep_running_are_named_with_their_pids(tmp_path):
+    (tmp_path / "services.json").write_text(json.dumps({"pids": [os.getpid()]}))
+    with pytest.raises(LocalRunError) as err:
+        _check_no_leftover(tmp_path)
+    assert f"(fix: stop them: kill {os.getpid()})" in err.value.one_line()
+
+
+def test_stale_services_file_is_removed(tmp_path):
+    (tmp_path / "services.json").write_text(json.dumps({"pids": [2**22 + 12345]}))
+    _check_no_leftover(tmp_path)
+    assert not (tmp_path / "services.json").exists()
