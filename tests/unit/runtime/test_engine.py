@@ -1,0 +1,202 @@
+"""Engine batching, padding, seeds, queue bound, OOM and shutdown, on a recording fake pipeline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+from diffusers_runtime.engine import (
+    BatchingOptions,
+    BatchKey,
+    Engine,
+    ImageRequest,
+    LoadedPipeline,
+)
+from diffusers_runtime.errors import (
+    EngineStoppedError,
+    GenerationOutOfMemoryError,
+    QueueFullError,
+)
+from diffusers_runtime.metrics import RuntimeMetrics
+
+KEY = BatchKey(height=64, width=64, num_inference_steps=2, guidance_scale=7.5)
+OTHER_KEY = BatchKey(height=64, width=64, num_inference_steps=1, guidance_scale=7.5)
+
+
+class FakePipeline:
+    """Records each call; returns ``(prompt, seed drawn from the generator)`` per image."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_with: BaseException | None = None
+
+    def __call__(self, **kwargs: Any) -> Any:
+        self.gate.wait(10)
+        self.calls.append(kwargs)
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            raise error
+        images = [
+            (p, g.initial_seed())
+            for p, g in zip(kwargs["prompt"], kwargs["generator"], strict=True)
+        ]
+        return SimpleNamespace(images=images)
+
+
+class FakeLoaded(LoadedPipeline):
+    def pipeline_for(self, scheduler: str) -> Any:
+        return self.pipeline
+
+
+def make_engine(**batching: Any) -> tuple[Engine, FakePipeline]:
+    fake = FakePipeline()
+    loaded = FakeLoaded(
+        pipeline=fake,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        default_height=64,
+        default_width=64,
+        scheduler_names=("default",),
+        supports_negative_prompt=True,
+        supports_step_callback=False,
+    )
+    options = {
+        "max_batch_size": 4,
+        "max_batch_delay_s": 0.2,
+        "max_queue": 8,
+        "batch_invariant": False,
+        **batching,
+    }
+    engine = Engine(loaded, BatchingOptions(**options), RuntimeMetrics("unit-test"))
+    engine.start()
+    return engine, fake
+
+
+def image(prompt: str, seed: int = 1, key: BatchKey = KEY) -> ImageRequest:
+    return ImageRequest(prompt=prompt, seed=seed, key=key)
+
+
+def test_compatible_images_share_calls_up_to_max_batch_size() -> None:
+    engine, fake = make_engine()
+    futures = [engine.submit([image(f"p{i}", i)]) for i in range(6)]
+    results = [f.result(10) for f in futures]
+    engine.stop()
+    assert [len(c["prompt"]) for c in fake.calls] == [4, 2]
+    assert [r[0].image for r in results] == [(f"p{i}", i) for i in range(6)]
+
+
+def test_incompatible_settings_never_share_a_call() -> None:
+    engine, fake = make_engine()
+    futures = [
+        engine.submit([image("a", key=KEY)]),
+        engine.submit([image("b", key=OTHER_KEY)]),
+    ]
+    for future in futures:
+        future.result(10)
+    engine.stop()
+    assert sorted((c["num_inference_steps"], c["prompt"]) for c in fake.calls) == [
+        (1, ["b"]),
+        (2, ["a"]),
+    ]
+
+
+def test_batch_invariant_pads_every_call_to_max_batch_size() -> None:
+    engine, fake = make_engine(batch_invariant=True, max_batch_delay_s=0)
+    result = engine.submit([image("only", 5)]).result(10)
+    engine.stop()
+    assert len(fake.calls[0]["prompt"]) == 4
+    assert [r.image for r in result] == [("only", 5)]
+
+
+def test_each_image_gets_its_own_generator_seeded_with_its_seed() -> None:
+    engine, fake = make_engine()
+    result = engine.submit([image("a", 11), image("b", 12), image("c", 13)]).result(10)
+    engine.stop()
+    generators = fake.calls[0]["generator"]
+    assert len({id(g) for g in generators}) == 3
+    assert [r.seed for r in result] == [11, 12, 13]
+    assert [r.image[1] for r in result] == [11, 12, 13]
+
+
+def test_full_queue_raises_queue_full_with_retry_after() -> None:
+    engine, fake = make_engine(max_queue=2, max_batch_size=1, max_batch_delay_s=0)
+    fake.gate.clear()
+    running = engine.submit([image("running")])
+    deadline = time.monotonic() + 5
+    while engine.queued_images and time.monotonic() < deadline:
+        time.sleep(0.01)
+    waiting = engine.submit([image("a"), image("b")])
+    with pytest.raises(QueueFullError) as caught:
+        engine.submit([image("c")])
+    assert caught.value.status_code == 429 and caught.value.retry_after >= 1
+    fake.gate.set()
+    running.result(10)
+    waiting.result(10)
+    engine.stop()
+
+
+def test_out_of_memory_fails_the_batch_and_the_engine_keeps_serving() -> None:
+    engine, fake = make_engine(max_batch_delay_s=0)
+    fake.fail_with = torch.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 20.00 GiB"
+    )
+    with pytest.raises(GenerationOutOfMemoryError) as caught:
+        engine.submit([image("big")]).result(10)
+    assert caught.value.status_code == 503
+    assert engine.submit([image("next", 3)]).result(10)[0].image == ("next", 3)
+    engine.stop()
+
+
+def test_cpu_allocator_failure_counts_as_out_of_memory() -> None:
+    engine, fake = make_engine(max_batch_delay_s=0)
+    fake.fail_with = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: can't allocate memory"
+    )
+    with pytest.raises(GenerationOutOfMemoryError):
+        engine.submit([image("big")]).result(10)
+    engine.stop()
+
+
+def test_other_errors_reach_the_request_unchanged() -> None:
+    engine, fake = make_engine(max_batch_delay_s=0)
+    fake.fail_with = ValueError("bug")
+    with pytest.raises(ValueError, match="bug"):
+        engine.submit([image("x")]).result(10)
+    engine.stop()
+
+
+def test_stop_fails_queued_work_and_refuses_new_work() -> None:
+    engine, fake = make_engine(max_batch_size=1, max_batch_delay_s=0)
+    fake.gate.clear()
+    running = engine.submit([image("running")])
+    time.sleep(0.2)
+    queued = engine.submit([image("queued")])
+    stopper = threading.Thread(target=engine.stop)
+    stopper.start()
+    with pytest.raises(EngineStoppedError):
+        queued.result(10)
+    fake.gate.set()
+    stopper.join(10)
+    assert running.result(10)[0].image[0] == "running"
+    with pytest.raises(EngineStoppedError):
+        engine.submit([image("late")])
+
+
+def test_cancelled_request_is_not_generated() -> None:
+    engine, fake = make_engine(max_batch_size=1, max_batch_delay_s=0)
+    fake.gate.clear()
+    running = engine.submit([image("running")])
+    time.sleep(0.2)
+    cancelled = engine.submit([image("gone")])
+    assert cancelled.cancel()
+    fake.gate.set()
+    running.result(10)
+    engine.submit([image("after")]).result(10)
+    engine.stop()
+    assert [c["prompt"] for c in fake.calls] == [["running"], ["after"]]

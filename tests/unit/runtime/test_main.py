@@ -1,0 +1,92 @@
+"""Flag parsing, model-source checks and the data-connection env mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from diffusers_runtime.__main__ import parse_args
+from diffusers_runtime.errors import ModelLoadError
+from diffusers_runtime.storage import check_model_dir, data_connection_env, is_remote
+
+
+def test_defaults_and_storage_uri_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_URI", "s3://models/sd15")
+    args = parse_args(["--model_name", "sd15"])
+    assert args.model_dir == "s3://models/sd15"
+    assert (args.max_batch_size, args.max_queue, args.device, args.dtype) == (
+        4,
+        64,
+        "auto",
+        "auto",
+    )
+    assert (
+        args.batch_invariant is True
+        and args.compile is False
+        and args.cpu_offload == "none"
+    )
+
+
+def test_model_dir_flag_wins_over_storage_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_URI", "s3://models/sd15")
+    assert parse_args(["--model_dir", "/mnt/models"]).model_dir == "/mnt/models"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--model_dir", "/m", "--workers", "2"],
+        ["--model_dir", "/m", "--max_batch_size", "0"],
+        ["--model_dir", "/m", "--max_queue", "2", "--max_images_per_request", "4"],
+        ["--model_dir", "/m", "--max_batch", "2"],
+        ["--model_dir", "/m", "--batch_invariant", "maybe"],
+        ["--model_dir", "/m", "--dtype", "int8"],
+    ],
+)
+def test_bad_flags_are_usage_errors(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STORAGE_URI", raising=False)
+    with pytest.raises(SystemExit) as caught:
+        parse_args(argv)
+    assert caught.value.code == 2
+
+
+def test_data_connection_endpoint_becomes_aws_endpoint_url() -> None:
+    assert data_connection_env({"AWS_S3_ENDPOINT": "http://minio:9000"}) == {
+        "AWS_ENDPOINT_URL": "http://minio:9000"
+    }
+    assert data_connection_env({"AWS_S3_ENDPOINT": "minio.example.com"}) == {
+        "AWS_ENDPOINT_URL": "https://minio.example.com"
+    }
+    assert (
+        data_connection_env(
+            {"AWS_S3_ENDPOINT": "http://a", "AWS_ENDPOINT_URL": "http://b"}
+        )
+        == {}
+    )
+    assert data_connection_env({}) == {}
+
+
+def test_remote_and_local_sources() -> None:
+    assert is_remote("s3://bucket/model") and is_remote("hf://org/repo")
+    assert not is_remote("/mnt/models") and not is_remote("file:///mnt/models")
+
+
+def test_check_model_dir_names_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="is not a folder"):
+        check_model_dir(tmp_path / "missing", "x")
+    with pytest.raises(ModelLoadError, match="model_index.json does not exist"):
+        check_model_dir(tmp_path, "x")
+    (tmp_path / "model_index.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        check_model_dir(tmp_path, "x")
+    (tmp_path / "model_index.json").write_text(json.dumps({"foo": 1}))
+    with pytest.raises(ModelLoadError, match="_class_name"):
+        check_model_dir(tmp_path, "x")
+    (tmp_path / "model_index.json").write_text(
+        json.dumps({"_class_name": "StableDiffusionPipeline"})
+    )
+    assert check_model_dir(tmp_path, "x") == tmp_path
