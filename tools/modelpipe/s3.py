@@ -104,12 +104,14 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class UploadItem:
-    """One file for :func:`upload_files`: local path, target, and its sha256 to store as metadata."""
+    """One file for :func:`upload_files`: local path, target, its sha256 (stored as metadata), size, and
+    optionally the Content-Type browsers should see (e.g. ``image/png`` for report images)."""
 
     path: Path
     location: S3Location
     sha256: str
     size: int
+    content_type: str | None = None
 
 
 def parse_s3_uri(uri: str) -> S3Location:
@@ -327,7 +329,7 @@ def upload_files(
                     str(item.path),
                     item.location.bucket,
                     item.location.key,
-                    extra_args={"Metadata": {SHA256_METADATA_KEY: item.sha256}},
+                    extra_args=_extra_args(item),
                     subscribers=subscribers,
                 ),
             )
@@ -348,12 +350,20 @@ def upload_files(
         raise mapped from first
 
 
+def _extra_args(item: UploadItem) -> dict[str, Any]:
+    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: item.sha256}}
+    if item.content_type:
+        extra["ContentType"] = item.content_type
+    return extra
+
+
 def upload_file(
     client: S3Client,
     path: Path,
     location: S3Location,
     *,
     sha256: str | None = None,
+    content_type: str | None = None,
     config: TransferConfig | None = None,
     callback: Callable[[int], None] | None = None,
 ) -> None:
@@ -363,7 +373,7 @@ def upload_file(
         StorageError: The upload failed.
     """
     digest = sha256 or sha256_file(path)
-    item = UploadItem(path=path, location=location, sha256=digest, size=path.stat().st_size)
+    item = UploadItem(path, location, digest, path.stat().st_size, content_type)
     upload_files(client, [item], config=config, callback=callback)
 
 

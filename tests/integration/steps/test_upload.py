@@ -30,6 +30,7 @@ from modelpipe.s3 import (
     list_objects,
     make_s3_client,
     transfer_config,
+    upload_file,
 )
 from modelpipe.steps.upload import upload_model
 
@@ -236,3 +237,14 @@ def test_rerun_after_an_object_was_deleted_restores_it_and_the_manifest(
     manifest_size = (model_dir / MANIFEST_NAME).stat().st_size
     assert result.bytes_sent == read_manifest(model_dir).file("unet/config.json").size + manifest_size
     assert {"unet/config.json", MANIFEST_NAME} <= set(list_objects(client, dest))
+
+
+def test_upload_file_stores_sha256_and_content_type(
+    client: S3Client, dest: S3Location, tmp_path: Path
+) -> None:
+    page = tmp_path / "report.png"
+    page.write_bytes(os.urandom(1000))
+    upload_file(client, page, dest.child("reports/report.png"), content_type="image/png")
+    response = client.head_object(Bucket=dest.bucket, Key=dest.child("reports/report.png").key)
+    assert response["ContentType"] == "image/png"
+    assert response["Metadata"]["sha256"] == sha256_bytes(page.read_bytes())
