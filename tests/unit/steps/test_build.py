@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from modelpipe.build_context import context_tag, is_ignored, read_ignore_patterns
 from modelpipe.cli import main
-from modelpipe.errors import ConfigError
+from modelpipe.errors import BuildError, ConfigError
 from modelpipe.redaction import redact
+from modelpipe.steps import build as build_step
 from modelpipe.steps.build import BuildResult, load_authfile, validate_image_repo
 
 
@@ -244,3 +245,29 @@ def test_cli_usage_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["build", "--context", "c", "--image", "r/x", *argv])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("stderr", "outcome"),
+    [
+        ("reading manifest ctx-1 in r/not-found/x: manifest unknown: manifest unknown", None),
+        ("reading manifest ctx-1: unauthorized: authentication required", None),
+        ("pinging container registry 127.0.0.1:40404: dial tcp: connect: connection refused", "error"),
+    ],
+)
+def test_skopeo_answers_are_classified_by_its_words_not_the_reference(
+    stderr: str, outcome: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    ref = "127.0.0.1:40404/not-found/x:ctx-404401"
+    failed = subprocess.CompletedProcess(
+        [], 1, b"", f'Error parsing image name "docker://{ref}": {stderr}'.encode()
+    )
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(build_step.shutil, "which", lambda name: f"/usr/bin/{name}")
+    if outcome is None:
+        assert build_step.inspect_digest(ref, tls_verify=False, authfile=None) is None
+    else:
+        with pytest.raises(BuildError, match="connection refused"):
+            build_step.inspect_digest(ref, tls_verify=False, authfile=None)

@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 STORAGE_DRIVERS: tuple[str, ...] = ("vfs", "overlay")
 # Registry answers meaning "this tag (or repository) does not exist yet": build it.
-_NOT_FOUND_MARKERS: tuple[str, ...] = ("manifest unknown", "name unknown", "not found", "404")
+_NOT_FOUND_MARKERS: tuple[str, ...] = ("manifest unknown", "name unknown", "not found")
 # Quay and others answer "unauthorized" for repositories that do not exist yet; the push will tell.
-_DENIED_MARKERS: tuple[str, ...] = ("unauthorized", "denied", "authentication required", "403", "401")
+_DENIED_MARKERS: tuple[str, ...] = ("unauthorized", "denied", "authentication required")
 _TAIL_LINES = 15
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -132,7 +132,8 @@ def inspect_digest(ref: str, *, tls_verify: bool, authfile: Path | None) -> str 
     if completed.returncode == 0:
         return "sha256:" + hashlib.sha256(completed.stdout).hexdigest()
     stderr = redact(completed.stderr.decode(errors="replace").strip())
-    lowered = stderr.lower()
+    # Match on skopeo's words only: the echoed reference (host, port, repository) could contain them.
+    lowered = stderr.replace(ref, "").lower()
     if any(marker in lowered for marker in _NOT_FOUND_MARKERS):
         return None
     if any(marker in lowered for marker in _DENIED_MARKERS):
