@@ -338,9 +338,13 @@ def upsert_serving_environment(
                 return await api.find_serving_environment(name=name)
             except mr_exceptions.NotFoundException:
                 pass
-            return await api.create_serving_environment(
-                ServingEnvironmentCreate(name=name, description=description)
-            )
+            try:
+                return await api.create_serving_environment(
+                    ServingEnvironmentCreate(name=name, description=description)
+                )
+            except mr_exceptions.ConflictException:
+                # Another deploy to the same namespace created it between our find and create.
+                return await api.find_serving_environment(name=name)
 
     return _run_rest(registry, upsert(), f"serving environment {name!r}")
 
