@@ -1,0 +1,214 @@
+"""Per-protocol serving overhead: end-to-end latency minus the pipeline call, side by side in one run.
+
+One runtime (`--max_batch_size 1 --max_batch_delay_ms 0`, so no batching wait or padding) serves sequential
+single-image requests over V1, V2 JSON, V2 binary and OpenAI. The pipeline time is the server's own
+`diffusers_batch_seconds` for the same requests; image encoding (PNG + base64) is measured separately on the
+returned image. Target: overhead <= 3 ms p50 plus image encoding.
+
+    .venv/bin/python benchmarks/runtime_overhead.py
+    .venv/bin/python benchmarks/runtime_overhead.py --model-dir /models/sd15 --size 512 --steps 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        help="diffusers pipeline folder (default: a tiny random one)",
+    )
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=1)
+    parser.add_argument(
+        "--requests", type=int, default=30, help="requests per protocol (default 30)"
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    return parser.parse_args()
+
+
+def batch_seconds(client, server) -> tuple[float, float]:
+    from tests.integration.runtime.clients import metric_value
+
+    text = client.get(f"{server.url}/metrics").text
+    labels = {"model_name": server.model_name}
+    return (
+        metric_value(text, "diffusers_batch_seconds_sum", **labels),
+        metric_value(text, "diffusers_batch_seconds_count", **labels),
+    )
+
+
+def protocol_calls(
+    client, server, args: argparse.Namespace
+) -> dict[str, Callable[[int], None]]:
+    import orjson
+
+    from tests.integration.runtime.clients import bytes_tensor
+
+    knobs = {"num_inference_steps": args.steps, "height": args.size, "width": args.size}
+    name = server.model_name
+
+    def v1(seed: int) -> None:
+        body = {"instances": [{"prompt": "a cat", "seed": seed, **knobs}]}
+        client.post(
+            f"{server.url}/v1/models/{name}:predict", json=body
+        ).raise_for_status()
+
+    def v2_json(seed: int) -> None:
+        prompt = {
+            "name": "prompt",
+            "datatype": "BYTES",
+            "shape": [1],
+            "data": ["a cat"],
+        }
+        body = {"inputs": [prompt], "parameters": {"seed": seed, **knobs}}
+        client.post(
+            f"{server.url}/v2/models/{name}/infer", json=body
+        ).raise_for_status()
+
+    def v2_binary(seed: int) -> None:
+        payload = bytes_tensor([b"a cat"])
+        header = orjson.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "prompt",
+                        "datatype": "BYTES",
+                        "shape": [1],
+                        "parameters": {"binary_data_size": len(payload)},
+                    }
+                ],
+                "parameters": {"seed": seed, **knobs},
+                "outputs": [{"name": "image", "parameters": {"binary_data": True}}],
+            }
+        )
+        headers = {
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        }
+        client.post(
+            f"{server.url}/v2/models/{name}/infer",
+            content=header + payload,
+            headers=headers,
+        ).raise_for_status()
+
+    def openai(seed: int) -> None:
+        body = {
+            "prompt": "a cat",
+            "seed": seed,
+            "size": f"{args.size}x{args.size}",
+            "num_inference_steps": args.steps,
+        }
+        client.post(
+            f"{server.url}/openai/v1/images/generations", json=body
+        ).raise_for_status()
+
+    return {"v1": v1, "v2-json": v2_json, "v2-binary": v2_binary, "openai": openai}
+
+
+def encoding_ms(client, server, args: argparse.Namespace) -> float:
+    """PNG (runtime settings) + base64 of one generated image, median of 20, in ms."""
+    from diffusers_runtime.model import encode_image
+    from PIL import Image
+
+    body = {
+        "instances": [{"prompt": "a cat", "seed": 1, "num_inference_steps": args.steps}]
+    }
+    body["instances"][0].update(height=args.size, width=args.size)
+    response = client.post(
+        f"{server.url}/v1/models/{server.model_name}:predict", json=body
+    )
+    image = Image.open(
+        io.BytesIO(base64.b64decode(response.json()["predictions"][0]["image"]["b64"]))
+    )
+    image.load()
+    samples = []
+    for _ in range(20):
+        started = time.perf_counter()
+        base64.b64encode(encode_image(image, "PNG"))
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    import httpx
+
+    from tests.fixtures.runtime import start_runtime
+
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+        model_dir = args.model_dir
+        if model_dir is None:
+            from modelpipe.demo_models import write_tiny_sd
+
+            model_dir = write_tiny_sd(Path(tmp) / "tiny-sd")
+        env = {
+            "OMP_NUM_THREADS": str(args.threads),
+            "MKL_NUM_THREADS": str(args.threads),
+        }
+        server = start_runtime(
+            model_dir,
+            Path(tmp) / "runtime.log",
+            env=env,
+            max_batch_size=1,
+            max_batch_delay_ms=0,
+            enable_latency_logging=False,
+        )
+        rows = []
+        try:
+            with httpx.Client(timeout=600) as client:
+                calls = protocol_calls(client, server, args)
+                for call in calls.values():
+                    call(0)  # warm-up
+                encode = encoding_ms(client, server, args)
+                for protocol, call in calls.items():
+                    before_sum, before_count = batch_seconds(client, server)
+                    latencies = []
+                    for i in range(args.requests):
+                        started = time.perf_counter()
+                        call(i)
+                        latencies.append(time.perf_counter() - started)
+                    after_sum, after_count = batch_seconds(client, server)
+                    pipeline = (after_sum - before_sum) / (after_count - before_count)
+                    overhead = [(lat - pipeline) * 1000 for lat in latencies]
+                    rows.append(
+                        (
+                            protocol,
+                            statistics.median(latencies) * 1000,
+                            pipeline * 1000,
+                            overhead,
+                        )
+                    )
+        finally:
+            server.stop()
+    print(
+        f"model {model_dir.name}, {args.size}x{args.size}, {args.steps} step(s), {args.requests} requests each"
+    )
+    print(f"image encoding (PNG + base64) p50: {encode:.2f} ms")
+    for protocol, e2e, pipeline, overhead in rows:
+        p50 = statistics.median(overhead)
+        print(
+            f"{protocol:<10} e2e p50 {e2e:8.2f} ms  pipeline mean {pipeline:8.2f} ms  "
+            f"overhead p50 {p50:6.2f} ms  minus encoding {p50 - encode:6.2f} ms (target <= 3 ms)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
