@@ -34,16 +34,35 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 log = logging.getLogger("modelpipe")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every subcommand registered."""
+def _command_name(module: str) -> str:
+    return module.replace("_", "-")
+
+
+def _requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line, if it is one we know."""
+    first = next((arg for arg in argv if not arg.startswith("-")), None)
+    known = {_command_name(module) for module in SUBCOMMAND_MODULES}
+    return first if first in known else None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command`` only that subcommand's module is imported.
+
+    Every step runs as its own process, so importing all subcommands (registry server, model-registry
+    client, huggingface_hub, boto3...) for each one would cost seconds per Tekton step. Other subcommands
+    get a bare placeholder parser; ``modelpipe --help`` (no command) still imports them all.
+    """
     parser = argparse.ArgumentParser(
         prog="modelpipe",
         description="Take a diffusion model from Hugging Face to a registered, tested KServe endpoint.",
     )
     parser.add_argument("--version", action="version", version=f"modelpipe {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMAND_MODULES:
-        importlib.import_module(f"modelpipe.cli.{name}").register(subparsers)
+    for module in SUBCOMMAND_MODULES:
+        if command is None or _command_name(module) == command:
+            importlib.import_module(f"modelpipe.cli.{module}").register(subparsers)
+        else:
+            subparsers.add_parser(_command_name(module))
     return parser
 
 
@@ -70,7 +89,8 @@ def emit(output: CommandOutput, *, as_json: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; known failures print one line and return 1."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_requested_command(argv)).parse_args(argv)
     configure_logging(getattr(args, "verbose", 0))
     try:
         output = args.handler(args)
