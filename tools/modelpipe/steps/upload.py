@@ -29,6 +29,7 @@ from modelpipe.s3 import (
     delete_object,
     head_object,
     list_objects,
+    storage_errors,
     upload_bytes,
     upload_files,
 )
@@ -97,8 +98,9 @@ def upload_model(
     # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
     verify_files(src, manifest, hash_only={item.path for item in missing})
     # The remote manifest stays only if it is this one and every file it lists is already in place.
-    keep_manifest = not missing and _same(
-        remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes)
+    keep_manifest = not missing and (
+        _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
+        or _same_listing(client, dest, remote[MANIFEST_NAME], manifest)
     )
     skipped_bytes = sum(item.size for item in manifest.files) - sum(item.size for item in missing)
     log.info(
@@ -137,6 +139,24 @@ def upload_model(
 
 def _same(info: ObjectInfo | None, size: int, sha256: str) -> bool:
     return info is not None and info.size == size and info.sha256 == sha256
+
+
+def _same_listing(client: S3Client, dest: S3Location, info: ObjectInfo | None, manifest: Manifest) -> bool:
+    """True when the remote manifest lists the same model and files, differing at most in ``created``.
+
+    Every download writes a new ``created`` time, so comparing bytes alone would re-send the manifest on
+    every no-change re-run.
+    """
+    if info is None:
+        return False
+    location = dest.child(MANIFEST_NAME)
+    with storage_errors(client, action="reading", uri=location.uri):
+        body = client.get_object(Bucket=location.bucket, Key=location.key)["Body"].read()
+    try:
+        remote = Manifest.model_validate_json(body)
+    except ValueError:
+        return False
+    return remote.model_dump(exclude={"created"}) == manifest.model_dump(exclude={"created"})
 
 
 def _head_all(client: S3Client, dest: S3Location, paths: list[str]) -> dict[str, ObjectInfo | None]:
