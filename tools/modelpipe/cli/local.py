@@ -95,7 +95,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=IMPORT_EXAMPLES,
     )
     imp.add_argument("--source", help="hf://ORG/REPO[@REV] or file:///DIR (default: the tiny demo model)")
-    imp.add_argument("--version", help="model version name (default: from the source revision)")
+    imp.add_argument("--version", help="model version name (default: @REV of an hf:// source, else v1)")
+    imp.add_argument(
+        "--image-repo",
+        metavar="REPO",
+        help="push the runtime image here (e.g. 127.0.0.1:5000/diffusers-runtime); build runs only with "
+        "buildah, the base image in local storage and this flag",
+    )
     _add_session_flags(imp)
     imp.set_defaults(handler=import_command)
 

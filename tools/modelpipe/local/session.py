@@ -62,6 +62,7 @@ class SessionSettings:
     clip_model: str | None = None
     s3_port: int | None = None
     registry_port: int | None = None
+    image_repo: str | None = None
 
 
 def session_settings(
@@ -86,6 +87,7 @@ def session_settings(
         clip_model=args.clip_model,
         s3_port=args.s3_port or None,
         registry_port=args.registry_port or None,
+        image_repo=getattr(args, "image_repo", None),
     )
 
 
@@ -255,21 +257,45 @@ def _stop_runtime(runtime_dir: Path) -> None:
         log.info("stopped the local runtime recorded in %s", runtime_dir)
 
 
-def build_decision(repo_dir: Path, tasks_dir: Path, environ: Mapping[str, str]) -> tuple[bool, str]:
-    """Whether build-runtime can run here, and why not: buildah, the base image, the runner's support."""
+def _base_images(containerfile: str) -> list[str]:
+    """External images the Containerfile starts FROM (ARG defaults filled in; stages and scratch left out)."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    bases = []
+    for line in containerfile.splitlines():
+        arg = re.match(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", line)
+        if arg:
+            args.setdefault(arg.group(1), arg.group(2).strip("\"'"))
+            continue
+        start = re.match(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+        if not start:
+            continue
+        image = re.sub(
+            r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), start.group(1)
+        )
+        if image != "scratch" and image not in stages:
+            bases.append(image)
+        if start.group(2):
+            stages.add(start.group(2))
+    return bases
+
+
+def build_decision(
+    repo_dir: Path, tasks_dir: Path, environ: Mapping[str, str], image_repo: str | None = "local"
+) -> tuple[bool, str]:
+    """Whether build-runtime can run here, and why not: buildah, the base image, the runner, a push target."""
     buildah = shutil.which("buildah", path=environ.get("PATH"))
     if buildah is None:
         return False, "buildah is not installed"
     containerfile = repo_dir / "runtime" / "Containerfile"
     if not containerfile.is_file():
         return False, f"{containerfile.relative_to(repo_dir)} not found"
-    bases = re.findall(r"^FROM\s+(?:--\S+\s+)*(\S+)", containerfile.read_text(encoding="utf-8"), re.M) if (
-        containerfile.is_file()) else []  # fmt: skip
+    bases = _base_images(containerfile.read_text(encoding="utf-8"))
     if not bases:
         return False, f"no FROM line found in {containerfile}"
     for base in bases:
-        if base == "scratch" or "$" in base:
-            continue
+        if "$" in base:
+            return False, f"base image {base} depends on a build arg without a default"
         found = subprocess.run(
             [buildah, "inspect", "--type", "image", base], capture_output=True, check=False
         )
@@ -284,6 +310,8 @@ def build_decision(repo_dir: Path, tasks_dir: Path, environ: Mapping[str, str]) 
             False,
             f"Task build-runtime needs {', '.join(task.unsupported)}, which the local runner cannot honour",
         )
+    if not image_repo:
+        return False, "no --image-repo to push the runtime image to"
     return True, "buildah and the base image are available"
 
 
@@ -416,7 +444,9 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
     uri, default_name = _model_source(settings, source)
     name = settings.name or default_name
     version = version or (uri.split("@", 1)[1] if uri.startswith("hf://") and "@" in uri else "v1")
-    can_build, why = build_decision(settings.repo_dir, settings.repo_dir / "tasks", settings.environ)
+    can_build, why = build_decision(
+        settings.repo_dir, settings.repo_dir / "tasks", settings.environ, settings.image_repo
+    )
     log.info("build-runtime %s: %s", "runs" if can_build else "skipped", why)
     with running_services(settings) as services:
         params = {
@@ -425,6 +455,7 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
             "version-name": version,
             "s3-bucket": BUCKET,
             "build-image": "true" if can_build else "false",
+            **({"runtime-image-repo": settings.image_repo} if can_build and settings.image_repo else {}),
             "deploy": "true",
             **_deploy_params(settings, services, name),
         }

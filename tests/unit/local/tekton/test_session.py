@@ -11,6 +11,7 @@ import yaml
 from modelpipe.errors import ConfigError, LocalRunError
 from modelpipe.local.session import (
     SessionSettings,
+    _base_images,
     _check_no_leftover,
     _model_source,
     build_decision,
@@ -78,9 +79,31 @@ def test_build_is_skipped_when_the_task_needs_features_the_runner_rejects(tmp_pa
     assert "volumes" in why
 
 
-def test_build_runs_when_buildah_base_image_and_task_are_fine(tmp_path):
+def test_build_is_skipped_without_a_push_target(tmp_path):
     repo = _repo(tmp_path, containerfile="FROM base:1\n", volumes=False)
-    assert build_decision(repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 0)})[0]
+    path = _fake_buildah(tmp_path, 0)
+    assert build_decision(repo, repo / "tasks", {"PATH": path}, None) == (
+        False,
+        "no --image-repo to push the runtime image to",
+    )
+
+
+def test_build_runs_when_buildah_base_image_task_and_repo_are_fine(tmp_path):
+    repo = _repo(tmp_path, containerfile="FROM base:1\n", volumes=False)
+    path = _fake_buildah(tmp_path, 0)
+    assert build_decision(repo, repo / "tasks", {"PATH": path}, "127.0.0.1:5000/rt")[0]
+
+
+def test_base_images_fill_arg_defaults_and_skip_stages_and_scratch():
+    containerfile = (
+        "ARG BASE=docker.io/library/python:3.11-slim\n"
+        "FROM ${BASE} AS build\nFROM build AS final\nFROM scratch\n"
+        "FROM --platform=linux/amd64 quay.io/x/y:2\n"
+    )
+    assert _base_images(containerfile) == [
+        "docker.io/library/python:3.11-slim",
+        "quay.io/x/y:2",
+    ]
 
 
 @pytest.mark.parametrize(
