@@ -80,3 +80,21 @@ def test_requests_with_different_settings_are_not_mixed(
         )
     assert mixed == alone
     assert mixed[0] != mixed[1]
+
+
+def test_concurrent_requests_with_different_schedulers_do_not_leak_state(
+    runtime_server: RuntimeServer,
+) -> None:
+    requests = [
+        {**INSTANCES[i], "scheduler": s}
+        for i, s in enumerate(["euler", "default", "euler_a", "ddim"])
+    ]
+    alone = [v1_image_bytes(v1_predict(runtime_server, [r]))[0] for r in requests]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(
+            pool.map(
+                lambda r: v1_image_bytes(v1_predict(runtime_server, [r]))[0],
+                requests * 2,
+            )
+        )
+    assert together == alone * 2

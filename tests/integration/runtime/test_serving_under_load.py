@@ -15,13 +15,15 @@ from .clients import metric_value, v1_predict
 
 pytestmark = pytest.mark.integration
 
+# Long enough to outlast what the tests do meanwhile (about a second) on an idle machine.
 LONG = {
     "prompt": "a long one",
     "seed": 1,
     "height": 64,
     "width": 64,
-    "num_inference_steps": 60,
+    "num_inference_steps": 100,
 }
+LONGER = {**LONG, "height": 128, "width": 128}
 SHORT = {
     "prompt": "a short one",
     "seed": 2,
@@ -58,7 +60,7 @@ def test_probes_and_metrics_answer_fast_during_a_long_generation(
     runtime_server_factory: Callable[..., RuntimeServer],
 ) -> None:
     server = runtime_server_factory(max_batch_size=1)
-    worker, results = _in_background(lambda: v1_predict(server, [LONG]))
+    worker, results = _in_background(lambda: v1_predict(server, [LONGER]))
     _wait_for_queue_state(server, batches_running=True)
     probe_seconds = []
     for url in [
@@ -70,10 +72,10 @@ def test_probes_and_metrics_answer_fast_during_a_long_generation(
         assert httpx.get(url, timeout=10).status_code == 200
         probe_seconds.append(time.monotonic() - started)
         time.sleep(0.05)
-    still_generating = worker.is_alive()
-    worker.join(timeout=120)
-    assert still_generating, "the generation ended before the probes; make LONG longer"
-    assert results and results[0].status_code == 200
+    assert worker.is_alive(), (
+        f"the generation ended before the probes ({results}); make LONGER longer"
+    )
+    server.process.kill()  # no need to wait for the rest of the generation
     # A generation on the event loop would hold every probe for seconds.
     assert max(probe_seconds) < 1.0, probe_seconds
 
