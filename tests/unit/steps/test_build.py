@@ -216,6 +216,7 @@ def test_cli_passes_flags_and_env_authfile_to_the_step(
         }
     ]
     assert (tmp_path / "r" / "IMAGE_DIGEST").read_text() == "sha256:" + "a" * 64
+    assert (tmp_path / "r" / "IMAGE_REF").read_text() == "reg/x/rt@sha256:" + "a" * 64
     assert "built: true" in capsys.readouterr().out
 
 
@@ -238,6 +239,45 @@ def test_cli_refuses_duplicate_build_arg(
     )
     assert code == 1
     assert "--build-arg A given twice" in capsys.readouterr().err
+
+
+def test_cli_without_build_reports_the_prebuilt_image_for_later_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("modelpipe.cli.build.build_runtime", _must_not_build)
+    digest = "sha256:" + "b" * 64
+    argv = ["build", "--build", "false", "--prebuilt-image", f"quay.io/o/rt@{digest}"]
+    code = main([*argv, "--results-dir", str(tmp_path)])
+    assert code == 0
+    assert (tmp_path / "IMAGE_REF").read_text() == f"quay.io/o/rt@{digest}"
+    assert (tmp_path / "IMAGE_URL").read_text() == "quay.io/o/rt"
+    assert (tmp_path / "IMAGE_DIGEST").read_text() == digest
+
+
+def test_cli_without_build_or_image_reports_empty_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("modelpipe.cli.build.build_runtime", _must_not_build)
+    assert main(["build", "--build", "false", "--prebuilt-image", "", "--results-dir", str(tmp_path)]) == 0
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {
+        "IMAGE_REF": "",
+        "IMAGE_URL": "",
+        "IMAGE_DIGEST": "",
+    }
+
+
+def test_prebuilt_image_must_be_pinned_by_digest(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--build", "false", "--prebuilt-image", "quay.io/o/rt:1.0"]) == 1
+    assert "not pinned by digest" in capsys.readouterr().err
+
+
+def test_building_needs_context_and_image(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", "--image", "r/x"]) == 1
+    assert "--context required to build" in capsys.readouterr().err
+
+
+def _must_not_build(**kwargs: object) -> BuildResult:
+    raise AssertionError("build_runtime must not run with --build false")
 
 
 @pytest.mark.parametrize("argv", [["--tls-verify", "yes"], ["--build-arg", "NOEQUALS"]])

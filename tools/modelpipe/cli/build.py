@@ -8,13 +8,14 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import registry_auth_file
 from modelpipe.errors import ConfigError
-from modelpipe.steps.build import STORAGE_DRIVERS, build_runtime
+from modelpipe.steps.build import STORAGE_DRIVERS, BuildResult, build_runtime, use_prebuilt_image
 
 EXAMPLES = """\
   modelpipe build --context runtime --image quay.io/my-org/diffusers-runtime \\
       --authfile ~/.docker/config.json --results-dir /tekton/results
   modelpipe build --context runtime --containerfile runtime/Containerfile \\
       --image 127.0.0.1:5000/dev/diffusers-runtime --tls-verify false --build-arg TORCH_VERSION=2.13.0
+  modelpipe build --build false --prebuilt-image quay.io/my-org/diffusers-runtime@sha256:<64 hex>
 """
 
 
@@ -40,14 +41,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="build and push the runtime image with buildah (skipped when already pushed)",
         description="Build the serving runtime image with buildah, tagged by the content hash of the build "
         "context, Containerfile and build args; if that tag already exists in the registry (skopeo), "
-        "return its digest without building. Results: IMAGE_URL (REPO:TAG), IMAGE_DIGEST (sha256:...).",
+        "return its digest without building. With --build false nothing is built: --prebuilt-image (or "
+        "nothing) becomes the result, so later steps always take the image from this step. "
+        "Results: IMAGE_URL (REPO:TAG), IMAGE_DIGEST (sha256:...), IMAGE_REF (REPO@sha256:..., what "
+        "register and deploy use; empty when no image was built or given).",
         examples=EXAMPLES,
     )
-    parser.add_argument("--context", type=Path, required=True, metavar="DIR", help="build context folder")
+    parser.add_argument(
+        "--build",
+        type=_bool,
+        default=True,
+        metavar="true|false",
+        help="false skips building and reports --prebuilt-image instead (default true)",
+    )
+    parser.add_argument(
+        "--prebuilt-image",
+        default="",
+        metavar="REPO@sha256:...",
+        help="with --build false: the image to report; empty leaves the ServingRuntime's image in use",
+    )
+    parser.add_argument(
+        "--context", type=Path, metavar="DIR", help="build context folder (required to build)"
+    )
     parser.add_argument(
         "--containerfile", type=Path, metavar="PATH", help="Containerfile (default: CONTEXT/Containerfile)"
     )
-    parser.add_argument("--image", required=True, metavar="REPO", help="image repository without tag")
+    parser.add_argument("--image", metavar="REPO", help="image repository without tag (required to build)")
     parser.add_argument(
         "--build-arg", type=_build_arg, action="append", default=[], metavar="K=V", help="repeatable"
     )
@@ -77,8 +96,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _output(result: BuildResult | None, *, built: str) -> CommandOutput:
+    if result is None:
+        return CommandOutput(
+            results={"IMAGE_URL": "", "IMAGE_DIGEST": "", "IMAGE_REF": ""},
+            summary={"built": "false (no image given: the ServingRuntime's image is used)"},
+        )
+    return CommandOutput(
+        results={
+            "IMAGE_URL": result.image_url,
+            "IMAGE_DIGEST": result.image_digest,
+            "IMAGE_REF": result.image_ref,
+        },
+        summary={"built": built, "seconds": f"{result.seconds:.1f}"},
+    )
+
+
 def run(args: argparse.Namespace) -> CommandOutput:
-    """Check flags, build (or skip), and map the result to IMAGE_URL / IMAGE_DIGEST."""
+    """Check flags, build (or skip), and map the result to IMAGE_URL / IMAGE_DIGEST / IMAGE_REF."""
+    if not args.build:
+        return _output(use_prebuilt_image(args.prebuilt_image), built="false (--build false: prebuilt image)")
+    missing = [flag for flag, value in (("--context", args.context), ("--image", args.image)) if not value]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} required to build", fix="pass them, or --build false")
     build_args: dict[str, str] = {}
     for key, value in args.build_arg:
         if key in build_args:
@@ -96,11 +136,4 @@ def run(args: argparse.Namespace) -> CommandOutput:
         storage_root=args.storage_root,
         no_cache=args.no_cache,
     )
-    return CommandOutput(
-        results={"IMAGE_URL": result.image_url, "IMAGE_DIGEST": result.image_digest},
-        summary={
-            "image_ref": result.image_ref,
-            "built": "false (tag already pushed)" if result.skipped else "true",
-            "seconds": f"{result.seconds:.1f}",
-        },
-    )
+    return _output(result, built="false (tag already pushed)" if result.skipped else "true")

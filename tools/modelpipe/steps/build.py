@@ -55,7 +55,8 @@ class BuildResult:
     @property
     def image_ref(self) -> str:
         """``REPO@sha256:...``: the exact reference to deploy."""
-        return f"{self.image_url.rsplit(':', 1)[0]}@{self.image_digest}"
+        repo = self.image_url.rsplit(":", 1)[0] if self.tag else self.image_url
+        return f"{repo}@{self.image_digest}"
 
 
 def validate_image_repo(image: str) -> str:
@@ -215,6 +216,32 @@ def _build_and_push(
     if not _DIGEST.match(digest):
         raise BuildError(f"buildah push wrote an unexpected digest {digest!r} for {ref}")
     return digest
+
+
+def use_prebuilt_image(ref: str) -> BuildResult | None:
+    """The runtime image to record and deploy when a run does not build one.
+
+    Args:
+        ref: ``REPO@sha256:...`` (pinned, so what gets deployed is exactly what was tested), or empty to
+            leave the choice to the ServingRuntime's own image.
+
+    Returns:
+        The image as a result (``skipped=True``), or None for an empty ``ref``.
+
+    Raises:
+        ConfigError: ``ref`` is not pinned by digest.
+    """
+    ref = ref.strip()
+    if not ref:
+        return None
+    repo, sep, digest = ref.partition("@")
+    if not sep or not _DIGEST.match(digest):
+        raise ConfigError(
+            f"runtime image {ref!r} is not pinned by digest",
+            fix="pass REPO@sha256:<64 hex> (skopeo inspect --format '{{.Digest}}' docker://REPO:TAG)",
+        )
+    validate_image_repo(repo)
+    return BuildResult(image_url=repo, image_digest=digest, tag="", skipped=True, seconds=0.0)
 
 
 def build_runtime(
