@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from diffusers_runtime.engine import BatchingOptions, PipelineOptions
-from diffusers_runtime.errors import GenerationOutOfMemoryError, QueueFullError
+import pytest
+import torch
+from diffusers_runtime.engine import BatchingOptions, PipelineOptions, resolve_dtype
+from diffusers_runtime.errors import (
+    GenerationOutOfMemoryError,
+    ModelLoadError,
+    QueueFullError,
+)
 from diffusers_runtime.model import DiffusersModel, serving_error_handler
 from diffusers_runtime.schema import Limits
 
@@ -40,3 +46,31 @@ def test_out_of_memory_is_503() -> None:
     assert response.status_code == 503
     assert "retry-after" in response.headers
     assert b"out of memory" in response.body
+
+
+def test_readiness_turns_true_only_after_load(tiny_sd_dir: Path) -> None:
+    model = DiffusersModel(
+        "unit-load",
+        model_dir=tiny_sd_dir,
+        pipeline_options=PipelineOptions(device="cpu"),
+        batching=BatchingOptions(),
+        limits=Limits(),
+    )
+    assert asyncio.run(model.healthy()) is False
+    model.load()
+    try:
+        assert asyncio.run(model.healthy()) is True
+        assert model.capabilities is not None
+        assert (
+            model.capabilities.default_height,
+            model.capabilities.default_width,
+        ) == (64, 64)
+        assert "euler" in model.capabilities.scheduler_names
+    finally:
+        model.stop()
+    assert asyncio.run(model.healthy()) is False
+
+
+def test_float16_on_cpu_is_a_load_error() -> None:
+    with pytest.raises(ModelLoadError, match="float16"):
+        resolve_dtype("float16", torch.device("cpu"))
