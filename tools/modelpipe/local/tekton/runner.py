@@ -339,11 +339,15 @@ class PipelineRunner:
             values=scope.values, unavailable=scope.unavailable, where=f"pipeline {self.pipeline.name} results"
         )
         out: dict[str, ParamValue] = {}
+        missing = []
         for result in self.pipeline.results:
             try:
                 out[result.name] = substitute_value(result.value, scope)
             except (UnavailableResultError, TektonSpecError) as err:
-                log.info("pipeline result %s not available: %s", result.name, err)
+                log.debug("pipeline result %s not available: %s", result.name, err)
+                missing.append(result.name)
+        if missing and self.first_failure is None:
+            log.info("pipeline results not produced (their tasks were skipped): %s", ", ".join(missing))
         return out
 
 
