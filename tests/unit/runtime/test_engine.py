@@ -200,3 +200,19 @@ def test_cancelled_request_is_not_generated() -> None:
     engine.submit([image("after")]).result(10)
     engine.stop()
     assert [c["prompt"] for c in fake.calls] == [["running"], ["after"]]
+
+
+def test_straggler_waits_for_the_next_arrivals_after_the_worker_frees_up() -> None:
+    engine, fake = make_engine(max_batch_delay_s=0.3)
+    fake.gate.clear()
+    first = engine.submit([image("A")])
+    time.sleep(0.6)  # A is running; B queues behind it and waits longer than the delay
+    straggler = engine.submit([image("B")])
+    time.sleep(0.35)
+    fake.gate.set()
+    first.result(10)
+    later = [engine.submit([image(p)]) for p in "CDE"]
+    for future in [straggler, *later]:
+        future.result(10)
+    engine.stop()
+    assert [c["prompt"] for c in fake.calls] == [["A"], ["B", "C", "D", "E"]]
