@@ -17,7 +17,13 @@ from modelpipe.local.s3 import S3Credentials, SeaweedS3
 
 from tests.support.tools import REPO_ROOT, require_tool
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.filterwarnings(
+        "ignore:User access token is missing"
+    ),  # the local registry has no auth
+]
 
 RUN_TIMEOUT_SECONDS = 1500
 MODEL_NAME = "tiny-sd"
@@ -44,7 +50,9 @@ class ScriptRun:
         )
 
 
-def run_local_import(state_dir: Path, *extra: str) -> ScriptRun:
+def run_local_import(
+    state_dir: Path, *extra: str, script: str = "run-model-import.sh"
+) -> ScriptRun:
     env = {**os.environ, "MODELPIPE_LOCAL_DIR": str(state_dir)}
     for name in (
         "AWS_ACCESS_KEY_ID",
@@ -55,7 +63,7 @@ def run_local_import(state_dir: Path, *extra: str) -> ScriptRun:
         env.pop(name, None)  # a developer's real settings must not leak into the run
     started = time.monotonic()
     proc = subprocess.Popen(
-        [str(REPO_ROOT / "run-model-import.sh"), "--local", *extra],
+        [str(REPO_ROOT / script), "--local", *extra],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -200,3 +208,19 @@ def test_wrong_s3_credentials_stop_the_run_naming_the_task(imports, tmp_path):
     assert "Traceback" not in failed.stderr
     assert "definitely-not-the-key" not in failed.stderr
     assert "[register-model/" not in failed.stderr  # dependents never started
+
+
+def test_local_testing_retests_the_latest_version(imports, registry):
+    retest = run_local_import(imports.state_dir, script="run-model-testing.sh")
+    assert retest.code == 0, retest.stderr[-4000:]
+    assert "Traceback" not in retest.stderr
+    assert (
+        retest.summary["model_version_id"] == imports.first.summary["model_version_id"]
+    )
+    assert retest.summary["model_uri"] == imports.first.summary["model_uri"]
+    assert retest.summary["report_uri"] not in (
+        imports.first.summary["report_uri"],
+        imports.second.summary["report_uri"],
+    )
+    props = registry.get_model_version(MODEL_NAME, VERSION_NAME).custom_properties
+    assert props["benchmark_report_uri"] == retest.summary["report_uri"]
