@@ -187,6 +187,14 @@ class Services:
     s3_env: dict[str, str]
     registry_url: str
     describe: dict[str, str]
+    pids: list[int]
+
+
+def _stop_command(state_dir: Path, pids: list[int]) -> str:
+    return (
+        f"kill {' '.join(map(str, pids))}; "
+        f"modelpipe deploy --target local --stop --state-dir {state_dir / 'runtime'}"
+    )
 
 
 def _check_no_leftover(state_dir: Path) -> None:
@@ -204,7 +212,7 @@ def _check_no_leftover(state_dir: Path) -> None:
     if alive:
         raise LocalRunError(
             f"services of an earlier --keep-running session still use {state_dir} (pids {alive})",
-            fix=f"stop them: kill {' '.join(map(str, alive))}",
+            fix=f"stop them: {_stop_command(state_dir, alive)}",
         )
     path.unlink()
 
@@ -234,12 +242,14 @@ def running_services(settings: SessionSettings) -> Iterator[Services]:
             s3_env=s3.data_connection_env(),
             registry_url=registry.url,
             describe={"s3_endpoint": s3.endpoint_url, "registry_url": registry.url},
+            # SeaweedS3 exposes no pid; its process handle is the only way to name it for a later stop.
+            pids=[p for p in (registry.pid, s3._process.pid if s3._process else None) if p],
         )
         yield services
         kept = settings.keep_running
     finally:
         if kept:
-            pids = [p for p in (registry.pid, s3._process.pid if s3._process else None) if p]
+            pids = services.pids
             (state / SERVICE_PIDS_FILE).write_text(json.dumps({"pids": pids}), encoding="utf-8")
             log.info(
                 "services keep running (pids %s); S3 %s, registry %s", pids, s3.endpoint_url, registry.url
@@ -472,7 +482,11 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
 def _kept(settings: SessionSettings, services: Services) -> dict[str, str]:
     if not settings.keep_running:
         return {"services": "stopped (state kept in " + str(settings.state_dir) + ")"}
-    return {**services.describe, "services": "running (--keep-running)"}
+    return {
+        **services.describe,
+        "services": "running (--keep-running)",
+        "stop_with": _stop_command(settings.state_dir, services.pids),
+    }
 
 
 def latest_version(registry_url: str, name: str | None) -> tuple[str, str, str, str]:

@@ -145,7 +145,10 @@ def test_services_left_by_keep_running_are_named_with_their_pids(tmp_path):
     (tmp_path / "services.json").write_text(json.dumps({"pids": [os.getpid()]}))
     with pytest.raises(LocalRunError) as err:
         _check_no_leftover(tmp_path)
-    assert f"(fix: stop them: kill {os.getpid()})" in err.value.one_line()
+    assert (
+        f"(fix: stop them: kill {os.getpid()}; modelpipe deploy --target local --stop"
+        in (err.value.one_line())
+    )
 
 
 def test_stale_services_file_is_removed(tmp_path):
