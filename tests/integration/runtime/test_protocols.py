@@ -231,3 +231,30 @@ def test_scheduler_choice_changes_the_image_and_is_reproducible(
     )[0]
     assert euler == euler_again
     assert euler != default
+
+
+def test_v2_over_grpc(runtime_server_factory) -> None:
+    import asyncio
+
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    from tests.support.tools import free_port
+
+    grpc_port = free_port()
+    server = runtime_server_factory(enable_grpc=True, grpc_port=grpc_port)
+
+    async def infer() -> object:
+        client = InferenceGRPCClient(f"127.0.0.1:{grpc_port}")
+        request = InferRequest(
+            model_name=server.model_name,
+            infer_inputs=[InferInput("prompt", [1], "BYTES", data=["a cat"])],
+            request_id="grpc-1",
+            parameters={"seed": 3, **FAST},
+        )
+        return await client.infer(request)
+
+    response = asyncio.run(infer())
+    assert response.id == "grpc-1"
+    image = response.get_output_by_name("image")
+    assert image.datatype == "BYTES" and image.shape == [1]
+    assert decode_png(base64.b64decode(image.data[0])).size == (64, 64)
