@@ -177,6 +177,11 @@ def main() -> int:
                 for call in calls.values():
                     call(0)  # warm-up
                 encode = encoding_ms(client, server, args)
+                floor = []
+                for _ in range(args.requests):
+                    started = time.perf_counter()
+                    client.get(server.ready_url).raise_for_status()
+                    floor.append((time.perf_counter() - started) * 1000)
                 # Round-robin over protocols so load changes hit all alike; the server's pipeline-time sum is
                 # read around every request, pairing each end-to-end time with its own pipeline call.
                 samples: dict[str, list[tuple[float, float]]] = {
@@ -201,6 +206,9 @@ def main() -> int:
         f"model {model_dir.name}, {args.size}x{args.size}, {args.steps} step(s), {args.requests} requests each"
     )
     print(f"image encoding (PNG + base64) p50: {encode:.2f} ms")
+    print(
+        f"HTTP floor on this host (GET readiness) p50: {statistics.median(floor):.2f} ms"
+    )
     for protocol, e2e, pipeline, overhead in rows:
         p50 = statistics.median(overhead)
         print(
