@@ -1,9 +1,20 @@
 """Exceptions the runtime raises; each serving error carries the HTTP status it maps to.
 
-Bad requests use kserve's ``InvalidInput`` (400) directly; the types here cover what kserve has no type for.
+Bad requests raise BadRequestError, a subclass of kserve's ``InvalidInput`` (400); the other types cover what
+kserve has no type for.
 """
 
 from __future__ import annotations
+
+from kserve.errors import InvalidInput
+
+
+class BadRequestError(InvalidInput):
+    """A client mistake (HTTP 400) found by our schema; the message names the field.
+
+    A subclass of kserve's InvalidInput so kserve code treats it alike, with its own handler that logs one
+    DEBUG line instead of kserve's ERROR traceback for every bad request.
+    """
 
 
 class RuntimeServingError(Exception):

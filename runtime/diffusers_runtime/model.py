@@ -23,7 +23,7 @@ from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import to_http_parameters
 
 from .engine import BatchingOptions, Engine, GeneratedImage, PipelineOptions, load_pipeline
-from .errors import GenerationOutOfMemoryError, QueueFullError, RuntimeServingError
+from .errors import BadRequestError, GenerationOutOfMemoryError, QueueFullError, RuntimeServingError
 from .metrics import RuntimeMetrics
 from .schema import (
     V2_OUTPUTS,
@@ -106,7 +106,7 @@ class DiffusersModel(Model):
             try:
                 payload = orjson.loads(payload)
             except orjson.JSONDecodeError as err:
-                raise InvalidInput(f"body: not valid JSON: {err}") from None
+                raise BadRequestError(f"body: not valid JSON: {err}") from None
         return await self._predict_v1(payload)
 
     async def _predict_v1(self, body: Any) -> dict[str, Any]:
@@ -157,7 +157,7 @@ class DiffusersModel(Model):
             try:
                 body = orjson.loads(await request.body())
             except orjson.JSONDecodeError as err:
-                raise InvalidInput(f"body: not valid JSON: {err}") from None
+                raise BadRequestError(f"body: not valid JSON: {err}") from None
             parsed, tasks = parse_openai(body, self.limits, self._caps())
             if parsed.model is not None and parsed.model != self.name:
                 raise ModelNotFound(parsed.model)
@@ -207,7 +207,7 @@ class DiffusersModel(Model):
         binary = dict.fromkeys(V2_OUTPUTS, bool(request.use_binary_outputs))
         for output in request.request_outputs or []:
             if output.name not in V2_OUTPUTS:
-                raise InvalidInput(
+                raise BadRequestError(
                     f"outputs.{output.name}: unknown output (available: {', '.join(V2_OUTPUTS)})"
                 )
             binary[output.name] = bool(output.binary_data)
@@ -243,6 +243,12 @@ def encode_image(image: Any, output_format: str) -> bytes:
     return buffer.getvalue()
 
 
+async def bad_request_handler(_: Request, exc: Exception) -> JSONResponse:
+    """400 for our schema errors; one DEBUG line, not kserve's ERROR traceback per bad request."""
+    logger.debug("bad request: %s", exc)
+    return JSONResponse(status_code=400, content={"error": str(exc)})
+
+
 async def serving_error_handler(_: Request, exc: Exception) -> JSONResponse:
     """Answer our serving errors with their status; 429/503 carry Retry-After."""
     assert isinstance(exc, RuntimeServingError)
@@ -266,10 +272,11 @@ class RuntimeDataPlane(DataPlane):
             raise
         except (KeyError, TypeError, ValueError, IndexError, struct.error, InferenceError) as err:
             detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
-            raise InvalidInput(f"body: malformed V2 binary request: {detail}") from None
+            raise BadRequestError(f"body: malformed V2 binary request: {detail}") from None
 
 
 def register_routes(app: FastAPI, model: DiffusersModel) -> None:
     """Add the OpenAI images route and the status mapping of our errors to kserve's FastAPI app."""
     app.add_api_route(OPENAI_IMAGES_ROUTE, model.openai_images, methods=["POST"], response_model=None)
     app.add_exception_handler(RuntimeServingError, serving_error_handler)
+    app.add_exception_handler(BadRequestError, bad_request_handler)

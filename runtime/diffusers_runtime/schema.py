@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from kserve.errors import InvalidInput
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .engine import DEFAULT_SCHEDULER, BatchKey, ImageRequest
+from .errors import BadRequestError
 
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 FORMAT_ALIASES = {"JPG": "JPEG"}
@@ -91,11 +91,13 @@ class OpenAIImageBody(_Strict):
 
 def _validate(model: type[_Strict], value: Any, where: str) -> Any:
     if not isinstance(value, Mapping):
-        raise InvalidInput(f"{where.rstrip('.') or 'body'}: expected a JSON object, got {_type_name(value)}")
+        raise BadRequestError(
+            f"{where.rstrip('.') or 'body'}: expected a JSON object, got {_type_name(value)}"
+        )
     try:
         return model.model_validate(dict(value))
     except ValidationError as err:
-        raise InvalidInput(_describe(err, where, model)) from None
+        raise BadRequestError(_describe(err, where, model)) from None
 
 
 def _describe(err: ValidationError, where: str, model: type[_Strict]) -> str:
@@ -120,43 +122,45 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
     """Apply defaults and range checks to one image's fields.
 
     Raises:
-        InvalidInput: A value is empty, out of range or not offered by this model; the message names it.
+        BadRequestError: A value is empty, out of range or not offered by this model; the message names it.
     """
     if not fields.prompt.strip():
-        raise InvalidInput(f"{where}prompt: must not be empty")
+        raise BadRequestError(f"{where}prompt: must not be empty")
     if len(fields.prompt) > MAX_PROMPT_CHARS:
-        raise InvalidInput(f"{where}prompt: longer than {MAX_PROMPT_CHARS} characters")
+        raise BadRequestError(f"{where}prompt: longer than {MAX_PROMPT_CHARS} characters")
     if fields.negative_prompt is not None:
         if not caps.supports_negative_prompt:
-            raise InvalidInput(f"{where}negative_prompt: not supported by this model's pipeline")
+            raise BadRequestError(f"{where}negative_prompt: not supported by this model's pipeline")
         if len(fields.negative_prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInput(f"{where}negative_prompt: longer than {MAX_PROMPT_CHARS} characters")
+            raise BadRequestError(f"{where}negative_prompt: longer than {MAX_PROMPT_CHARS} characters")
     steps = caps.default_steps if fields.num_inference_steps is None else fields.num_inference_steps
     if not 1 <= steps <= limits.max_steps:
-        raise InvalidInput(
+        raise BadRequestError(
             f"{where}num_inference_steps: must be between 1 and {limits.max_steps}, got {steps}"
         )
     guidance = caps.default_guidance if fields.guidance_scale is None else fields.guidance_scale
     if not 0.0 <= guidance <= MAX_GUIDANCE:
-        raise InvalidInput(f"{where}guidance_scale: must be between 0 and {MAX_GUIDANCE:g}, got {guidance:g}")
+        raise BadRequestError(
+            f"{where}guidance_scale: must be between 0 and {MAX_GUIDANCE:g}, got {guidance:g}"
+        )
     height = caps.default_height if fields.height is None else fields.height
     width = caps.default_width if fields.width is None else fields.width
     for name, side in (("height", height), ("width", width)):
         if side % 8 or not MIN_SIDE <= side <= MAX_SIDE:
-            raise InvalidInput(
+            raise BadRequestError(
                 f"{where}{name}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side}"
             )
     if height * width > limits.max_pixels:
-        raise InvalidInput(
+        raise BadRequestError(
             f"{where}height x width: {width}x{height} = {width * height} pixels exceeds "
             f"--max_pixels={limits.max_pixels}"
         )
     seed = secrets.randbelow(SERVER_SEED_BOUND) if fields.seed is None else fields.seed
     if not 0 <= seed <= MAX_SEED:
-        raise InvalidInput(f"{where}seed: must be between 0 and 2**63-1, got {seed}")
+        raise BadRequestError(f"{where}seed: must be between 0 and 2**63-1, got {seed}")
     scheduler = fields.scheduler if fields.scheduler is not None else DEFAULT_SCHEDULER
     if scheduler not in caps.scheduler_names:
-        raise InvalidInput(
+        raise BadRequestError(
             f"{where}scheduler: unknown scheduler {scheduler!r} "
             f"(this model offers: {', '.join(caps.scheduler_names)})"
         )
@@ -180,15 +184,15 @@ def parse_output_format(value: str | None, field: str) -> str:
     name = value.upper()
     name = FORMAT_ALIASES.get(name, name)
     if name not in OUTPUT_FORMATS:
-        raise InvalidInput(f"{field}: unknown format {value!r} (use one of {', '.join(OUTPUT_FORMATS)})")
+        raise BadRequestError(f"{field}: unknown format {value!r} (use one of {', '.join(OUTPUT_FORMATS)})")
     return name
 
 
 def _check_count(count: int, field: str, limits: Limits) -> None:
     if count < 1:
-        raise InvalidInput(f"{field}: at least one image is required")
+        raise BadRequestError(f"{field}: at least one image is required")
     if count > limits.max_images_per_request:
-        raise InvalidInput(
+        raise BadRequestError(
             f"{field}: {count} images requested, --max_images_per_request is {limits.max_images_per_request}"
         )
 
@@ -196,13 +200,15 @@ def _check_count(count: int, field: str, limits: Limits) -> None:
 def parse_v1(body: Any, limits: Limits, caps: Capabilities) -> list[ImageTask]:
     """``{"instances": [ImageFields, ...]}`` -> one task per instance."""
     if not isinstance(body, Mapping):
-        raise InvalidInput(f'body: expected a JSON object with "instances", got {_type_name(body)}')
+        raise BadRequestError(f'body: expected a JSON object with "instances", got {_type_name(body)}')
     unknown = sorted(set(body) - {"instances"})
     if unknown:
-        raise InvalidInput(f'{unknown[0]}: unknown top-level field (only "instances" is accepted)')
+        raise BadRequestError(f'{unknown[0]}: unknown top-level field (only "instances" is accepted)')
     instances = body.get("instances")
     if not isinstance(instances, list):
-        raise InvalidInput(f"instances: required, must be an array of objects, got {_type_name(instances)}")
+        raise BadRequestError(
+            f"instances: required, must be an array of objects, got {_type_name(instances)}"
+        )
     _check_count(len(instances), "instances", limits)
     tasks = []
     for i, instance in enumerate(instances):
@@ -215,18 +221,20 @@ def parse_openai(body: Any, limits: Limits, caps: Capabilities) -> tuple[OpenAII
     """OpenAI images body -> n tasks; image i gets ``seed + i`` when a seed is given."""
     request = _validate(OpenAIImageBody, body, "")
     if request.response_format != "b64_json":
-        raise InvalidInput(f"response_format: only 'b64_json' is supported, got {request.response_format!r}")
+        raise BadRequestError(
+            f"response_format: only 'b64_json' is supported, got {request.response_format!r}"
+        )
     _check_count(request.n, "n", limits)
     height, width = caps.default_height, caps.default_width
     if request.size is not None and request.size != "auto":
         match = _SIZE_RE.match(request.size)
         if match is None:
-            raise InvalidInput(
+            raise BadRequestError(
                 f"size: expected 'WIDTHxHEIGHT' like '512x512' or 'auto', got {request.size!r}"
             )
         width, height = int(match.group(1)), int(match.group(2))
     if request.seed is not None and not 0 <= request.seed <= MAX_SEED - request.n:
-        raise InvalidInput(f"seed: must be between 0 and 2**63-1-n, got {request.seed}")
+        raise BadRequestError(f"seed: must be between 0 and 2**63-1-n, got {request.seed}")
     tasks = []
     for i in range(request.n):
         fields = ImageFields(
@@ -275,19 +283,19 @@ def parse_v2(
     values: dict[str, list[Any]] = {}
     for tensor in tensors:
         if tensor.name in values:
-            raise InvalidInput(f"inputs.{tensor.name}: given twice")
+            raise BadRequestError(f"inputs.{tensor.name}: given twice")
         values[tensor.name] = _tensor_values(tensor)
     params = dict(parameters or {})
     for name in V2_PROTOCOL_PARAMETERS:
         params.pop(name, None)
     for name, value in params.items():
         if name not in V2_KNOBS:
-            raise InvalidInput(f"parameters.{name}: unknown parameter (allowed: {', '.join(V2_KNOBS)})")
+            raise BadRequestError(f"parameters.{name}: unknown parameter (allowed: {', '.join(V2_KNOBS)})")
         if name in values:
-            raise InvalidInput(f"parameters.{name}: also given as an input tensor; give it once")
+            raise BadRequestError(f"parameters.{name}: also given as an input tensor; give it once")
         values[name] = [value]
     if "prompt" not in values:
-        raise InvalidInput("inputs.prompt: required BYTES tensor is missing")
+        raise BadRequestError("inputs.prompt: required BYTES tensor is missing")
     prompts = values.pop("prompt")
     count = len(prompts)
     _check_count(count, "inputs.prompt", limits)
@@ -312,12 +320,12 @@ def _seed_plus(seed: Any, offset: int) -> Any:
 def _broadcast(name: str, vals: list[Any], count: int) -> list[Any]:
     if name in ("negative_prompt", "seed"):
         if len(vals) not in (1, count):
-            raise InvalidInput(
+            raise BadRequestError(
                 f"inputs.{name}: needs 1 or {count} elements (one per prompt), got {len(vals)}"
             )
         return vals * count if len(vals) == 1 else vals
     if len(vals) != 1:
-        raise InvalidInput(f"inputs.{name}: needs exactly 1 element, got {len(vals)}")
+        raise BadRequestError(f"inputs.{name}: needs exactly 1 element, got {len(vals)}")
     return vals * count
 
 
@@ -326,19 +334,21 @@ def _tensor_values(tensor: V2Tensor) -> list[Any]:
     name, datatype = tensor.name, tensor.datatype
     allowed = (*V2_STRING_INPUTS, *V2_INT_KNOBS, *V2_FLOAT_KNOBS)
     if name not in allowed:
-        raise InvalidInput(f"inputs.{name}: unknown input (allowed: {', '.join(allowed)})")
+        raise BadRequestError(f"inputs.{name}: unknown input (allowed: {', '.join(allowed)})")
     if name in V2_STRING_INPUTS:
         expected: tuple[str, ...] = ("BYTES",)
     else:
         expected = _INT_TYPES if name in V2_INT_KNOBS else _FLOAT_TYPES
     if datatype not in expected:
-        raise InvalidInput(f"inputs.{name}: datatype must be {' or '.join(expected[:4])}, got {datatype!r}")
+        raise BadRequestError(
+            f"inputs.{name}: datatype must be {' or '.join(expected[:4])}, got {datatype!r}"
+        )
     flat = _flatten(tensor.data, name)
     shape = tensor.shape
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise InvalidInput(f"inputs.{name}: shape must be a list of non-negative integers, got {shape!r}")
+        raise BadRequestError(f"inputs.{name}: shape must be a list of non-negative integers, got {shape!r}")
     if int(np.prod(shape)) != len(flat):
-        raise InvalidInput(f"inputs.{name}: shape {shape} does not match {len(flat)} data elements")
+        raise BadRequestError(f"inputs.{name}: shape {shape} does not match {len(flat)} data elements")
     if name in V2_STRING_INPUTS:
         return [_as_text(v, name) for v in flat]
     return [_as_number(v, name, integer=name in V2_INT_KNOBS) for v in flat]
@@ -348,7 +358,7 @@ def _flatten(data: Any, name: str) -> list[Any]:
     if isinstance(data, np.ndarray):
         return list(data.reshape(-1))
     if not isinstance(data, list):
-        raise InvalidInput(f"inputs.{name}: data must be an array, got {_type_name(data)}")
+        raise BadRequestError(f"inputs.{name}: data must be an array, got {_type_name(data)}")
     flat: list[Any] = []
     for item in data:
         flat.extend(_flatten(item, name) if isinstance(item, list) else [item])
@@ -360,23 +370,23 @@ def _as_text(value: Any, name: str) -> str:
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidInput(f"inputs.{name}: element is not valid UTF-8") from None
+            raise BadRequestError(f"inputs.{name}: element is not valid UTF-8") from None
     if isinstance(value, str):
         return value
-    raise InvalidInput(f"inputs.{name}: elements must be strings, got {_type_name(value)}")
+    raise BadRequestError(f"inputs.{name}: elements must be strings, got {_type_name(value)}")
 
 
 def _as_number(value: Any, name: str, *, integer: bool) -> Any:
     if isinstance(value, (bool, np.bool_)):
-        raise InvalidInput(f"inputs.{name}: elements must be numbers, got boolean")
+        raise BadRequestError(f"inputs.{name}: elements must be numbers, got boolean")
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
         value = float(value)
     if integer and isinstance(value, float):
         if not value.is_integer():
-            raise InvalidInput(f"inputs.{name}: must be an integer, got {value}")
+            raise BadRequestError(f"inputs.{name}: must be an integer, got {value}")
         return int(value)
     if isinstance(value, (int, float)):
         return value
-    raise InvalidInput(f"inputs.{name}: elements must be numbers, got {_type_name(value)}")
+    raise BadRequestError(f"inputs.{name}: elements must be numbers, got {_type_name(value)}")
