@@ -9,9 +9,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from modelpipe.errors import ConfigError, LocalRunError
 from modelpipe.local.tekton.api import default_source_dir, run_pipeline_cli
@@ -215,6 +218,23 @@ def _check_no_leftover(state_dir: Path) -> None:
             fix=f"stop them: {_stop_command(state_dir, alive)}",
         )
     path.unlink()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so a killed session still stops its steps and services."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -458,7 +478,7 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
         settings.repo_dir, settings.repo_dir / "tasks", settings.environ, settings.image_repo
     )
     log.info("build-runtime %s: %s", "runs" if can_build else "skipped", why)
-    with running_services(settings) as services:
+    with _sigterm_as_interrupt(), running_services(settings) as services:
         params = {
             "model-source": uri,
             "model-name": name,
@@ -526,7 +546,7 @@ def test_model(settings: SessionSettings) -> SessionOutcome:
         LocalRunError: No registered version, or a stand-in did not start.
         PipelineTaskFailedError: A task failed.
     """
-    with running_services(settings) as services:
+    with _sigterm_as_interrupt(), running_services(settings) as services:
         model_id, version_id, uri, name = latest_version(services.registry_url, settings.name)
         params = {
             "registered-model-id": model_id,
