@@ -155,3 +155,14 @@ def test_stale_services_file_is_removed(tmp_path):
     (tmp_path / "services.json").write_text(json.dumps({"pids": [2**22 + 12345]}))
     _check_no_leftover(tmp_path)
     assert not (tmp_path / "services.json").exists()
+
+
+def test_sigterm_becomes_an_interrupt_so_services_get_stopped():
+    import signal
+
+    from modelpipe.local.session import _sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) == before
