@@ -25,7 +25,7 @@ from types import FrameType
 
 from modelpipe.errors import ConfigError, LocalRunError
 from modelpipe.local.tekton.api import default_source_dir, run_pipeline_cli
-from modelpipe.local.tekton.model import load_tasks
+from modelpipe.local.tekton.parsing import load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult
 from modelpipe.redaction import register_secret
 

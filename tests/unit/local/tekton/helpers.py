@@ -18,7 +18,7 @@ from modelpipe.local.tekton.executor import (
     ProcessTable,
     step_base_env,
 )
-from modelpipe.local.tekton.model import load_pipeline, load_tasks
+from modelpipe.local.tekton.parsing import load_pipeline, load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult, RunContext, run_pipeline
 from modelpipe.local.tekton.validation import resolve_pipeline
 

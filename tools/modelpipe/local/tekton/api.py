@@ -15,8 +15,9 @@ from modelpipe.local.tekton.executor import (
     read_secrets_file,
     step_base_env,
 )
-from modelpipe.local.tekton.model import ParamValue, load_pipeline, load_tasks
+from modelpipe.local.tekton.model import ParamValue
 from modelpipe.local.tekton.params import parse_cli_params
+from modelpipe.local.tekton.parsing import load_pipeline, load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult, RunContext, new_run_name, run_pipeline
 from modelpipe.local.tekton.validation import resolve_pipeline
 
