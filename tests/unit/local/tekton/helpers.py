@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from modelpipe.local.tekton.executor import (
-    ExecOptions,
+from modelpipe.local.tekton.executor import ExecOptions
+from modelpipe.local.tekton.host import (
     LocalValues,
     LogSink,
     ProcessTable,

@@ -435,7 +435,7 @@ def test_interrupt_kills_running_steps_and_starts_no_retry(layout):
     import threading
     import time
 
-    from modelpipe.local.tekton.executor import ProcessTable
+    from modelpipe.local.tekton.host import ProcessTable
 
     layout.write(
         pipeline([ref("t", "slow", retries=3)]),

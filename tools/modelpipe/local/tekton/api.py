@@ -7,14 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from modelpipe.errors import TektonSpecError
-from modelpipe.local.tekton.executor import (
-    ExecOptions,
-    LocalValues,
-    LogSink,
-    ProcessTable,
-    read_secrets_file,
-    step_base_env,
-)
+from modelpipe.local.tekton.executor import ExecOptions
+from modelpipe.local.tekton.host import LocalValues, LogSink, ProcessTable, read_secrets_file, step_base_env
 from modelpipe.local.tekton.model import ParamValue
 from modelpipe.local.tekton.params import parse_cli_params
 from modelpipe.local.tekton.parsing import load_pipeline, load_tasks
