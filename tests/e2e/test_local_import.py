@@ -142,8 +142,9 @@ def test_import_publishes_clip_and_latency_to_the_version(imports, registry):
     )
     assert props["benchmark_p50_seconds"] > 0
     assert props["benchmark_p95_seconds"] >= props["benchmark_p50_seconds"]
+    # The dashboard-facing string copy is rounded for display; it must still say the same number.
     assert float(props["benchmark_p95_seconds_text"]) == pytest.approx(
-        props["benchmark_p95_seconds"], rel=1e-3
+        props["benchmark_p95_seconds"], rel=1e-2
     )
     assert props["benchmark_report_uri"] == imports.second.summary["report_uri"]
 
