@@ -35,12 +35,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument(
-        "--batch", type=int, default=8, help="batch size limit N (default 8)"
-    )
-    parser.add_argument(
-        "--images", type=int, default=48, help="images per measurement (default 48)"
-    )
+    parser.add_argument("--batch", type=int, default=8, help="batch size limit N (default 8)")
+    parser.add_argument("--images", type=int, default=48, help="images per measurement (default 48)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -67,9 +63,7 @@ def measure_raw(model_dir: Path, args: argparse.Namespace) -> dict[int, float]:
     from diffusers import AutoPipelineForText2Image
 
     torch.set_num_threads(args.threads)
-    pipe = AutoPipelineForText2Image.from_pretrained(
-        str(model_dir), local_files_only=True
-    )
+    pipe = AutoPipelineForText2Image.from_pretrained(str(model_dir), local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     rates = {}
     for batch in (1, args.batch):
@@ -80,9 +74,7 @@ def measure_raw(model_dir: Path, args: argparse.Namespace) -> dict[int, float]:
                 num_inference_steps=args.steps,
                 height=args.size,
                 width=args.size,
-                generator=[
-                    torch.Generator().manual_seed(first_seed + i) for i in range(batch)
-                ],
+                generator=[torch.Generator().manual_seed(first_seed + i) for i in range(batch)],
             )
 
         call()  # warm-up
@@ -126,9 +118,7 @@ def measure_runtime(
                 }
                 response = client.post(
                     url,
-                    json={
-                        "instances": [{**body, "height": args.size, "width": args.size}]
-                    },
+                    json={"instances": [{**body, "height": args.size, "width": args.size}]},
                 )
                 response.raise_for_status()
                 return time.perf_counter() - started
@@ -161,12 +151,8 @@ def main() -> int:
         batched = measure_runtime(model_dir, args, n, Path(tmp) / "batched.log")
         single = measure_runtime(model_dir, args, 1, Path(tmp) / "single.log")
     raw_gain = raw[n] - raw[1]
-    captured = (
-        (batched["images_per_s"] - raw[1]) / raw_gain if raw_gain > 0 else float("nan")
-    )
-    print(
-        f"model {model_dir.name}, {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s)"
-    )
+    captured = (batched["images_per_s"] - raw[1]) / raw_gain if raw_gain > 0 else float("nan")
+    print(f"model {model_dir.name}, {args.size}x{args.size}, {args.steps} steps, {args.threads} thread(s)")
     print(f"raw diffusers batch 1            {raw[1]:8.2f} images/s")
     print(f"raw diffusers batch {n:<2}           {raw[n]:8.2f} images/s")
     for name, result in (
@@ -177,14 +163,11 @@ def main() -> int:
             f"{name} c={n:<2}  {result['images_per_s']:8.2f} images/s"
             f"  p50 {result['p50'] * 1000:8.1f} ms  p99 {result['p99'] * 1000:8.1f} ms"
         )
+    print(f"ratio runtime batched / raw batch {n}: {batched['images_per_s'] / raw[n]:.2f} (target >= 0.90)")
+    print(f"raw batch-{n}/batch-1 gain captured by the runtime: {captured:.0%} (target >= 90%)")
     print(
-        f"ratio runtime batched / raw batch {n}: {batched['images_per_s'] / raw[n]:.2f} (target >= 0.90)"
-    )
-    print(
-        f"raw batch-{n}/batch-1 gain captured by the runtime: {captured:.0%} (target >= 90%)"
-    )
-    print(
-        f"ratio runtime batched / runtime max_batch_size 1: {batched['images_per_s'] / single['images_per_s']:.2f}"
+        "ratio runtime batched / runtime max_batch_size 1: "
+        f"{batched['images_per_s'] / single['images_per_s']:.2f}"
     )
     return 0
 

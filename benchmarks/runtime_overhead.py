@@ -2,7 +2,8 @@
 
 One runtime (`--max_batch_size 1 --max_batch_delay_ms 0`, so no batching wait or padding) serves sequential
 single-image requests over V1, V2 JSON, V2 binary and OpenAI. The pipeline time is the server's own
-`diffusers_batch_seconds`, read around every request; image encoding (PNG + base64) is measured separately on the
+`diffusers_batch_seconds`, read around every request; image encoding (PNG + base64) is measured separately
+on the
 returned image. Target: overhead <= 3 ms p50 plus image encoding.
 
     .venv/bin/python benchmarks/runtime_overhead.py
@@ -36,9 +37,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1)
-    parser.add_argument(
-        "--requests", type=int, default=30, help="requests per protocol (default 30)"
-    )
+    parser.add_argument("--requests", type=int, default=30, help="requests per protocol (default 30)")
     parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args()
 
@@ -54,9 +53,7 @@ def batch_seconds(client, server) -> tuple[float, float]:
     )
 
 
-def protocol_calls(
-    client, server, args: argparse.Namespace
-) -> dict[str, Callable[[int], None]]:
+def protocol_calls(client, server, args: argparse.Namespace) -> dict[str, Callable[[int], None]]:
     import orjson
 
     from tests.integration.runtime.clients import bytes_tensor
@@ -66,9 +63,7 @@ def protocol_calls(
 
     def v1(seed: int) -> None:
         body = {"instances": [{"prompt": "a cat", "seed": seed, **knobs}]}
-        client.post(
-            f"{server.url}/v1/models/{name}:predict", json=body
-        ).raise_for_status()
+        client.post(f"{server.url}/v1/models/{name}:predict", json=body).raise_for_status()
 
     def v2_json(seed: int) -> None:
         prompt = {
@@ -78,9 +73,7 @@ def protocol_calls(
             "data": ["a cat"],
         }
         body = {"inputs": [prompt], "parameters": {"seed": seed, **knobs}}
-        client.post(
-            f"{server.url}/v2/models/{name}/infer", json=body
-        ).raise_for_status()
+        client.post(f"{server.url}/v2/models/{name}/infer", json=body).raise_for_status()
 
     def v2_binary(seed: int) -> None:
         payload = bytes_tensor([b"a cat"])
@@ -115,9 +108,7 @@ def protocol_calls(
             "size": f"{args.size}x{args.size}",
             "num_inference_steps": args.steps,
         }
-        client.post(
-            f"{server.url}/openai/v1/images/generations", json=body
-        ).raise_for_status()
+        client.post(f"{server.url}/openai/v1/images/generations", json=body).raise_for_status()
 
     return {"v1": v1, "v2-json": v2_json, "v2-binary": v2_binary, "openai": openai}
 
@@ -127,16 +118,10 @@ def encoding_ms(client, server, args: argparse.Namespace) -> float:
     from diffusers_runtime.model import encode_image
     from PIL import Image
 
-    body = {
-        "instances": [{"prompt": "a cat", "seed": 1, "num_inference_steps": args.steps}]
-    }
+    body = {"instances": [{"prompt": "a cat", "seed": 1, "num_inference_steps": args.steps}]}
     body["instances"][0].update(height=args.size, width=args.size)
-    response = client.post(
-        f"{server.url}/v1/models/{server.model_name}:predict", json=body
-    )
-    image = Image.open(
-        io.BytesIO(base64.b64decode(response.json()["predictions"][0]["image"]["b64"]))
-    )
+    response = client.post(f"{server.url}/v1/models/{server.model_name}:predict", json=body)
+    image = Image.open(io.BytesIO(base64.b64decode(response.json()["predictions"][0]["image"]["b64"])))
     image.load()
     samples = []
     for _ in range(20):
@@ -184,9 +169,7 @@ def main() -> int:
                     floor.append((time.perf_counter() - started) * 1000)
                 # Round-robin over protocols so load changes hit all alike; the server's pipeline-time sum is
                 # read around every request, pairing each end-to-end time with its own pipeline call.
-                samples: dict[str, list[tuple[float, float]]] = {
-                    protocol: [] for protocol in calls
-                }
+                samples: dict[str, list[tuple[float, float]]] = {protocol: [] for protocol in calls}
                 for i in range(args.requests):
                     for protocol, call in calls.items():
                         before, _ = batch_seconds(client, server)
@@ -203,12 +186,11 @@ def main() -> int:
         finally:
             server.stop()
     print(
-        f"model {model_dir.name}, {args.size}x{args.size}, {args.steps} step(s), {args.requests} requests each"
+        f"model {model_dir.name}, {args.size}x{args.size}, {args.steps} step(s), "
+        f"{args.requests} requests each"
     )
     print(f"image encoding (PNG + base64) p50: {encode:.2f} ms")
-    print(
-        f"HTTP floor on this host (GET readiness) p50: {statistics.median(floor):.2f} ms"
-    )
+    print(f"HTTP floor on this host (GET readiness) p50: {statistics.median(floor):.2f} ms")
     for protocol, e2e, pipeline, overhead in rows:
         p50 = statistics.median(overhead)
         print(

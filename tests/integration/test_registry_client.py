@@ -18,9 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def settings(url: str, token: str | None = None) -> RegistrySettings:
-    return RegistrySettings(
-        url=url, token=SecretStr(token) if token else None, author="tests"
-    )
+    return RegistrySettings(url=url, token=SecretStr(token) if token else None, author="tests")
 
 
 def test_server_with_v1_is_used_on_v1(registry_server) -> None:
@@ -51,11 +49,7 @@ def test_unreachable_registry_names_url_and_fix(registry_server) -> None:
     with pytest.raises(RegistryError) as caught:
         connect_registry(settings(registry_server.url))
     message = caught.value.one_line()
-    assert (
-        registry_server.url in message
-        and "unreachable" in message
-        and "MODEL_REGISTRY_URL" in message
-    )
+    assert registry_server.url in message and "unreachable" in message and "MODEL_REGISTRY_URL" in message
 
 
 def test_wrong_token_is_refused_without_echoing_either_token(
@@ -66,19 +60,12 @@ def test_wrong_token_is_refused_without_echoing_either_token(
         connect_registry(settings(server.url, token="wrong-token-xyz789"))
     message = caught.value.one_line()
     assert "MODEL_REGISTRY_TOKEN" in message
-    assert (
-        "wrong-token-xyz789" not in message and "registry-token-abc123" not in message
-    )
+    assert "wrong-token-xyz789" not in message and "registry-token-abc123" not in message
 
 
 def test_token_is_sent_as_bearer(registry_server_factory) -> None:
     server = registry_server_factory(token="registry-token-abc123")
-    assert (
-        connect_registry(
-            settings(server.url, token="registry-token-abc123")
-        ).api_version
-        == "v1"
-    )
+    assert connect_registry(settings(server.url, token="registry-token-abc123")).api_version == "v1"
 
 
 def test_url_without_registry_api_is_refused(registry_server) -> None:
@@ -87,12 +74,8 @@ def test_url_without_registry_api_is_refused(registry_server) -> None:
 
 
 @pytest.mark.parametrize("api_versions", [("v1", "v1alpha3"), ("v1alpha3",)])
-def test_deployment_records_are_upserted_in_place(
-    registry_server_factory, api_versions
-) -> None:
-    registry = connect_registry(
-        settings(registry_server_factory(api_versions=api_versions).url)
-    )
+def test_deployment_records_are_upserted_in_place(registry_server_factory, api_versions) -> None:
+    registry = connect_registry(settings(registry_server_factory(api_versions=api_versions).url))
     registry.register_model(
         "tiny-sd",
         "s3://models/tiny-sd",
@@ -120,10 +103,7 @@ def test_deployment_records_are_upserted_in_place(
     first = record("http://tiny-sd.demo.svc")
     second = record("http://tiny-sd.demo.example.com")
     assert second.id == first.id
-    assert (
-        second.custom_properties["url"].actual_instance.string_value
-        == "http://tiny-sd.demo.example.com"
-    )
+    assert second.custom_properties["url"].actual_instance.string_value == "http://tiny-sd.demo.example.com"
     assert second.desired_state == "DEPLOYED"
 
 

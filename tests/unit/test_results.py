@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from modelpipe.results import write_results
 
 

@@ -1,3 +1,3 @@
-"""modelpipe: the pipeline step CLI that takes a diffusion model from Hugging Face to a served, tested endpoint."""
+"""modelpipe: the pipeline step CLI taking a diffusion model from Hugging Face to a tested endpoint."""
 
 __version__ = "0.1.0"

@@ -45,7 +45,7 @@ class S3Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
-        """Read AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, AWS_S3_BUCKET."""
+        """Read the data-connection keys: AWS_S3_ENDPOINT, AWS_*_KEY*, AWS_DEFAULT_REGION, AWS_S3_BUCKET."""
         e = _env(env)
         return cls(
             endpoint_url=e.get(AWS_S3_ENDPOINT) or None,
@@ -63,7 +63,10 @@ class S3Settings:
         """
         missing = [
             name
-            for name, value in ((AWS_ACCESS_KEY_ID, self.access_key_id), (AWS_SECRET_ACCESS_KEY, self.secret_access_key))
+            for name, value in (
+                (AWS_ACCESS_KEY_ID, self.access_key_id),
+                (AWS_SECRET_ACCESS_KEY, self.secret_access_key),
+            )
             if value is None
         ]
         if missing:

@@ -14,9 +14,7 @@ from tests.fixtures.runtime import RuntimeServer
 FAST = {"num_inference_steps": 2, "height": 64, "width": 64}
 
 
-def v1_predict(
-    server: RuntimeServer, instances: list[dict], timeout: float = 120.0
-) -> httpx.Response:
+def v1_predict(server: RuntimeServer, instances: list[dict], timeout: float = 120.0) -> httpx.Response:
     return httpx.post(
         f"{server.url}/v1/models/{server.model_name}:predict",
         json={"instances": instances},
@@ -24,20 +22,12 @@ def v1_predict(
     )
 
 
-def v2_infer(
-    server: RuntimeServer, body: dict, timeout: float = 120.0
-) -> httpx.Response:
-    return httpx.post(
-        f"{server.url}/v2/models/{server.model_name}/infer", json=body, timeout=timeout
-    )
+def v2_infer(server: RuntimeServer, body: dict, timeout: float = 120.0) -> httpx.Response:
+    return httpx.post(f"{server.url}/v2/models/{server.model_name}/infer", json=body, timeout=timeout)
 
 
-def openai_images(
-    server: RuntimeServer, body: dict, timeout: float = 120.0
-) -> httpx.Response:
-    return httpx.post(
-        f"{server.url}/openai/v1/images/generations", json=body, timeout=timeout
-    )
+def openai_images(server: RuntimeServer, body: dict, timeout: float = 120.0) -> httpx.Response:
+    return httpx.post(f"{server.url}/openai/v1/images/generations", json=body, timeout=timeout)
 
 
 def decode_png(data: bytes) -> Image.Image:

@@ -151,15 +151,11 @@ def _post(server: RuntimeServer, route: str, body: object) -> httpx.Response:
         "openai": f"{server.url}/openai/v1/images/generations",
     }[route]
     content = body if isinstance(body, bytes) else orjson.dumps(body)
-    return httpx.post(
-        url, content=content, headers={"Content-Type": "application/json"}, timeout=60
-    )
+    return httpx.post(url, content=content, headers={"Content-Type": "application/json"}, timeout=60)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_is_a_4xx_naming_the_problem(
-    runtime_server: RuntimeServer, case: str
-) -> None:
+def test_bad_input_is_a_4xx_naming_the_problem(runtime_server: RuntimeServer, case: str) -> None:
     route, body, expected = CASES[case]
     response = _post(runtime_server, route, body)
     assert 400 <= response.status_code < 500, (response.status_code, response.text)

@@ -14,8 +14,7 @@ from .clients import FAST, metric_value, v1_image_bytes, v1_predict
 pytestmark = pytest.mark.integration
 
 INSTANCES = [
-    {"prompt": p, "seed": 100 + i, **FAST}
-    for i, p in enumerate(["a cat", "a dog", "a red car", "sea"])
+    {"prompt": p, "seed": 100 + i, **FAST} for i, p in enumerate(["a cat", "a dog", "a red car", "sea"])
 ]
 
 
@@ -30,32 +29,20 @@ def _batch_stats(server: RuntimeServer) -> tuple[float, float]:
 def test_concurrent_requests_are_batched_and_byte_identical_to_alone(
     runtime_server: RuntimeServer,
 ) -> None:
-    alone = [
-        v1_image_bytes(v1_predict(runtime_server, [instance]))[0]
-        for instance in INSTANCES
-    ]
+    alone = [v1_image_bytes(v1_predict(runtime_server, [instance]))[0] for instance in INSTANCES]
     calls_before, images_before = _batch_stats(runtime_server)
     with ThreadPoolExecutor(len(INSTANCES)) as pool:
-        batched = list(
-            pool.map(
-                lambda i: v1_image_bytes(v1_predict(runtime_server, [i]))[0], INSTANCES
-            )
-        )
+        batched = list(pool.map(lambda i: v1_image_bytes(v1_predict(runtime_server, [i]))[0], INSTANCES))
     calls_after, images_after = _batch_stats(runtime_server)
     assert images_after - images_before == len(INSTANCES)
-    assert calls_after - calls_before < len(INSTANCES), (
-        "no two requests shared a pipeline call"
-    )
+    assert calls_after - calls_before < len(INSTANCES), "no two requests shared a pipeline call"
     assert batched == alone
 
 
 def test_instances_of_one_request_run_as_one_call_with_alone_images(
     runtime_server: RuntimeServer,
 ) -> None:
-    alone = [
-        v1_image_bytes(v1_predict(runtime_server, [instance]))[0]
-        for instance in INSTANCES
-    ]
+    alone = [v1_image_bytes(v1_predict(runtime_server, [instance]))[0] for instance in INSTANCES]
     calls_before, _ = _batch_stats(runtime_server)
     together = v1_image_bytes(v1_predict(runtime_server, INSTANCES))
     calls_after, _ = _batch_stats(runtime_server)
@@ -67,10 +54,7 @@ def test_requests_with_different_settings_are_not_mixed(
     runtime_server: RuntimeServer,
 ) -> None:
     one_step = {**INSTANCES[0], "num_inference_steps": 1}
-    alone = [
-        v1_image_bytes(v1_predict(runtime_server, [i]))[0]
-        for i in (INSTANCES[0], one_step)
-    ]
+    alone = [v1_image_bytes(v1_predict(runtime_server, [i]))[0] for i in (INSTANCES[0], one_step)]
     with ThreadPoolExecutor(2) as pool:
         mixed = list(
             pool.map(
@@ -86,8 +70,7 @@ def test_concurrent_requests_with_different_schedulers_do_not_leak_state(
     runtime_server: RuntimeServer,
 ) -> None:
     requests = [
-        {**INSTANCES[i], "scheduler": s}
-        for i, s in enumerate(["euler", "default", "euler_a", "ddim"])
+        {**INSTANCES[i], "scheduler": s} for i, s in enumerate(["euler", "default", "euler_a", "ddim"])
     ]
     alone = [v1_image_bytes(v1_predict(runtime_server, [r]))[0] for r in requests]
     with ThreadPoolExecutor(8) as pool:

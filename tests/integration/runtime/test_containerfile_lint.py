@@ -29,7 +29,5 @@ def test_hadolint_clean() -> None:
 def test_hadolint_catches_an_unpinned_base(tmp_path: Path) -> None:
     broken = tmp_path / "Containerfile"
     text = (REPO_ROOT / "runtime" / "Containerfile").read_text(encoding="utf-8")
-    broken.write_text(
-        text.replace("FROM ${BASE_IMAGE}", "FROM python"), encoding="utf-8"
-    )
+    broken.write_text(text.replace("FROM ${BASE_IMAGE}", "FROM python"), encoding="utf-8")
     assert _hadolint(broken).returncode != 0

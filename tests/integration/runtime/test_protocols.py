@@ -39,9 +39,7 @@ def test_v1_returns_a_server_chosen_seed_that_reproduces_the_image(
 ) -> None:
     first = v1_predict(runtime_server, [{"prompt": "a red house", **FAST}])
     seed = first.json()["predictions"][0]["seed"]
-    again = v1_predict(
-        runtime_server, [{"prompt": "a red house", "seed": seed, **FAST}]
-    )
+    again = v1_predict(runtime_server, [{"prompt": "a red house", "seed": seed, **FAST}])
     assert v1_image_bytes(first) == v1_image_bytes(again)
 
 
@@ -74,19 +72,14 @@ def test_v2_json_request_without_id(runtime_server: RuntimeServer) -> None:
     outputs = {o["name"]: o for o in result["outputs"]}
     assert outputs["image"]["datatype"] == "BYTES" and outputs["image"]["shape"] == [2]
     assert outputs["seed"]["data"] == [5, 6]
-    assert all(
-        decode_png(base64.b64decode(b)).size == (64, 64)
-        for b in outputs["image"]["data"]
-    )
+    assert all(decode_png(base64.b64decode(b)).size == (64, 64) for b in outputs["image"]["data"])
 
 
 def test_v2_knobs_as_tensors_match_knobs_as_parameters(
     runtime_server: RuntimeServer,
 ) -> None:
     prompt = {"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["a tree"]}
-    as_params = v2_infer(
-        runtime_server, {"inputs": [prompt], "parameters": {"seed": 3, **FAST}}
-    )
+    as_params = v2_infer(runtime_server, {"inputs": [prompt], "parameters": {"seed": 3, **FAST}})
     as_tensors = v2_infer(
         runtime_server,
         {
@@ -106,10 +99,7 @@ def test_v2_knobs_as_tensors_match_knobs_as_parameters(
         },
     )
     assert as_tensors.json()["id"] == "r1"
-    assert (
-        as_params.json()["outputs"][0]["data"]
-        == as_tensors.json()["outputs"][0]["data"]
-    )
+    assert as_params.json()["outputs"][0]["data"] == as_tensors.json()["outputs"][0]["data"]
 
 
 def test_v2_binary_data_extension_in_and_out(runtime_server: RuntimeServer) -> None:
@@ -159,9 +149,7 @@ def test_v2_binary_data_extension_in_and_out(runtime_server: RuntimeServer) -> N
 def test_v2_model_metadata_describes_inputs_and_outputs(
     runtime_server: RuntimeServer,
 ) -> None:
-    response = httpx.get(
-        f"{runtime_server.url}/v2/models/{runtime_server.model_name}", timeout=10
-    )
+    response = httpx.get(f"{runtime_server.url}/v2/models/{runtime_server.model_name}", timeout=10)
     assert response.status_code == 200
     metadata = response.json()
     inputs = {i["name"]: i["datatype"] for i in metadata["inputs"]}
@@ -177,25 +165,18 @@ def test_openai_images_generations(runtime_server: RuntimeServer) -> None:
         "seed": 20,
         "num_inference_steps": 2,
     }
-    response = openai_images(
-        runtime_server, {**body, "model": runtime_server.model_name}
-    )
+    response = openai_images(runtime_server, {**body, "model": runtime_server.model_name})
     assert response.status_code == 200, response.text
     result = response.json()
     assert isinstance(result["created"], int)
     assert [d["seed"] for d in result["data"]] == [20, 21]
-    assert all(
-        decode_png(base64.b64decode(d["b64_json"])).size == (64, 64)
-        for d in result["data"]
-    )
+    assert all(decode_png(base64.b64decode(d["b64_json"])).size == (64, 64) for d in result["data"])
 
 
 def test_same_seed_gives_the_same_image_on_every_protocol(
     runtime_server: RuntimeServer,
 ) -> None:
-    v1 = v1_image_bytes(
-        v1_predict(runtime_server, [{"prompt": "a boat", "seed": 42, **FAST}])
-    )[0]
+    v1 = v1_image_bytes(v1_predict(runtime_server, [{"prompt": "a boat", "seed": 42, **FAST}]))[0]
     v2 = v2_infer(
         runtime_server,
         {
@@ -223,12 +204,8 @@ def test_scheduler_choice_changes_the_image_and_is_reproducible(
 ) -> None:
     base = {"prompt": "a lake", "seed": 9, **FAST}
     default = v1_image_bytes(v1_predict(runtime_server, [base]))[0]
-    euler = v1_image_bytes(
-        v1_predict(runtime_server, [{**base, "scheduler": "euler"}])
-    )[0]
-    euler_again = v1_image_bytes(
-        v1_predict(runtime_server, [{**base, "scheduler": "euler"}])
-    )[0]
+    euler = v1_image_bytes(v1_predict(runtime_server, [{**base, "scheduler": "euler"}]))[0]
+    euler_again = v1_image_bytes(v1_predict(runtime_server, [{**base, "scheduler": "euler"}]))[0]
     assert euler == euler_again
     assert euler != default
 

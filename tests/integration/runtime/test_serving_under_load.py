@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -39,10 +40,8 @@ def _in_background(
     results: list[httpx.Response] = []
 
     def run() -> None:
-        try:
+        with contextlib.suppress(httpx.TransportError):  # the test killed the server under this request
             results.append(call())
-        except httpx.TransportError:
-            pass  # the test killed the server under this request
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -54,9 +53,7 @@ def _wait_for_queue_state(server: RuntimeServer, *, batches_running: bool) -> No
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = httpx.get(f"{server.url}/metrics", timeout=5).text
-        waited = metric_value(
-            text, "diffusers_queue_wait_seconds_count", model_name=server.model_name
-        )
+        waited = metric_value(text, "diffusers_queue_wait_seconds_count", model_name=server.model_name)
         if waited >= 1 and batches_running:
             return
         time.sleep(0.05)
@@ -79,9 +76,7 @@ def test_probes_and_metrics_answer_fast_during_a_long_generation(
         assert httpx.get(url, timeout=10).status_code == 200
         probe_seconds.append(time.monotonic() - started)
         time.sleep(0.05)
-    assert worker.is_alive(), (
-        f"the generation ended before the probes ({results}); make LONGER longer"
-    )
+    assert worker.is_alive(), f"the generation ended before the probes ({results}); make LONGER longer"
     server.process.kill()  # no need to wait for the rest of the generation
     # A generation on the event loop would hold every probe for seconds.
     assert max(probe_seconds) < 1.0, probe_seconds
@@ -98,9 +93,7 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(
     queued, queued_result = _in_background(lambda: v1_predict(server, [SHORT]))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        depth = metric_value(
-            httpx.get(f"{server.url}/metrics").text, "diffusers_queue_depth"
-        )
+        depth = metric_value(httpx.get(f"{server.url}/metrics").text, "diffusers_queue_depth")
         if depth >= 1:
             break
         time.sleep(0.05)
@@ -113,10 +106,7 @@ def test_full_queue_answers_429_with_retry_after_and_recovers(
     assert running_result[0].status_code == 200 and queued_result[0].status_code == 200
     assert v1_predict(server, [SHORT]).status_code == 200
     text = httpx.get(f"{server.url}/metrics").text
-    assert (
-        metric_value(text, "diffusers_requests_rejected_total", reason="queue_full")
-        == 1
-    )
+    assert metric_value(text, "diffusers_requests_rejected_total", reason="queue_full") == 1
 
 
 def test_metrics_cover_requests_queue_batches_steps_and_load(
@@ -125,10 +115,7 @@ def test_metrics_cover_requests_queue_batches_steps_and_load(
     assert v1_predict(runtime_server, [SHORT]).status_code == 200
     text = httpx.get(f"{runtime_server.url}/metrics", timeout=10).text
     labels = {"model_name": runtime_server.model_name}
-    assert (
-        metric_value(text, "diffusers_request_seconds_count", protocol="v1", **labels)
-        >= 1
-    )
+    assert metric_value(text, "diffusers_request_seconds_count", protocol="v1", **labels) >= 1
     assert metric_value(text, "diffusers_queue_wait_seconds_count", **labels) >= 1
     assert metric_value(text, "diffusers_batch_size_count", **labels) >= 1
     assert metric_value(text, "diffusers_images_generated_total", **labels) >= 1

@@ -40,11 +40,7 @@ def _run_runtime(*args: str, timeout: float = 180) -> subprocess.CompletedProces
 
 
 def _error_lines(stderr: str) -> list[str]:
-    return [
-        line
-        for line in stderr.splitlines()
-        if line.startswith("diffusers_runtime: error:")
-    ]
+    return [line for line in stderr.splitlines() if line.startswith("diffusers_runtime: error:")]
 
 
 def test_loads_from_s3_storage_uri_with_data_connection_env(
@@ -55,21 +51,15 @@ def test_loads_from_s3_storage_uri_with_data_connection_env(
 ) -> None:
     client = s3_server.client()
     for path in sorted(p for p in tiny_sd_dir.rglob("*") if p.is_file()):
-        client.upload_file(
-            str(path), s3_server.bucket, f"tiny-sd/{path.relative_to(tiny_sd_dir)}"
-        )
+        client.upload_file(str(path), s3_server.bucket, f"tiny-sd/{path.relative_to(tiny_sd_dir)}")
     env = dict(s3_server.env)
     # A data connection names the endpoint AWS_S3_ENDPOINT only; the runtime maps it for kserve_storage.
     env.pop("AWS_ENDPOINT_URL")
     env["STORAGE_URI"] = f"s3://{s3_server.bucket}/tiny-sd"
-    server = runtime_server_factory(
-        model_dir=None, env=env, download_dir=str(tmp_path / "download")
-    )
+    server = runtime_server_factory(model_dir=None, env=env, download_dir=str(tmp_path / "download"))
     response = v1_predict(server, [{"prompt": "from s3", "seed": 1, **FAST}])
     assert len(v1_image_bytes(response)) == 1
-    assert (
-        tmp_path / "download" / "unet" / "diffusion_pytorch_model.safetensors"
-    ).is_file()
+    assert (tmp_path / "download" / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert s3_server.secret_access_key not in server.log()
 
 
@@ -81,9 +71,7 @@ def test_missing_model_dir_exits_1_with_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_corrupt_weights_exit_1_with_one_line(
-    tiny_sd_dir: Path, tmp_path: Path
-) -> None:
+def test_corrupt_weights_exit_1_with_one_line(tiny_sd_dir: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(tiny_sd_dir, broken)
     weights = broken / "unet" / "diffusion_pytorch_model.safetensors"

@@ -1,4 +1,4 @@
-"""publish_results against SeaweedFS and the local registry: objects in S3, properties via the official client."""
+"""publish_results against SeaweedFS and the local registry: S3 objects, properties via the client."""
 
 from __future__ import annotations
 
@@ -62,16 +62,12 @@ def write_benchmark_output(folder: Path, **changes: Any) -> Path:
     results = BenchmarkResults.model_validate(data)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     for index, name in enumerate(results.images):
-        Image.new("RGB", (64, 64), (index * 60, 120, 200)).save(
-            folder / "images" / name
-        )
+        Image.new("RGB", (64, 64), (index * 60, 120, 200)).save(folder / "images" / name)
     results.save(folder / "results.json")
     return folder
 
 
-def publish(
-    registry_server, s3_server, results_dir: Path, version_id: str, **gates: Any
-) -> PublishResult:
+def publish(registry_server, s3_server, results_dir: Path, version_id: str, **gates: Any) -> PublishResult:
     return publish_results(
         registry=RegistrySettings(url=registry_server.url, token=None, author="tests"),
         s3=S3Settings.from_env(s3_server.env),
@@ -85,13 +81,9 @@ def publish(
 
 def objects(s3_server, prefix: str) -> dict[str, bytes]:
     client = s3_server.client()
-    listed = client.list_objects_v2(Bucket="models", Prefix=prefix + "/").get(
-        "Contents", []
-    )
+    listed = client.list_objects_v2(Bucket="models", Prefix=prefix + "/").get("Contents", [])
     return {
-        item["Key"][len(prefix) + 1 :]: client.get_object(
-            Bucket="models", Key=item["Key"]
-        )["Body"].read()
+        item["Key"][len(prefix) + 1 :]: client.get_object(Bucket="models", Key=item["Key"])["Body"].read()
         for item in listed
     }
 
@@ -119,19 +111,10 @@ def test_publish_uploads_report_next_to_model_and_writes_doubles_strings_labels(
     assert json.loads(stored["results.json"])["clip_score"]["mean"] == 21.5
     assert b"<html" in stored["index.html"].lower()
 
-    props = (
-        official_client(registry_server)
-        .get_model_version("tiny-sd", "1.0")
-        .custom_properties
-    )
+    props = official_client(registry_server).get_model_version("tiny-sd", "1.0").custom_properties
     for key in NUMBER_KEYS:
-        assert isinstance(props[key], float) and isinstance(
-            props[key + TEXT_SUFFIX], str
-        ), key
-    assert (
-        props["benchmark_clip_score"] == 21.5
-        and props["benchmark_clip_score_text"] == "21.50"
-    )
+        assert isinstance(props[key], float) and isinstance(props[key + TEXT_SUFFIX], str), key
+    assert props["benchmark_clip_score"] == 21.5 and props["benchmark_clip_score_text"] == "21.50"
     assert props["benchmark_report_uri"] == result.report_uri
     assert props["benchmark_clip_model"] == "tiny-clip"
     assert props["benchmark_prompt_set_sha256"] == "a" * 64
@@ -154,15 +137,8 @@ def test_passing_gates_add_the_validated_label(
         max_p95_seconds=1.0,
     )
     assert result.validated is True
-    props = (
-        official_client(registry_server)
-        .get_model_version("tiny-sd", "1.0")
-        .custom_properties
-    )
-    assert (
-        props["validated"] == ""
-        and "clip_score measured 21.5" in props["benchmark_gates"]
-    )
+    props = official_client(registry_server).get_model_version("tiny-sd", "1.0").custom_properties
+    assert props["validated"] == "" and "clip_score measured 21.5" in props["benchmark_gates"]
 
 
 def test_failed_gate_still_publishes_numbers_and_drops_validated(
@@ -179,23 +155,12 @@ def test_failed_gate_still_publishes_numbers_and_drops_validated(
         tmp_path / "slow",
         **{"summary.p95_seconds": 4.2, "created": "2026-11-22T09:00:00Z"},
     )
-    with pytest.raises(
-        QualityGateError, match=r"p95_seconds measured 4.2 vs required <= 3"
-    ):
+    with pytest.raises(QualityGateError, match=r"p95_seconds measured 4.2 vs required <= 3"):
         publish(registry_server, s3_server, slower, version_id, max_p95_seconds=3.0)
-    props = (
-        official_client(registry_server)
-        .get_model_version("tiny-sd", "1.0")
-        .custom_properties
-    )
-    assert (
-        props["benchmark_p95_seconds"] == 4.2
-        and props["benchmark_p95_seconds_text"] == "4.200"
-    )
+    props = official_client(registry_server).get_model_version("tiny-sd", "1.0").custom_properties
+    assert props["benchmark_p95_seconds"] == 4.2 and props["benchmark_p95_seconds_text"] == "4.200"
     assert "validated" not in props
-    assert "index.html" in objects(
-        s3_server, "tiny-sd/reports/0123abcd/20261122T090000Z"
-    )
+    assert "index.html" in objects(s3_server, "tiny-sd/reports/0123abcd/20261122T090000Z")
 
 
 def test_republishing_the_same_results_overwrites_the_same_objects(
@@ -226,9 +191,7 @@ def test_secrets_never_reach_the_uploaded_report(
         assert secret.encode() not in body, name
 
 
-def test_unknown_version_fails_before_uploading(
-    registry_server, s3_server, tmp_path: Path
-) -> None:
+def test_unknown_version_fails_before_uploading(registry_server, s3_server, tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="model version id 999 not found"):
         publish(
             registry_server,

@@ -1,4 +1,4 @@
-"""register_model and `modelpipe register` against the local registry server, checked via the official client."""
+"""register_model and `modelpipe register` against the local registry server, checked with the client."""
 
 from __future__ import annotations
 
@@ -24,9 +24,7 @@ DIGEST = "sha256:" + "cd" * 32
 MODEL_URI = "s3://models/tiny-sd/0123abcd"
 
 
-def write_model(
-    folder: Path, content: str = '{"_class_name": "StableDiffusionPipeline"}'
-) -> Path:
+def write_model(folder: Path, content: str = '{"_class_name": "StableDiffusionPipeline"}') -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model_index.json").write_text(content)
     files = hash_files(folder, ["model_index.json"])
@@ -59,17 +57,13 @@ def official_client(server) -> ModelRegistry:
     with warnings.catch_warnings():
         # The client warns when a local server needs no token.
         warnings.filterwarnings("ignore", message="User access token is missing")
-        return ModelRegistry(
-            server.url, author="checker", is_secure=False, user_token=server.token
-        )
+        return ModelRegistry(server.url, author="checker", is_secure=False, user_token=server.token)
 
 
 def test_first_run_registers_model_version_and_artifact_with_properties(
     registry_server, tmp_path: Path
 ) -> None:
-    result = register(
-        registry_server, write_model(tmp_path / "m"), labels=("text-to-image", "demo")
-    )
+    result = register(registry_server, write_model(tmp_path / "m"), labels=("text-to-image", "demo"))
     assert result.action == "created"
     client = official_client(registry_server)
     version = client.get_model_version("tiny-sd", "1.0")
@@ -91,18 +85,11 @@ def test_first_run_registers_model_version_and_artifact_with_properties(
         "tiny-sd/0123abcd",
     )
     props = version.custom_properties
-    assert (
-        props["source"] == "hf://org/tiny-sd" and props["source_revision"] == "0123abcd"
-    )
-    assert (
-        props["runtime_image_digest"] == DIGEST
-        and props["pipeline_run"] == "import-run-1"
-    )
+    assert props["source"] == "hf://org/tiny-sd" and props["source_revision"] == "0123abcd"
+    assert props["runtime_image_digest"] == DIGEST and props["pipeline_run"] == "import-run-1"
     assert isinstance(props["size_bytes"], str)
     assert props["text-to-image"] == "" and props["demo"] == ""
-    assert (
-        client.get_registered_model("tiny-sd").custom_properties["text-to-image"] == ""
-    )
+    assert client.get_registered_model("tiny-sd").custom_properties["text-to-image"] == ""
 
 
 def test_second_run_updates_the_same_version(registry_server, tmp_path: Path) -> None:
@@ -121,15 +108,10 @@ def test_second_run_updates_the_same_version(registry_server, tmp_path: Path) ->
     )
     client = official_client(registry_server)
     assert [v.name for v in client.get_model_versions("tiny-sd")] == ["1.0"]
-    assert (
-        client.get_model_version("tiny-sd", "1.0").custom_properties["pipeline_run"]
-        == "import-run-2"
-    )
+    assert client.get_model_version("tiny-sd", "1.0").custom_properties["pipeline_run"] == "import-run-2"
 
 
-def test_rerun_keeps_properties_written_by_others(
-    registry_server, tmp_path: Path
-) -> None:
+def test_rerun_keeps_properties_written_by_others(registry_server, tmp_path: Path) -> None:
     manifest = write_model(tmp_path / "m")
     register(registry_server, manifest)
     client = official_client(registry_server)
@@ -145,57 +127,40 @@ def test_rerun_keeps_properties_written_by_others(
     assert props["benchmarked"] == "" and props["benchmark_clip_score"] == 31.5
 
 
-def test_same_version_with_other_artifact_uri_is_refused(
-    registry_server, tmp_path: Path
-) -> None:
+def test_same_version_with_other_artifact_uri_is_refused(registry_server, tmp_path: Path) -> None:
     manifest = write_model(tmp_path / "m")
     register(registry_server, manifest)
     with pytest.raises(VersionConflictError) as caught:
         register(registry_server, manifest, model_uri="s3://models/tiny-sd/other")
-    assert MODEL_URI in str(caught.value) and "s3://models/tiny-sd/other" in str(
-        caught.value
-    )
+    assert MODEL_URI in str(caught.value) and "s3://models/tiny-sd/other" in str(caught.value)
     artifact = official_client(registry_server).get_model_artifact("tiny-sd", "1.0")
     assert artifact.uri == MODEL_URI
 
 
-def test_same_version_with_other_model_content_is_refused(
-    registry_server, tmp_path: Path
-) -> None:
+def test_same_version_with_other_model_content_is_refused(registry_server, tmp_path: Path) -> None:
     register(registry_server, write_model(tmp_path / "a"))
     with pytest.raises(VersionConflictError, match="manifest sha256"):
         register(registry_server, write_model(tmp_path / "b", content='{"changed": 1}'))
 
 
-def test_version_left_without_artifact_is_completed(
-    registry_server, tmp_path: Path
-) -> None:
+def test_version_left_without_artifact_is_completed(registry_server, tmp_path: Path) -> None:
     client = official_client(registry_server)
     # What the client's non-atomic register_model leaves when it dies before the artifact POST.
     model = client.async_runner(
         client._api.upsert_registered_model(RegisteredModel(name="tiny-sd", owner="x"))
     )
-    client.async_runner(
-        client._api.upsert_model_version(ModelVersion(name="1.0", author="x"), model.id)
-    )
+    client.async_runner(client._api.upsert_model_version(ModelVersion(name="1.0", author="x"), model.id))
     assert client.get_model_artifact("tiny-sd", "1.0") is None
 
     result = register(registry_server, write_model(tmp_path / "m"))
     assert result.action == "completed"
     artifact = client.get_model_artifact("tiny-sd", "1.0")
-    assert (
-        isinstance(artifact, ModelArtifact) and artifact.id == result.model_artifact_id
-    )
+    assert isinstance(artifact, ModelArtifact) and artifact.id == result.model_artifact_id
     assert artifact.uri == MODEL_URI
-    assert (
-        client.get_model_version("tiny-sd", "1.0").custom_properties["source_revision"]
-        == "0123abcd"
-    )
+    assert client.get_model_version("tiny-sd", "1.0").custom_properties["source_revision"] == "0123abcd"
 
 
-def test_works_against_a_v1alpha3_only_registry(
-    registry_server_factory, tmp_path: Path
-) -> None:
+def test_works_against_a_v1alpha3_only_registry(registry_server_factory, tmp_path: Path) -> None:
     server = registry_server_factory(api_versions=("v1alpha3",))
     manifest = write_model(tmp_path / "m")
     first = register(server, manifest)
@@ -214,9 +179,7 @@ def test_registry_down_then_up(registry_server, tmp_path: Path) -> None:
     assert register(registry_server, manifest).action == "created"
 
 
-def test_cli_writes_ids_and_keeps_token_out_of_output(
-    registry_server_factory, tmp_path: Path
-) -> None:
+def test_cli_writes_ids_and_keeps_token_out_of_output(registry_server_factory, tmp_path: Path) -> None:
     token = "registry-token-s3cr3t-42"
     server = registry_server_factory(token=token)
     manifest = write_model(tmp_path / "m")
@@ -227,7 +190,8 @@ def test_cli_writes_ids_and_keeps_token_out_of_output(
         "MODELPIPE_LOG_LEVEL": "DEBUG",
     }
     command = [
-        sys.executable, "-m", "modelpipe", "register", "--registry-url", server.url, "--model-name", "tiny-sd",
+        sys.executable, "-m", "modelpipe", "register", "--registry-url", server.url,
+        "--model-name", "tiny-sd",
         "--version-name", "1.0", "--model-uri", MODEL_URI, "--manifest", str(manifest),
         "--results-dir", str(tmp_path / "results"), "-v",
     ]  # fmt: skip

@@ -42,10 +42,7 @@ class FakePipeline:
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None
             raise error
-        images = [
-            (p, g.initial_seed())
-            for p, g in zip(kwargs["prompt"], kwargs["generator"], strict=True)
-        ]
+        images = [(p, g.initial_seed()) for p, g in zip(kwargs["prompt"], kwargs["generator"], strict=True)]
         return SimpleNamespace(images=images)
 
 
@@ -143,9 +140,7 @@ def test_full_queue_raises_queue_full_with_retry_after() -> None:
 
 def test_out_of_memory_fails_the_batch_and_the_engine_keeps_serving() -> None:
     engine, fake = make_engine(max_batch_delay_s=0)
-    fake.fail_with = torch.OutOfMemoryError(
-        "CUDA out of memory. Tried to allocate 20.00 GiB"
-    )
+    fake.fail_with = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
     with pytest.raises(GenerationOutOfMemoryError) as caught:
         engine.submit([image("big")]).result(10)
     assert caught.value.status_code == 503

@@ -39,9 +39,7 @@ def test_queue_full_is_429_with_retry_after() -> None:
 
 
 def test_out_of_memory_is_503() -> None:
-    error = GenerationOutOfMemoryError(
-        batch_size=4, height=1024, width=1024, device="cuda:0"
-    )
+    error = GenerationOutOfMemoryError(batch_size=4, height=1024, width=1024, device="cuda:0")
     response = asyncio.run(serving_error_handler(None, error))  # type: ignore[arg-type]
     assert response.status_code == 503
     assert "retry-after" in response.headers

@@ -87,9 +87,7 @@ def test_v1_errors_name_the_field(instance: dict, field: str) -> None:
 
 
 def test_negative_prompt_rejected_when_the_pipeline_has_none() -> None:
-    caps = Capabilities(
-        default_height=64, default_width=64, supports_negative_prompt=False
-    )
+    caps = Capabilities(default_height=64, default_width=64, supports_negative_prompt=False)
     with pytest.raises(InvalidInput, match="negative_prompt: not supported"):
         parse_v1({"instances": [{"prompt": "a", "negative_prompt": "b"}]}, LIMITS, caps)
 
@@ -111,9 +109,7 @@ def test_v2_broadcasts_one_seed_as_consecutive_seeds_and_one_negative_prompt() -
 
 
 def test_v2_accepts_nested_data_and_binary_decoded_bytes() -> None:
-    (task,) = parse_v2(
-        [V2Tensor("prompt", "BYTES", [1, 1], [[b"a cat"]])], None, LIMITS, CAPS
-    )
+    (task,) = parse_v2([V2Tensor("prompt", "BYTES", [1, 1], [[b"a cat"]])], None, LIMITS, CAPS)
     assert task.request.prompt == "a cat"
 
 
@@ -147,21 +143,15 @@ def test_v2_ignores_kserve_binary_output_parameter() -> None:
         ([prompt_tensor("a")], {"seed": "1"}, "seed"),
     ],
 )
-def test_v2_errors_name_the_field(
-    tensors: list[V2Tensor], parameters: dict | None, field: str
-) -> None:
+def test_v2_errors_name_the_field(tensors: list[V2Tensor], parameters: dict | None, field: str) -> None:
     with pytest.raises(InvalidInput, match=field):
         parse_v2(tensors, parameters, LIMITS, CAPS)
 
 
 def test_openai_size_n_and_seed_extension() -> None:
-    body, tasks = parse_openai(
-        {"prompt": "a", "n": 2, "size": "128x64", "seed": 4}, LIMITS, CAPS
-    )
+    body, tasks = parse_openai({"prompt": "a", "n": 2, "size": "128x64", "seed": 4}, LIMITS, CAPS)
     assert body.response_format == "b64_json"
-    assert [
-        (t.request.key.width, t.request.key.height, t.request.seed) for t in tasks
-    ] == [
+    assert [(t.request.key.width, t.request.key.height, t.request.seed) for t in tasks] == [
         (128, 64, 4),
         (128, 64, 5),
     ]

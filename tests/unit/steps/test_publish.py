@@ -57,10 +57,7 @@ def test_numbers_are_written_as_doubles_with_string_copies(
         assert isinstance(props[key], float), key
         assert isinstance(props[key + step.TEXT_SUFFIX], str), key
     assert props["benchmark_clip_score_text"] == "21.50"
-    assert (
-        props["benchmark_p95_seconds"] == 0.35
-        and props["benchmark_p95_seconds_text"] == "0.350"
-    )
+    assert props["benchmark_p95_seconds"] == 0.35 and props["benchmark_p95_seconds_text"] == "0.350"
     assert props["benchmark_errors_text"] == "1"
     assert props[step.PROP_REPORT_URI] == "s3://b/r/report.html"
     assert props[step.PROP_CLIP_MODEL] == "tiny-clip"
@@ -71,25 +68,19 @@ def test_numbers_are_written_as_doubles_with_string_copies(
 def test_report_goes_next_to_the_model_in_a_folder_named_by_run_time(
     results: BenchmarkResults,
 ) -> None:
-    where = step.report_location(
-        results, model_uri="s3://models/tiny-sd/0123abcd", report_dest=None
-    )
+    where = step.report_location(results, model_uri="s3://models/tiny-sd/0123abcd", report_dest=None)
     assert where.uri == "s3://models/tiny-sd/reports/0123abcd/20261122T080000Z"
 
 
 def test_model_at_bucket_top_level_gets_reports_at_bucket_top_level(
     results: BenchmarkResults,
 ) -> None:
-    where = step.report_location(
-        results, model_uri="s3://models/tiny-sd", report_dest=None
-    )
+    where = step.report_location(results, model_uri="s3://models/tiny-sd", report_dest=None)
     assert where.uri == "s3://models/reports/tiny-sd/20261122T080000Z"
 
 
 def test_report_dest_overrides_the_model_location(results: BenchmarkResults) -> None:
-    where = step.report_location(
-        results, model_uri="s3://models/tiny-sd", report_dest="s3://reports/manual/"
-    )
+    where = step.report_location(results, model_uri="s3://models/tiny-sd", report_dest="s3://reports/manual/")
     assert where.uri == "s3://reports/manual"
 
 
@@ -120,9 +111,7 @@ def test_cli_passes_gates_and_writes_report_uri_and_validated(
     def fake_publish(**kwargs: Any) -> PublishResult:
         calls.append(kwargs)
         gate = GateOutcome("clip_score", 30.0, 25.0, ">=")
-        return PublishResult(
-            "s3://m/r/report.html", "s3://m/r/results.json", True, (gate,), 5, "7"
-        )
+        return PublishResult("s3://m/r/report.html", "s3://m/r/results.json", True, (gate,), 5, "7")
 
     monkeypatch.setattr("modelpipe.cli.publish.publish_results", fake_publish)
     code = cli.main(
@@ -161,9 +150,7 @@ def test_cli_failed_gate_exits_1_naming_measured_and_required(
     only_publish_subcommand: None,
 ) -> None:
     def failing(**_: Any) -> PublishResult:
-        raise QualityGateError(
-            "quality gate failed: p95_seconds measured 4.2 vs required <= 3: FAIL"
-        )
+        raise QualityGateError("quality gate failed: p95_seconds measured 4.2 vs required <= 3: FAIL")
 
     monkeypatch.setattr("modelpipe.cli.publish.publish_results", failing)
     assert cli.main([*BASE, "--model-uri=s3://m/tiny", "--max-p95-seconds=3"]) == 1

@@ -16,9 +16,7 @@ from modelpipe.steps.register import RegisterResult
 DIGEST = "sha256:" + "ab" * 32
 
 
-def write_model(
-    folder: Path, content: str = '{"_class_name": "StableDiffusionPipeline"}'
-) -> Path:
+def write_model(folder: Path, content: str = '{"_class_name": "StableDiffusionPipeline"}') -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model_index.json").write_text(content)
     manifest = build_manifest(
@@ -59,9 +57,7 @@ def test_properties_record_provenance_with_size_as_string_and_labels_as_empty_st
     props = state.properties
     assert props["source"] == "hf://org/tiny-sd"
     assert props["source_revision"] == "0123abcd"
-    assert props["size_bytes"] == str(
-        (tmp_path / "m" / "model_index.json").stat().st_size
-    )
+    assert props["size_bytes"] == str((tmp_path / "m" / "model_index.json").stat().st_size)
     assert props["runtime_image_digest"] == DIGEST
     assert props["pipeline_run"] == "run-7"
     assert props["text-to-image"] == "" and props["demo"] == ""
@@ -74,9 +70,7 @@ def test_runtime_image_without_digest_is_refused(tmp_path: Path) -> None:
         wanted(write_model(tmp_path / "m"), runtime_image="quay.io/acme/runtime:latest")
 
 
-@pytest.mark.parametrize(
-    "uri", ["models/tiny-sd", "s3://models", "https://host/models/x", "s3:///x"]
-)
+@pytest.mark.parametrize("uri", ["models/tiny-sd", "s3://models", "https://host/models/x", "s3:///x"])
 def test_model_uri_must_be_an_s3_prefix(tmp_path: Path, uri: str) -> None:
     with pytest.raises(ConfigError, match="--model-uri"):
         wanted(write_model(tmp_path / "m"), model_uri=uri)
@@ -92,9 +86,7 @@ def test_version_name_with_slash_is_refused(tmp_path: Path) -> None:
         wanted(write_model(tmp_path / "m"), version_name="a/b")
 
 
-def existing(
-    state: step._Wanted, *, uri: str, **props: Any
-) -> tuple[ModelVersion, ModelArtifact]:
+def existing(state: step._Wanted, *, uri: str, **props: Any) -> tuple[ModelVersion, ModelArtifact]:
     version = ModelVersion(
         id="5",
         name="1.0",
@@ -117,9 +109,7 @@ def test_other_artifact_uri_is_a_conflict_naming_both(tmp_path: Path) -> None:
     version, artifact = existing(state, uri="s3://models/tiny-sd/old")
     with pytest.raises(VersionConflictError) as caught:
         step._refuse_conflict(version, artifact, state)
-    assert "s3://models/tiny-sd/old" in str(caught.value) and state.model_uri in str(
-        caught.value
-    )
+    assert "s3://models/tiny-sd/old" in str(caught.value) and state.model_uri in str(caught.value)
 
 
 def test_other_model_content_is_a_conflict_naming_both_manifests(
@@ -130,9 +120,7 @@ def test_other_model_content_is_a_conflict_naming_both_manifests(
     version, artifact = existing(other, uri=state.model_uri)
     with pytest.raises(VersionConflictError) as caught:
         step._refuse_conflict(version, artifact, state)
-    assert other.manifest_sha256 in str(caught.value) and state.manifest_sha256 in str(
-        caught.value
-    )
+    assert other.manifest_sha256 in str(caught.value) and state.manifest_sha256 in str(caught.value)
 
 
 def test_version_without_artifact_from_same_content_can_be_completed(
@@ -231,5 +219,6 @@ def test_cli_conflict_exits_1_with_one_line(
     assert cli.main([*base, "--registry-url=http://r:1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "modelpipe register: error: m:v is registered with s3://b/old; this run has s3://b/new (fix: new name)"
+        "modelpipe register: error: m:v is registered with s3://b/old; "
+        "this run has s3://b/new (fix: new name)"
     ]

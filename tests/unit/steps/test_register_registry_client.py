@@ -31,9 +31,7 @@ from mr_openapi import exceptions as mr_exceptions
         ),
     ],
 )
-def test_url_gets_an_explicit_port_and_no_trailing_slash(
-    given: str, expected: str
-) -> None:
+def test_url_gets_an_explicit_port_and_no_trailing_slash(given: str, expected: str) -> None:
     assert normalize_registry_url(given) == expected
 
 
@@ -56,9 +54,7 @@ def test_bad_url_is_refused_with_a_fix(given: str | None, problem: str) -> None:
 
 
 def test_metadata_values_keep_doubles_strings_and_labels_typed() -> None:
-    values = metadata_values(
-        {"score": 30.5, "score_text": "30.50", "benchmarked": "", "ok": True, "n": 3}
-    )
+    values = metadata_values({"score": 30.5, "score_text": "30.50", "benchmarked": "", "ok": True, "n": 3})
     assert values["score"].actual_instance.double_value == 30.5
     assert values["score_text"].actual_instance.string_value == "30.50"
     assert values["benchmarked"].actual_instance.string_value == ""
@@ -77,19 +73,13 @@ def test_generated_operations_are_routed_to_the_chosen_api_version(
         path_params={"id": "4"},
         query_params=[("pageSize", "1")],
     )
-    assert (
-        url
-        == f"http://127.0.0.1:8080/api/model_registry/{version}/registered_models/4?pageSize=1"
-    )
+    assert url == f"http://127.0.0.1:8080/api/model_registry/{version}/registered_models/4?pageSize=1"
 
 
 def test_api_error_shows_status_and_server_message_only() -> None:
     err = mr_exceptions.ApiException(status=409, reason="Conflict")
     err.body = '{"code": "Conflict", "message": "model version name already exists"}'
-    assert (
-        describe_api_error(err)
-        == "HTTP 409 Conflict: model version name already exists"
-    )
+    assert describe_api_error(err) == "HTTP 409 Conflict: model version name already exists"
 
 
 @pytest.mark.parametrize("bad_id", ["", "abc", "0", "-1", "7 ", "1234567890"])
