@@ -39,11 +39,9 @@ test: setup ## run every test (unit, integration, e2e, manifests)
 test-unit: venv ## fast unit tests only
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests/unit
 
-lint: setup ## ruff, shellcheck, hadolint and the manifest checks
+lint: setup ## ruff, then the manifest checks (kustomize, CRD schemas, tekton-lint, shellcheck, hadolint)
 	$(VENV)/bin/ruff check --config tools/pyproject.toml tools runtime tests benchmarks
 	$(VENV)/bin/ruff format --check --config tools/pyproject.toml tools runtime tests benchmarks
-	shellcheck deploy.sh run-model-import.sh run-model-testing.sh .ci/run tools/scripts/*.sh
-	$(VENV)/bin/hadolint runtime/Containerfile tools/Containerfile
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests/manifests
 
 clean: ## remove local state (.local/) and caches; keeps .venv

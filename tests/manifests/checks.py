@@ -45,6 +45,8 @@ SCRIPTS = (
     "run-model-import.sh",
     "run-model-testing.sh",
     "gitops/scripts/lib.sh",
+    ".ci/run",
+    "tools/scripts/install-system-tools.sh",
 )
 CONTAINERFILES = ("tools/Containerfile", "runtime/Containerfile")
 # Tasks resolved from the cluster (OpenShift Pipelines) or Tekton Hub: their contract, for linting.
