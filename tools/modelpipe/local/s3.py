@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -78,6 +79,8 @@ class SeaweedS3:
         bucket: Bucket created at start if missing.
         port: S3 port; None picks a free one. Other SeaweedFS ports are always picked free.
         region: Region reported to clients.
+        host: Address weed binds and clients use (e.g. one inside a network namespace).
+        command_prefix: Argv put before weed's (e.g. ``["ip", "netns", "exec", "NAME"]``).
     """
 
     def __init__(
@@ -87,8 +90,12 @@ class SeaweedS3:
         bucket: str,
         port: int | None = None,
         region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.host = host
+        self.command_prefix = list(command_prefix)
         self.credentials = credentials
         self.bucket = bucket
         self.region = region
@@ -100,7 +107,7 @@ class SeaweedS3:
     def endpoint_url(self) -> str:
         if self.port is None:
             raise LocalRunError("SeaweedFS is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def data_connection_env(self) -> dict[str, str]:
         """The OpenShift AI data-connection variables pointing at this server (plus AWS_ENDPOINT_URL)."""
@@ -139,11 +146,12 @@ class SeaweedS3:
             ports[name] = free_port_with_grpc(taken)
             taken.add(ports[name])
         command = [
+            *self.command_prefix,
             find_weed(),
             "mini",
             f"-dir={self.data_dir}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.host}",
+            f"-ip.bind={self.host}",
             "-master.telemetry=false",
             "-admin.ui=false",
             "-webdav=false",
@@ -190,7 +198,7 @@ class SeaweedS3:
                     f"SeaweedFS exited with code {self._process.returncode}", fix=f"see {self._log_path}"
                 )
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                with socket.create_connection((self.host, self.port), timeout=0.5):
                     pass
                 self.client().list_buckets()
                 return
