@@ -1,4 +1,4 @@
-"""`./run-model-import.sh --local` end to end: registry state through the official client, report in S3, re-run."""
+"""`./run-model-import.sh --local` end to end: registry via the official client, report in S3, re-run."""
 
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ from tests.support.tools import REPO_ROOT, require_tool
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
-    pytest.mark.filterwarnings(
-        "ignore:User access token is missing"
-    ),  # the local registry has no auth
+    pytest.mark.filterwarnings("ignore:User access token is missing"),  # the local registry has no auth
 ]
 
 RUN_TIMEOUT_SECONDS = 1500
@@ -45,14 +43,10 @@ class ScriptRun:
         return {key: value for key, sep, value in pairs if sep}
 
     def task_result(self, task: str, name: str) -> str:
-        return (Path(self.summary["logs"]) / task / "results" / name).read_text(
-            encoding="utf-8"
-        )
+        return (Path(self.summary["logs"]) / task / "results" / name).read_text(encoding="utf-8")
 
 
-def run_local_import(
-    state_dir: Path, *extra: str, script: str = "run-model-import.sh"
-) -> ScriptRun:
+def run_local_import(state_dir: Path, *extra: str, script: str = "run-model-import.sh") -> ScriptRun:
     env = {**os.environ, "MODELPIPE_LOCAL_DIR": str(state_dir)}
     for name in (
         "AWS_ACCESS_KEY_ID",
@@ -95,9 +89,7 @@ def imports(tmp_path_factory: pytest.TempPathFactory) -> Imports:
     assert first.code == 0, first.stderr[-4000:]
     second = run_local_import(state)
     assert second.code == 0, second.stderr[-4000:]
-    print(
-        f"local import wall time: first {first.seconds:.0f}s, second {second.seconds:.0f}s"
-    )
+    print(f"local import wall time: first {first.seconds:.0f}s, second {second.seconds:.0f}s")
     return Imports(state, first, second)
 
 
@@ -111,9 +103,7 @@ def registry(imports: Imports, registry_server_factory) -> ModelRegistry:
 @pytest.fixture
 def s3(imports: Imports) -> Iterator[SeaweedS3]:
     """SeaweedFS restarted on the state's data folder with the session's credentials."""
-    keys = json.loads(
-        (imports.state_dir / "s3-credentials.json").read_text(encoding="utf-8")
-    )
+    keys = json.loads((imports.state_dir / "s3-credentials.json").read_text(encoding="utf-8"))
     server = SeaweedS3(
         imports.state_dir / "s3",
         S3Credentials(keys["access_key_id"], keys["secret_access_key"]),
@@ -154,20 +144,14 @@ def test_report_is_in_s3_and_copied_locally(imports, s3):
         bucket, _, key = run.summary["report_uri"].removeprefix("s3://").partition("/")
         head = s3.client().head_object(Bucket=bucket, Key=key)
         assert head["ContentLength"] > 0
-        assert (
-            "<html"
-            in Path(run.summary["report_path"]).read_text(encoding="utf-8").lower()
-        )
+        assert "<html" in Path(run.summary["report_path"]).read_text(encoding="utf-8").lower()
 
 
 def test_second_run_uploads_zero_bytes_and_updates_the_same_version(imports, registry):
     assert imports.second.task_result("upload-model", "BYTES_SENT") == "0"
     assert int(imports.second.task_result("upload-model", "BYTES_SKIPPED")) > 0
     assert int(imports.first.task_result("upload-model", "BYTES_SENT")) > 0
-    assert (
-        imports.second.summary["model_version_id"]
-        == imports.first.summary["model_version_id"]
-    )
+    assert imports.second.summary["model_version_id"] == imports.first.summary["model_version_id"]
     versions = list(registry.get_model_versions(MODEL_NAME))
     assert [v.name for v in versions] == [VERSION_NAME]
 
@@ -183,23 +167,17 @@ def test_summary_names_everything_and_services_stop(imports):
 
 
 def test_runs_print_no_traceback_and_no_secret(imports):
-    secret = json.loads((imports.state_dir / "s3-credentials.json").read_text())[
-        "secret_access_key"
-    ]
+    secret = json.loads((imports.state_dir / "s3-credentials.json").read_text())["secret_access_key"]
     for run in (imports.first, imports.second):
         assert "Traceback" not in run.stderr
         assert secret not in run.stderr + run.stdout
         logs = Path(run.summary["logs"])
-        assert all(
-            secret not in log.read_text(errors="replace") for log in logs.rglob("*.log")
-        )
+        assert all(secret not in log.read_text(errors="replace") for log in logs.rglob("*.log"))
 
 
 def test_wrong_s3_credentials_stop_the_run_naming_the_task(imports, tmp_path):
     secrets = tmp_path / "wrong.env"
-    secrets.write_text(
-        "AWS_SECRET_ACCESS_KEY=definitely-not-the-key\n", encoding="utf-8"
-    )
+    secrets.write_text("AWS_SECRET_ACCESS_KEY=definitely-not-the-key\n", encoding="utf-8")
     failed = run_local_import(imports.state_dir, "--secrets-file", str(secrets))
     assert failed.code == 1
     last = failed.stderr.strip().splitlines()[-1]
@@ -215,9 +193,7 @@ def test_local_testing_retests_the_latest_version(imports, registry):
     retest = run_local_import(imports.state_dir, script="run-model-testing.sh")
     assert retest.code == 0, retest.stderr[-4000:]
     assert "Traceback" not in retest.stderr
-    assert (
-        retest.summary["model_version_id"] == imports.first.summary["model_version_id"]
-    )
+    assert retest.summary["model_version_id"] == imports.first.summary["model_version_id"]
     assert retest.summary["model_uri"] == imports.first.summary["model_uri"]
     assert retest.summary["report_uri"] not in (
         imports.first.summary["report_uri"],

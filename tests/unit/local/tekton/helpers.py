@@ -126,7 +126,5 @@ def run(
         sink=LogSink(stream),
         processes=processes or ProcessTable(),
     )
-    result = run_pipeline(
-        resolved, RunContext(run_name="demo-run-1", run_dir=run_dir), options
-    )
+    result = run_pipeline(resolved, RunContext(run_name="demo-run-1", run_dir=run_dir), options)
     return Run(result=result, output=stream.getvalue())

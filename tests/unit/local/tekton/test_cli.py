@@ -9,9 +9,18 @@ from modelpipe.cli import main
 
 from tests.unit.local.tekton.helpers import Layout, pipeline, ref, sh, task
 
-GREET = task("greet", params=[{"name": "who"}], results=[{"name": "LINE"}],
-             steps=[sh("s", 'printf "hello %s" "$WHO" > "$(results.LINE.path)"',
-                       env=[{"name": "WHO", "value": "$(params.who)"}])])  # fmt: skip
+GREET = task(
+    "greet",
+    params=[{"name": "who"}],
+    results=[{"name": "LINE"}],
+    steps=[
+        sh(
+            "s",
+            'printf "hello %s" "$WHO" > "$(results.LINE.path)"',
+            env=[{"name": "WHO", "value": "$(params.who)"}],
+        )
+    ],
+)
 
 
 @pytest.fixture
@@ -81,12 +90,8 @@ def test_undeclared_cli_param_is_rejected(layout, capsys):
 
 def test_failing_step_exits_one_naming_task_step_and_log(tmp_path, capsys):
     layout = Layout(tmp_path)
-    layout.write(
-        pipeline([ref("explode", "bad")]), task("bad", steps=[sh("kaboom", "exit 7")])
-    )
-    code = main(
-        ["local", "run", str(layout.pipeline_path), "--run-dir", str(tmp_path / "r")]
-    )
+    layout.write(pipeline([ref("explode", "bad")]), task("bad", steps=[sh("kaboom", "exit 7")]))
+    code = main(["local", "run", str(layout.pipeline_path), "--run-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 1
     assert (
@@ -97,8 +102,22 @@ def test_failing_step_exits_one_naming_task_step_and_log(tmp_path, capsys):
 
 def test_secrets_file_supplies_key_refs(tmp_path, capsys):
     layout = Layout(tmp_path)
-    needs = task("needs", results=[{"name": "R"}], steps=[sh("s", 'printf "%s" "$REGION" > $(results.R.path)', env=[
-        {"name": "REGION", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "AWS_DEFAULT_REGION"}}}])])  # fmt: skip
+    needs = task(
+        "needs",
+        results=[{"name": "R"}],
+        steps=[
+            sh(
+                "s",
+                'printf "%s" "$REGION" > $(results.R.path)',
+                env=[
+                    {
+                        "name": "REGION",
+                        "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "AWS_DEFAULT_REGION"}},
+                    }
+                ],
+            )
+        ],
+    )
     layout.write(
         pipeline(
             [ref("n", "needs")],

@@ -45,8 +45,12 @@ CLUSTER_GIT_CLONE = {
         {"name": "namespace", "value": "openshift-pipelines"},
     ],
 }
-SHOW = task("show", params=[{"name": "commit"}], workspaces=[{"name": "src"}],
-            steps=[sh("s", 'echo "commit=$(params.commit)"; cat "$(workspaces.src.path)/checkout/tracked.txt"')])  # fmt: skip
+SHOW = task(
+    "show",
+    params=[{"name": "commit"}],
+    workspaces=[{"name": "src"}],
+    steps=[sh("s", 'echo "commit=$(params.commit)"; cat "$(workspaces.src.path)/checkout/tracked.txt"')],
+)
 
 
 def test_cluster_git_clone_copies_the_working_tree_and_emits_commit(tmp_path: Path):
@@ -61,8 +65,12 @@ def test_cluster_git_clone_copies_the_working_tree_and_emits_commit(tmp_path: Pa
         ],
         "workspaces": [{"name": "output", "workspace": "source"}],
     }
-    show = ref("show", "show", params=[{"name": "commit", "value": "$(tasks.fetch.results.COMMIT)"}],
-               workspaces=[{"name": "src", "workspace": "source"}])  # fmt: skip
+    show = ref(
+        "show",
+        "show",
+        params=[{"name": "commit", "value": "$(tasks.fetch.results.COMMIT)"}],
+        workspaces=[{"name": "src", "workspace": "source"}],
+    )
     layout.write(pipeline([clone, show], workspaces=[{"name": "source"}]), SHOW)
     source = tmp_path / "ws"
     done = run(layout, workspaces={"source": source}, source_dir=tmp_path / "repo")
@@ -104,9 +112,7 @@ def test_git_clone_outside_a_git_tree_fails_with_a_clear_message(tmp_path: Path)
 
 
 @pytest.mark.parametrize("resolver", ["bundles", "hub"])
-def test_name_param_resolvers_reach_the_git_clone_equivalent(
-    tmp_path: Path, resolver: str
-):
+def test_name_param_resolvers_reach_the_git_clone_equivalent(tmp_path: Path, resolver: str):
     _repo(tmp_path / "repo")
     layout = Layout(tmp_path / "layout")
     ref_ = {"resolver": resolver, "params": [{"name": "name", "value": "git-clone"}]}

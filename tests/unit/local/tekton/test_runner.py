@@ -75,21 +75,39 @@ def test_array_and_object_params_reach_command_args(layout):
         "show",
         params=[
             {"name": "flags", "type": "array"},
-            {"name": "conn", "type": "object", "properties": {"bucket": {}, "region": {}},
-             "default": {"region": "eu"}},
+            {
+                "name": "conn",
+                "type": "object",
+                "properties": {"bucket": {}, "region": {}},
+                "default": {"region": "eu"},
+            },
         ],
         results=[{"name": "ARGS"}],
-        steps=[{"name": "s", "image": "x", "command": ["sh", "-c", 'echo "$*" > "$0"', "$(results.ARGS.path)"],
-                "args": ["$(params.flags[*])", "$(params.conn.bucket)", "$(params.conn.region)"]}],
-    )  # fmt: skip
+        steps=[
+            {
+                "name": "s",
+                "image": "x",
+                "command": ["sh", "-c", 'echo "$*" > "$0"', "$(results.ARGS.path)"],
+                "args": ["$(params.flags[*])", "$(params.conn.bucket)", "$(params.conn.region)"],
+            }
+        ],
+    )
     layout.write(
         pipeline(
-            [ref("s", "show", params=[{"name": "flags", "value": "$(params.f[*])"},
-                                      {"name": "conn", "value": {"bucket": "models"}}])],
+            [
+                ref(
+                    "s",
+                    "show",
+                    params=[
+                        {"name": "flags", "value": "$(params.f[*])"},
+                        {"name": "conn", "value": {"bucket": "models"}},
+                    ],
+                )
+            ],
             params=[{"name": "f", "type": "array", "default": ["--x", "two words"]}],
         ),
         show,
-    )  # fmt: skip
+    )
     assert run(layout).results("s") == {"ARGS": "--x two words models eu\n"}
 
 
@@ -98,9 +116,14 @@ def test_context_variables_name_the_run_and_task_run(layout):
         "ctx",
         params=[{"name": "run"}],
         results=[{"name": "NAMES"}],
-        steps=[sh("s", 'printf "%s|%s|%s" "$(params.run)" "$(context.taskRun.name)" "$(context.task.name)"'
-                 ' > "$(results.NAMES.path)"')],
-    )  # fmt: skip
+        steps=[
+            sh(
+                "s",
+                'printf "%s|%s|%s" "$(params.run)" "$(context.taskRun.name)" "$(context.task.name)"'
+                ' > "$(results.NAMES.path)"',
+            )
+        ],
+    )
     layout.write(
         pipeline(
             [
@@ -121,14 +144,21 @@ def test_workspace_path_subpath_and_bound(layout, tmp_path):
         "ws",
         workspaces=[{"name": "data"}, {"name": "extra", "optional": True}],
         results=[{"name": "BOUND"}],
-        steps=[sh("s", 'echo hello > "$(workspaces.data.path)/f.txt"\n'
-                      'printf "%s" "$(workspaces.extra.bound)" > "$(results.BOUND.path)"')],
-    )  # fmt: skip
+        steps=[
+            sh(
+                "s",
+                'echo hello > "$(workspaces.data.path)/f.txt"\n'
+                'printf "%s" "$(workspaces.extra.bound)" > "$(results.BOUND.path)"',
+            )
+        ],
+    )
     layout.write(
-        pipeline([ref("t", "ws", workspaces=[{"name": "data", "workspace": "shared", "subPath": "sub"}])],
-                 workspaces=[{"name": "shared"}]),
+        pipeline(
+            [ref("t", "ws", workspaces=[{"name": "data", "workspace": "shared", "subPath": "sub"}])],
+            workspaces=[{"name": "shared"}],
+        ),
         ws,
-    )  # fmt: skip
+    )
     shared = tmp_path / "shared-dir"
     done = run(layout, workspaces={"shared": shared})
     assert (shared / "sub" / "f.txt").read_text() == "hello\n"
@@ -136,21 +166,25 @@ def test_workspace_path_subpath_and_bound(layout, tmp_path):
 
 
 def test_literal_tekton_results_folder_maps_to_the_task_results(layout):
-    literal = task("lit", results=[{"name": "X"}], steps=[sh("s", 'printf 42 > "$D/X"',
-                   env=[{"name": "D", "value": "/tekton/results"}])])  # fmt: skip
+    literal = task(
+        "lit",
+        results=[{"name": "X"}],
+        steps=[sh("s", 'printf 42 > "$D/X"', env=[{"name": "D", "value": "/tekton/results"}])],
+    )
     layout.write(pipeline([ref("t", "lit")]), literal)
     assert run(layout).results("t") == {"X": "42"}
 
 
 def test_array_result_is_parsed_as_json(layout):
-    arr = task("arr", results=[{"name": "L", "type": "array"}],
-               steps=[sh("s", "echo '[\"a\", \"b\"]' > $(results.L.path)")])  # fmt: skip
+    arr = task(
+        "arr",
+        results=[{"name": "L", "type": "array"}],
+        steps=[sh("s", 'echo \'["a", "b"]\' > $(results.L.path)')],
+    )
     layout.write(
         pipeline(
             [ref("t", "arr")],
-            results=[
-                {"name": "ALL", "type": "array", "value": "$(tasks.t.results.L[*])"}
-            ],
+            results=[{"name": "ALL", "type": "array", "value": "$(tasks.t.results.L[*])"}],
         ),
         arr,
     )
@@ -172,17 +206,25 @@ def test_results_over_the_termination_message_budget_fail_the_task(layout):
 
 
 def test_run_after_orders_tasks(layout):
-    order = task("order", params=[{"name": "n"}], workspaces=[{"name": "w"}],
-                 steps=[sh("s", 'sleep 0.$(params.n); echo $(params.n) >> "$(workspaces.w.path)/order"')])  # fmt: skip
+    order = task(
+        "order",
+        params=[{"name": "n"}],
+        workspaces=[{"name": "w"}],
+        steps=[sh("s", 'sleep 0.$(params.n); echo $(params.n) >> "$(workspaces.w.path)/order"')],
+    )
     bind = [{"name": "w", "workspace": "w"}]
     layout.write(
         pipeline(
-            [ref("slow", "order", params=[{"name": "n", "value": "5"}], workspaces=bind),
-             ref("after", "order", params=[{"name": "n", "value": "1"}], workspaces=bind, runAfter=["slow"])],
+            [
+                ref("slow", "order", params=[{"name": "n", "value": "5"}], workspaces=bind),
+                ref(
+                    "after", "order", params=[{"name": "n", "value": "1"}], workspaces=bind, runAfter=["slow"]
+                ),
+            ],
             workspaces=[{"name": "w"}],
         ),
         order,
-    )  # fmt: skip
+    )
     w = layout.root / "w"
     run(layout, workspaces={"w": w})
     assert (w / "order").read_text().split() == ["5", "1"]
@@ -190,17 +232,40 @@ def test_run_after_orders_tasks(layout):
 
 def test_independent_tasks_run_in_parallel(layout):
     # Each waits for the other's marker: only concurrent execution lets both finish.
-    meet = task("meet", params=[{"name": "me"}, {"name": "other"}], workspaces=[{"name": "w"}],
-                steps=[sh("s", 'd="$(workspaces.w.path)"; touch "$d/$(params.me)"\n'
-                               'for i in $(seq 100); do [ -e "$d/$(params.other)" ] && exit 0; sleep 0.05; done\n'
-                               'exit 1')])  # fmt: skip
+    meet = task(
+        "meet",
+        params=[{"name": "me"}, {"name": "other"}],
+        workspaces=[{"name": "w"}],
+        steps=[
+            sh(
+                "s",
+                'd="$(workspaces.w.path)"; touch "$d/$(params.me)"\n'
+                'for i in $(seq 100); do [ -e "$d/$(params.other)" ] && exit 0; sleep 0.05; done\n'
+                "exit 1",
+            )
+        ],
+    )
     bind = [{"name": "w", "workspace": "w"}]
     layout.write(
-        pipeline([ref("left", "meet", params=[{"name": "me", "value": "l"}, {"name": "other", "value": "r"}], workspaces=bind),
-                  ref("right", "meet", params=[{"name": "me", "value": "r"}, {"name": "other", "value": "l"}], workspaces=bind)],
-                 workspaces=[{"name": "w"}]),
+        pipeline(
+            [
+                ref(
+                    "left",
+                    "meet",
+                    params=[{"name": "me", "value": "l"}, {"name": "other", "value": "r"}],
+                    workspaces=bind,
+                ),
+                ref(
+                    "right",
+                    "meet",
+                    params=[{"name": "me", "value": "r"}, {"name": "other", "value": "l"}],
+                    workspaces=bind,
+                ),
+            ],
+            workspaces=[{"name": "w"}],
+        ),
         meet,
-    )  # fmt: skip
+    )
     assert run(layout).result.status == "Succeeded"
 
 
@@ -250,18 +315,32 @@ def test_when_in_with_array_values(layout):
 
 
 def test_failure_stops_dependents_names_task_step_code_and_log_and_runs_finally(layout):
-    report = task("report", params=[{"name": "all"}, {"name": "one"}], results=[{"name": "SEEN"}],
-                  steps=[sh("s", 'printf "%s/%s" "$(params.all)" "$(params.one)" > $(results.SEEN.path)')])  # fmt: skip
+    report = task(
+        "report",
+        params=[{"name": "all"}, {"name": "one"}],
+        results=[{"name": "SEEN"}],
+        steps=[sh("s", 'printf "%s/%s" "$(params.all)" "$(params.one)" > $(results.SEEN.path)')],
+    )
     layout.write(
         pipeline(
             [ref("bad", "fail"), ref("later", "noop", runAfter=["bad"])],
-            **{"finally": [ref("report", "report", params=[{"name": "all", "value": "$(tasks.status)"},
-                                                           {"name": "one", "value": "$(tasks.later.status)"}])]},
+            **{
+                "finally": [
+                    ref(
+                        "report",
+                        "report",
+                        params=[
+                            {"name": "all", "value": "$(tasks.status)"},
+                            {"name": "one", "value": "$(tasks.later.status)"},
+                        ],
+                    )
+                ]
+            },
         ),
         FAIL,
         NOOP,
         report,
-    )  # fmt: skip
+    )
     done = run(layout)
     assert done.result.status == "Failed"
     assert done.status("later") == "Skipped"
@@ -285,19 +364,41 @@ def test_default_shell_script_stops_at_the_first_failing_command(layout):
 
 
 def test_shebang_script_runs_with_its_interpreter(layout):
-    py = task("py", results=[{"name": "R"}],
-              steps=[sh("s", "#!/usr/bin/env python3\nimport sys\nopen('$(results.R.path)', 'w').write(sys.version[:1])")])  # fmt: skip
+    py = task(
+        "py",
+        results=[{"name": "R"}],
+        steps=[
+            sh(
+                "s",
+                "#!/usr/bin/env python3\nimport sys\nopen('$(results.R.path)', 'w').write(sys.version[:1])",
+            )
+        ],
+    )
     layout.write(pipeline([ref("t", "py")]), py)
     assert run(layout).results("t") == {"R": "3"}
 
 
 def test_retries_rerun_a_failing_task_with_retry_count(layout):
-    flaky = task("flaky", workspaces=[{"name": "w"}], results=[{"name": "TRY"}],
-                 steps=[sh("s", 'f="$(workspaces.w.path)/tries"; echo x >> "$f"\n'
-                               'printf "%s" "$(context.task.retry-count)" > $(results.TRY.path)\n'
-                               '[ "$(wc -l < "$f")" -ge 2 ]')])  # fmt: skip
-    layout.write(pipeline([ref("t", "flaky", retries=2, workspaces=[{"name": "w", "workspace": "w"}])],
-                          workspaces=[{"name": "w"}]), flaky)  # fmt: skip
+    flaky = task(
+        "flaky",
+        workspaces=[{"name": "w"}],
+        results=[{"name": "TRY"}],
+        steps=[
+            sh(
+                "s",
+                'f="$(workspaces.w.path)/tries"; echo x >> "$f"\n'
+                'printf "%s" "$(context.task.retry-count)" > $(results.TRY.path)\n'
+                '[ "$(wc -l < "$f")" -ge 2 ]',
+            )
+        ],
+    )
+    layout.write(
+        pipeline(
+            [ref("t", "flaky", retries=2, workspaces=[{"name": "w", "workspace": "w"}])],
+            workspaces=[{"name": "w"}],
+        ),
+        flaky,
+    )
     done = run(layout)
     assert done.status("t") == "Succeeded"
     assert done.results("t") == {"TRY": "1"}
@@ -314,8 +415,11 @@ def test_task_timeout_kills_the_step(layout):
 
 
 def test_step_on_error_continue_lets_the_task_succeed(layout):
-    cont = task("cont", results=[{"name": "R"}],
-                steps=[sh("a", "exit 4", onError="continue"), sh("b", "printf ok > $(results.R.path)")])  # fmt: skip
+    cont = task(
+        "cont",
+        results=[{"name": "R"}],
+        steps=[sh("a", "exit 4", onError="continue"), sh("b", "printf ok > $(results.R.path)")],
+    )
     layout.write(pipeline([ref("t", "cont")]), cont)
     done = run(layout)
     assert done.results("t") == {"R": "ok"}
@@ -339,22 +443,44 @@ def test_pipeline_task_on_error_continue_keeps_the_pipeline_going(layout):
 
 
 def test_step_env_maps_secret_keys_to_local_values_and_redacts_them(layout):
-    sec = task("sec", steps=[sh("s", 'echo "key=$AWS_SECRET_ACCESS_KEY opt=${OPT-unset}"', env=[
-        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "aws-connection-x", "key": "AWS_SECRET_ACCESS_KEY"}}},
-        {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "NOT_SET", "optional": True}}},
-    ])])  # fmt: skip
+    sec = task(
+        "sec",
+        steps=[
+            sh(
+                "s",
+                'echo "key=$AWS_SECRET_ACCESS_KEY opt=${OPT-unset}"',
+                env=[
+                    {
+                        "name": "AWS_SECRET_ACCESS_KEY",
+                        "valueFrom": {
+                            "secretKeyRef": {"name": "aws-connection-x", "key": "AWS_SECRET_ACCESS_KEY"}
+                        },
+                    },
+                    {
+                        "name": "OPT",
+                        "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "NOT_SET", "optional": True}},
+                    },
+                ],
+            )
+        ],
+    )
     layout.write(pipeline([ref("t", "sec")]), sec)
     done = run(layout, values={"AWS_SECRET_ACCESS_KEY": "local-secret-value-123"})
     assert "[t/s] key=*** opt=unset" in done.output
-    assert (
-        "local-secret-value-123"
-        not in (layout.root / "runs" / "run-0" / "t" / "s.log").read_text()
-    )
+    assert "local-secret-value-123" not in (layout.root / "runs" / "run-0" / "t" / "s.log").read_text()
 
 
 def test_missing_required_secret_key_fails_the_task_naming_the_key(layout):
-    sec = task("sec", steps=[sh("s", "true", env=[
-        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "MY_TOKEN"}}}])])  # fmt: skip
+    sec = task(
+        "sec",
+        steps=[
+            sh(
+                "s",
+                "true",
+                env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "MY_TOKEN"}}}],
+            )
+        ],
+    )
     layout.write(pipeline([ref("t", "sec")]), sec)
     done = run(layout)
     assert done.status("t") == "Failed"
@@ -363,8 +489,11 @@ def test_missing_required_secret_key_fails_the_task_naming_the_key(layout):
 
 
 def test_step_working_dir_is_created_and_used(layout):
-    wd = task("wd", workspaces=[{"name": "w"}],
-              steps=[sh("s", "pwd > here", workingDir="$(workspaces.w.path)/deep/dir")])  # fmt: skip
+    wd = task(
+        "wd",
+        workspaces=[{"name": "w"}],
+        steps=[sh("s", "pwd > here", workingDir="$(workspaces.w.path)/deep/dir")],
+    )
     layout.write(
         pipeline(
             [ref("t", "wd", workspaces=[{"name": "w", "workspace": "w"}])],
@@ -374,9 +503,7 @@ def test_step_working_dir_is_created_and_used(layout):
     )
     w = layout.root / "w"
     run(layout, workspaces={"w": w})
-    assert (w / "deep" / "dir" / "here").read_text().strip() == str(
-        (w / "deep" / "dir").resolve()
-    )
+    assert (w / "deep" / "dir" / "here").read_text().strip() == str((w / "deep" / "dir").resolve())
 
 
 def test_venv_bin_comes_first_on_path(layout):
@@ -388,14 +515,15 @@ def test_venv_bin_comes_first_on_path(layout):
     layout.write(pipeline([ref("t", "which")]), which)
     import sys
 
-    assert run(layout).results("t")["P"].strip() == str(
-        Path(sys.executable).parent / "python"
-    )
+    assert run(layout).results("t")["P"].strip() == str(Path(sys.executable).parent / "python")
 
 
 def test_inline_task_spec_runs(layout):
-    inline = {"name": "inline", "params": [{"name": "m", "value": "x"}],
-              "taskSpec": {"params": [{"name": "m"}], "steps": [sh("s", "echo inline-$(params.m)")]}}  # fmt: skip
+    inline = {
+        "name": "inline",
+        "params": [{"name": "m", "value": "x"}],
+        "taskSpec": {"params": [{"name": "m"}], "steps": [sh("s", "echo inline-$(params.m)")]},
+    }
     layout.write(pipeline([inline]))
     assert "[inline/s] inline-x" in run(layout).output
 
@@ -422,12 +550,24 @@ def test_succeeded_task_missing_a_consumed_result_fails_the_run(layout):
 
 
 def test_plain_settings_in_a_secret_are_not_masked(layout):
-    conn = task("conn", steps=[sh("s", 'echo "bucket=$AWS_S3_BUCKET"', env=[
-        {"name": "AWS_S3_BUCKET", "valueFrom": {"secretKeyRef": {"name": "aws-connection-x", "key": "AWS_S3_BUCKET"}}}])])  # fmt: skip
+    conn = task(
+        "conn",
+        steps=[
+            sh(
+                "s",
+                'echo "bucket=$AWS_S3_BUCKET"',
+                env=[
+                    {
+                        "name": "AWS_S3_BUCKET",
+                        "valueFrom": {"secretKeyRef": {"name": "aws-connection-x", "key": "AWS_S3_BUCKET"}},
+                    }
+                ],
+            )
+        ],
+    )
     layout.write(pipeline([ref("t", "conn")]), conn)
     assert (
-        "[t/s] bucket=plain-bucket-name"
-        in run(layout, values={"AWS_S3_BUCKET": "plain-bucket-name"}).output
+        "[t/s] bucket=plain-bucket-name" in run(layout, values={"AWS_S3_BUCKET": "plain-bucket-name"}).output
     )
 
 

@@ -60,21 +60,15 @@ def test_build_is_skipped_when_the_containerfile_is_missing(tmp_path):
 
 
 def test_build_is_skipped_when_the_base_image_cannot_be_pulled(tmp_path):
-    repo = _repo(
-        tmp_path, containerfile="FROM quay.io/x/base:1.0 AS b\n", volumes=False
-    )
-    can, why = build_decision(
-        repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 1)}
-    )
+    repo = _repo(tmp_path, containerfile="FROM quay.io/x/base:1.0 AS b\n", volumes=False)
+    can, why = build_decision(repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 1)})
     assert not can
     assert "base image quay.io/x/base:1.0 is not in local container storage" in why
 
 
 def test_build_is_skipped_when_the_task_needs_features_the_runner_rejects(tmp_path):
     repo = _repo(tmp_path, containerfile="FROM base:1\n", volumes=True)
-    can, why = build_decision(
-        repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 0)}
-    )
+    can, why = build_decision(repo, repo / "tasks", {"PATH": _fake_buildah(tmp_path, 0)})
     assert not can
     assert "volumes" in why
 
@@ -119,9 +113,7 @@ def test_dns_label(name, label):
 
 
 def _settings(tmp_path: Path) -> SessionSettings:
-    return SessionSettings(
-        repo_dir=tmp_path, state_dir=tmp_path / "state", environ={}, venv_bin=tmp_path
-    )
+    return SessionSettings(repo_dir=tmp_path, state_dir=tmp_path / "state", environ={}, venv_bin=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -145,9 +137,8 @@ def test_services_left_by_keep_running_are_named_with_their_pids(tmp_path):
     (tmp_path / "services.json").write_text(json.dumps({"pids": [os.getpid()]}))
     with pytest.raises(LocalRunError) as err:
         _check_no_leftover(tmp_path)
-    assert (
-        f"(fix: stop them: kill {os.getpid()}; modelpipe deploy --target local --stop"
-        in (err.value.one_line())
+    assert f"(fix: stop them: kill {os.getpid()}; modelpipe deploy --target local --stop" in (
+        err.value.one_line()
     )
 
 

@@ -34,10 +34,7 @@ def test_string_params_context_and_results_are_replaced():
 
 
 def test_bracket_param_syntax_reaches_dotted_names():
-    assert (
-        substitute_string("$(params['dotted.name'])-$(params[\"name\"])", SCOPE)
-        == "d-tiny"
-    )
+    assert substitute_string("$(params['dotted.name'])-$(params[\"name\"])", SCOPE) == "d-tiny"
 
 
 def test_shell_command_substitution_is_left_alone():
@@ -55,10 +52,7 @@ def test_array_reference_expands_as_whole_items_in_lists():
 
 
 def test_array_index_and_object_key():
-    assert (
-        substitute_string("$(params.flags[1]) $(params.conn.bucket)", SCOPE)
-        == "--b models"
-    )
+    assert substitute_string("$(params.flags[1]) $(params.conn.bucket)", SCOPE) == "--b models"
 
 
 def test_array_inside_a_longer_string_is_an_error():

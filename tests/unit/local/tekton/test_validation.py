@@ -20,9 +20,7 @@ def layout(tmp_path: Path) -> Layout:
 def _expect(layout: Layout, error: type[Exception], match: str, *, params=None) -> None:
     with pytest.raises(error, match=match):
         run(layout, params)
-    assert not (layout.root / "runs").exists() or not any(
-        (layout.root / "runs").rglob("*.log")
-    )
+    assert not (layout.root / "runs").exists() or not any((layout.root / "runs").rglob("*.log"))
 
 
 def test_unknown_task_ref_names_the_task_and_known_ones(layout):
@@ -43,9 +41,7 @@ def test_missing_required_pipeline_param_names_it(layout):
 
 def test_missing_required_task_param_names_task_and_param(layout):
     layout.write(pipeline([ref("a", "echo")]), ECHO)
-    _expect(
-        layout, TektonSpecError, "task a: missing required param.* msg of Task echo"
-    )
+    _expect(layout, TektonSpecError, "task a: missing required param.* msg of Task echo")
 
 
 def test_undeclared_task_param_is_an_error(layout):
@@ -68,27 +64,19 @@ def test_undeclared_task_param_is_an_error(layout):
 
 
 def test_wrong_param_type_is_an_error(layout):
-    layout.write(
-        pipeline([ref("a", "echo", params=[{"name": "msg", "value": ["x"]}])]), ECHO
-    )
+    layout.write(pipeline([ref("a", "echo", params=[{"name": "msg", "value": ["x"]}])]), ECHO)
     _expect(layout, TektonSpecError, "param msg .* is string, got array")
 
 
 def test_enum_violation_is_an_error(layout):
-    enum_task = task(
-        "e", steps=[sh("s", "true")], params=[{"name": "mode", "enum": ["a", "b"]}]
-    )
-    layout.write(
-        pipeline([ref("t", "e", params=[{"name": "mode", "value": "c"}])]), enum_task
-    )
+    enum_task = task("e", steps=[sh("s", "true")], params=[{"name": "mode", "enum": ["a", "b"]}])
+    layout.write(pipeline([ref("t", "e", params=[{"name": "mode", "value": "c"}])]), enum_task)
     _expect(layout, TektonSpecError, "not in its enum")
 
 
 def test_unknown_pipeline_variable_is_an_error(layout):
     layout.write(
-        pipeline(
-            [ref("a", "echo", params=[{"name": "msg", "value": "$(params.missing)"}])]
-        ),
+        pipeline([ref("a", "echo", params=[{"name": "msg", "value": "$(params.missing)"}])]),
         ECHO,
     )
     _expect(layout, TektonSpecError, r"unknown variable \$\(params.missing\)")
@@ -127,12 +115,8 @@ def test_dependency_cycle_is_an_error(layout):
     layout.write(
         pipeline(
             [
-                ref(
-                    "a", "echo", params=[{"name": "msg", "value": "x"}], runAfter=["b"]
-                ),
-                ref(
-                    "b", "echo", params=[{"name": "msg", "value": "x"}], runAfter=["a"]
-                ),
+                ref("a", "echo", params=[{"name": "msg", "value": "x"}], runAfter=["b"]),
+                ref("b", "echo", params=[{"name": "msg", "value": "x"}], runAfter=["a"]),
             ]
         ),
         ECHO,
@@ -173,9 +157,7 @@ def test_binding_an_unknown_pipeline_workspace_is_an_error(layout):
 
 
 def test_step_without_script_or_command_is_an_error(layout):
-    layout.write(
-        pipeline([ref("a", "t")]), task("t", steps=[{"name": "s", "image": "busybox"}])
-    )
+    layout.write(pipeline([ref("a", "t")]), task("t", steps=[{"name": "s", "image": "busybox"}]))
     _expect(layout, TektonSpecError, "no script or command")
 
 
@@ -191,9 +173,7 @@ def test_step_without_script_or_command_is_an_error(layout):
     ],
 )
 def test_task_level_features_are_rejected_by_name(layout, spec_extra, feature):
-    layout.write(
-        pipeline([ref("a", "t")]), task("t", steps=[sh("s", "true")], **spec_extra)
-    )
+    layout.write(pipeline([ref("a", "t")]), task("t", steps=[sh("s", "true")], **spec_extra))
     _expect(layout, UnsupportedTektonFeatureError, feature)
 
 
@@ -207,9 +187,7 @@ def test_task_level_features_are_rejected_by_name(layout, spec_extra, feature):
     ],
 )
 def test_step_level_features_are_rejected_by_name(layout, step_extra, feature):
-    layout.write(
-        pipeline([ref("a", "t")]), task("t", steps=[sh("s", "true", **step_extra)])
-    )
+    layout.write(pipeline([ref("a", "t")]), task("t", steps=[sh("s", "true", **step_extra)]))
     _expect(layout, UnsupportedTektonFeatureError, f"step s: {feature}")
 
 
@@ -230,9 +208,7 @@ def test_step_action_ref_is_rejected(layout):
 )
 def test_pipeline_task_features_are_rejected_by_name(layout, task_extra, feature):
     layout.write(
-        pipeline(
-            [ref("a", "echo", params=[{"name": "msg", "value": "x"}], **task_extra)]
-        ),
+        pipeline([ref("a", "echo", params=[{"name": "msg", "value": "x"}], **task_extra)]),
         ECHO,
     )
     _expect(layout, UnsupportedTektonFeatureError, feature)
@@ -261,9 +237,7 @@ def test_resolver_without_local_equivalent_is_rejected(layout):
         },
     }
     layout.write(pipeline([remote]), ECHO)
-    _expect(
-        layout, UnsupportedTektonFeatureError, "'golangci-lint' has no local equivalent"
-    )
+    _expect(layout, UnsupportedTektonFeatureError, "'golangci-lint' has no local equivalent")
 
 
 def test_unknown_resolver_is_rejected(layout):
@@ -279,13 +253,9 @@ def test_unknown_resolver_is_rejected(layout):
 
 
 def test_guarded_unsupported_task_is_rejected_only_when_it_would_run(layout):
-    volumes = task(
-        "v", steps=[sh("s", "true")], volumes=[{"name": "x", "emptyDir": {}}]
-    )
+    volumes = task("v", steps=[sh("s", "true")], volumes=[{"name": "x", "emptyDir": {}}])
     guard = [{"input": "$(params.build)", "operator": "in", "values": ["true"]}]
-    layout.write(
-        pipeline([ref("build", "v", when=guard)], params=[{"name": "build"}]), volumes
-    )
+    layout.write(pipeline([ref("build", "v", when=guard)], params=[{"name": "build"}]), volumes)
     skipped = run(layout, {"build": "false"})
     assert skipped.status("build") == "Skipped"
     ran = run(layout, {"build": "true"})
