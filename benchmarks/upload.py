@@ -29,6 +29,7 @@ import fcntl
 import heapq
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -86,10 +87,14 @@ class LinkSpec:
     rtt_ms: float
     rate_mbit: float | None
     mtu: int
+    loss_pct: float = 0.0
 
     def describe(self) -> str:
         rate = f"{self.rate_mbit:g} Mbit/s" if self.rate_mbit else "unlimited rate"
-        return f"RTT {self.rtt_ms:g} ms ({self.rtt_ms / 2:g} ms each way), {rate}, MTU {self.mtu}"
+        return (
+            f"RTT {self.rtt_ms:g} ms ({self.rtt_ms / 2:g} ms each way), {rate}, MTU {self.mtu}, "
+            f"random loss {self.loss_pct:g}% per packet"
+        )
 
 
 def forward_link(host_dev: str, ns_dev: str, spec: LinkSpec) -> int:
@@ -110,6 +115,8 @@ def forward_link(host_dev: str, ns_dev: str, spec: LinkSpec) -> int:
     queued_bytes = dict.fromkeys(peer, 0)
     pending: list[tuple[float, int, int, int, bytes]] = []  # (release, seq, out_fd, in_fd, packet)
     seq = 0
+    # Fixed seed: the same loss pattern for every run and both sides of the comparison's packet stream.
+    dice = random.Random(0)
     poller = select.poll()
     for fd in (*peer, sys.stdin.fileno()):
         poller.register(fd, select.POLLIN)
@@ -132,6 +139,8 @@ def forward_link(host_dev: str, ns_dev: str, spec: LinkSpec) -> int:
                 except BlockingIOError:
                     break
                 if queued_bytes[fd] + len(packet) > FORWARDER_QUEUE_BYTES:
+                    continue
+                if spec.loss_pct and dice.random() * 100 < spec.loss_pct:
                     continue
                 now = time.monotonic()
                 sent = max(now, busy_until[fd]) + len(packet) * byte_seconds
@@ -208,6 +217,8 @@ class EmulatedLink:
         command += ["--rtt-ms", str(self.spec.rtt_ms), "--link-mtu", str(self.spec.mtu)]
         if self.spec.rate_mbit:
             command += ["--rate-mbit", str(self.spec.rate_mbit)]
+        if self.spec.loss_pct:
+            command += ["--loss-pct", str(self.spec.loss_pct)]
         self._forwarder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self._forwarder.stdout is not None
         if self._forwarder.stdout.readline().strip() != "ready":
@@ -397,6 +408,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rtt-ms", type=float, default=20.0, help="emulated round-trip time (default 20)")
     parser.add_argument("--rate-mbit", type=float, help="emulated link rate limit (default: none)")
     parser.add_argument(
+        "--loss-pct", type=float, default=0.0, help="emulated random packet loss in %% (default 0)"
+    )
+    parser.add_argument(
         "--link-mtu",
         type=int,
         default=9000,
@@ -406,6 +420,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rtt_ms < 0 or (args.rate_mbit is not None and args.rate_mbit <= 0):
         parser.error("--rtt-ms must be >= 0 and --rate-mbit > 0")
+    if not 0 <= args.loss_pct < 100:
+        parser.error("--loss-pct must be in [0, 100)")
     if not 576 <= args.link_mtu <= 65000:
         parser.error("--link-mtu must be between 576 and 65000")
     return args
@@ -413,7 +429,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spec = LinkSpec(rtt_ms=args.rtt_ms, rate_mbit=args.rate_mbit, mtu=args.link_mtu)
+    spec = LinkSpec(rtt_ms=args.rtt_ms, rate_mbit=args.rate_mbit, mtu=args.link_mtu, loss_pct=args.loss_pct)
     if args.forward_link:
         return forward_link(*args.forward_link, spec)
     emulate = args.link != "loopback"
