@@ -233,6 +233,11 @@ class SeaweedS3:
             process.wait()
 
     @property
+    def pid(self) -> int | None:
+        """Process id of weed while it runs (a kept session names it in its stop command)."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 

@@ -3,38 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import re
-import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from modelpipe.errors import ConfigError, LocalRunError
+from modelpipe.local.ports import free_port
+from modelpipe.local.services import (
+    BUCKET,
+    Services,
+    running_services,
+    sigterm_as_interrupt,
+    stop_command,
+)
 from modelpipe.local.tekton.api import default_source_dir, run_pipeline_cli
 from modelpipe.local.tekton.parsing import load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult
-from modelpipe.redaction import register_secret
 
 log = logging.getLogger(__name__)
 
-BUCKET = "modelpipe"
 DATA_CONNECTION = "modelpipe"
 AUTHOR = "modelpipe-local"
-REGISTRY_START_SECONDS = 60.0
 # Small enough for the whole local import to finish in well under 3 minutes on 2 cores.
 BENCHMARK_PARAMS = {
     "benchmark-concurrency": "1,2",
@@ -42,7 +36,6 @@ BENCHMARK_PARAMS = {
     "benchmark-steps": "2",
     "benchmark-size": "64x64",
 }
-SERVICE_PIDS_FILE = "services.json"
 
 
 @dataclass(frozen=True)
@@ -106,185 +99,13 @@ class SessionOutcome:
         return {**self.values, **self.notes, "run": self.run.name, "logs": str(self.run.run_dir)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _credentials(state_dir: Path) -> tuple[str, str]:
-    """The local S3 key pair, made once and kept (0600) so the data folder stays usable."""
-    path = state_dir / "s3-credentials.json"
-    if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-    else:
-        data = {
-            "access_key_id": f"local-{secrets.token_hex(4)}",
-            "secret_access_key": secrets.token_urlsafe(24),
-        }
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(data), encoding="utf-8")
-    register_secret(data["secret_access_key"])
-    return data["access_key_id"], data["secret_access_key"]
-
-
-class RegistryProcess:
-    """The local Model Registry server as a subprocess (SQLite in the state folder)."""
-
-    def __init__(self, db: Path, port: int | None, python: str, log_path: Path) -> None:
-        self.db, self.python, self.log_path = db, python, log_path
-        self.port = port or _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def start(self) -> None:
-        """Start and wait until the API answers.
-
-        Raises:
-            LocalRunError: The server exits or does not answer within a minute.
-        """
-        command = [self.python, "-m", "modelpipe.local.registry", "--host", "127.0.0.1",
-                   "--port", str(self.port),
-                   "--db", str(self.db)]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if k != "MODEL_REGISTRY_TOKEN"}
-        with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
-        probe = f"{self.url}/api/model_registry/v1/registered_models?pageSize=1"
-        deadline = time.monotonic() + REGISTRY_START_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise LocalRunError(
-                    f"registry server exited with code {self._process.returncode}", fix=f"see {self.log_path}"
-                )
-            try:
-                with urllib.request.urlopen(probe, timeout=1.0):
-                    log.info("registry server on %s, data in %s", self.url, self.db)
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        self.stop()
-        raise LocalRunError(f"registry server did not answer on {self.url}", fix=f"see {self.log_path}")
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@dataclass
-class Services:
-    """The running stand-ins of one session."""
-
-    s3_env: dict[str, str]
-    registry_url: str
-    describe: dict[str, str]
-    pids: list[int]
-
-
-def _stop_command(state_dir: Path, pids: list[int]) -> str:
-    return (
-        f"kill {' '.join(map(str, pids))}; "
-        f"modelpipe deploy --target local --stop --state-dir {state_dir / 'runtime'}"
+def _services(settings: SessionSettings) -> AbstractContextManager[Services]:
+    return running_services(
+        settings.state_dir,
+        s3_port=settings.s3_port,
+        registry_port=settings.registry_port,
+        keep_running=settings.keep_running,
     )
-
-
-def _check_no_leftover(state_dir: Path) -> None:
-    path = state_dir / SERVICE_PIDS_FILE
-    if not path.is_file():
-        return
-    pids = [int(p) for p in json.loads(path.read_text(encoding="utf-8")).get("pids", [])]
-    alive = []
-    for pid in pids:
-        try:
-            os.kill(pid, 0)
-            alive.append(pid)
-        except (ProcessLookupError, PermissionError):
-            continue
-    if alive:
-        raise LocalRunError(
-            f"services of an earlier --keep-running session still use {state_dir} (pids {alive})",
-            fix=f"stop them: {_stop_command(state_dir, alive)}",
-        )
-    path.unlink()
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C, so a killed session still stops its steps and services."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def running_services(settings: SessionSettings) -> Iterator[Services]:
-    """SeaweedFS and the registry server with state under ``settings.state_dir``; stopped on exit unless kept.
-
-    Raises:
-        LocalRunError: A service does not start, or an earlier kept session still runs on this state.
-    """
-    from modelpipe.local.s3 import S3Credentials, SeaweedS3
-
-    state = settings.state_dir
-    state.mkdir(parents=True, exist_ok=True)
-    _check_no_leftover(state)
-    key_id, secret = _credentials(state)
-    s3 = SeaweedS3(state / "s3", S3Credentials(key_id, secret), bucket=BUCKET, port=settings.s3_port)
-    registry = RegistryProcess(
-        state / "registry.db", settings.registry_port, sys.executable, state / "registry.log"
-    )
-    kept = False
-    try:
-        s3.start()
-        registry.start()
-        services = Services(
-            s3_env=s3.data_connection_env(),
-            registry_url=registry.url,
-            describe={"s3_endpoint": s3.endpoint_url, "registry_url": registry.url},
-            # SeaweedS3 exposes no pid; its process handle is the only way to name it for a later stop.
-            pids=[p for p in (registry.pid, s3._process.pid if s3._process else None) if p],
-        )
-        yield services
-        kept = settings.keep_running
-    finally:
-        if kept:
-            pids = services.pids
-            (state / SERVICE_PIDS_FILE).write_text(json.dumps({"pids": pids}), encoding="utf-8")
-            log.info(
-                "services keep running (pids %s); S3 %s, registry %s", pids, s3.endpoint_url, registry.url
-            )
-        else:
-            _stop_runtime(state / "runtime")
-            registry.stop()
-            s3.stop()
-
-
-def _stop_runtime(runtime_dir: Path) -> None:
-    from modelpipe.local.runtime_process import stop_local_runtime
-
-    if runtime_dir.is_dir() and stop_local_runtime(runtime_dir):
-        log.info("stopped the local runtime recorded in %s", runtime_dir)
 
 
 def _base_images(containerfile: str) -> list[str]:
@@ -405,7 +226,7 @@ def _deploy_params(settings: SessionSettings, services: Services, name: str) -> 
     return {
         "deploy-target": "local",
         "deploy-name": dns_label(name),
-        "deploy-port": str(_free_port()),
+        "deploy-port": str(free_port()),
         "deploy-state-dir": str(settings.state_dir / "runtime"),
         "registry-url": services.registry_url,
         "data-connection": DATA_CONNECTION,
@@ -478,7 +299,7 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
         settings.repo_dir, settings.repo_dir / "tasks", settings.environ, settings.image_repo
     )
     log.info("build-runtime %s: %s", "runs" if can_build else "skipped", why)
-    with _sigterm_as_interrupt(), running_services(settings) as services:
+    with sigterm_as_interrupt(), _services(settings) as services:
         params = {
             "model-source": uri,
             "model-name": name,
@@ -505,7 +326,7 @@ def _kept(settings: SessionSettings, services: Services) -> dict[str, str]:
     return {
         **services.describe,
         "services": "running (--keep-running)",
-        "stop_with": _stop_command(settings.state_dir, services.pids),
+        "stop_with": stop_command(settings.state_dir, services.pids),
     }
 
 
@@ -546,7 +367,7 @@ def test_model(settings: SessionSettings) -> SessionOutcome:
         LocalRunError: No registered version, or a stand-in did not start.
         PipelineTaskFailedError: A task failed.
     """
-    with _sigterm_as_interrupt(), running_services(settings) as services:
+    with sigterm_as_interrupt(), _services(settings) as services:
         model_id, version_id, uri, name = latest_version(services.registry_url, settings.name)
         params = {
             "registered-model-id": model_id,

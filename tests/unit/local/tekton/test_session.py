@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from modelpipe.errors import ConfigError, LocalRunError
+from modelpipe.local.services import check_no_leftover
 from modelpipe.local.session import (
     SessionSettings,
     _base_images,
-    _check_no_leftover,
     _model_source,
     build_decision,
     dns_label,
@@ -136,7 +136,7 @@ def test_unknown_source_scheme_is_a_config_error(tmp_path):
 def test_services_left_by_keep_running_are_named_with_their_pids(tmp_path):
     (tmp_path / "services.json").write_text(json.dumps({"pids": [os.getpid()]}))
     with pytest.raises(LocalRunError) as err:
-        _check_no_leftover(tmp_path)
+        check_no_leftover(tmp_path)
     assert f"(fix: stop them: kill {os.getpid()}; modelpipe deploy --target local --stop" in (
         err.value.one_line()
     )
@@ -144,16 +144,16 @@ def test_services_left_by_keep_running_are_named_with_their_pids(tmp_path):
 
 def test_stale_services_file_is_removed(tmp_path):
     (tmp_path / "services.json").write_text(json.dumps({"pids": [2**22 + 12345]}))
-    _check_no_leftover(tmp_path)
+    check_no_leftover(tmp_path)
     assert not (tmp_path / "services.json").exists()
 
 
 def test_sigterm_becomes_an_interrupt_so_services_get_stopped():
     import signal
 
-    from modelpipe.local.session import _sigterm_as_interrupt
+    from modelpipe.local.services import sigterm_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) == before
