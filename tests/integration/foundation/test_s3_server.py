@@ -109,54 +109,24 @@ def test_cli_creates_bucket_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
     assert weeds.stdout.strip() == "", "weed kept running after SIGTERM"
 
 
+def _s3_cli_exits(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `modelpipe local s3` expecting it to exit on its own (a refused configuration)."""
+    command = [sys.executable, "-m", "modelpipe", "local", "s3", "--dir", str(data_dir), "--port", str(port)]
+    return subprocess.run(
+        command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 def test_cli_names_missing_credentials(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelpipe",
-            "local",
-            "s3",
-            "--dir",
-            str(tmp_path),
-            "--port",
-            str(free_port_with_grpc()),
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _s3_cli_exits(tmp_path, free_port_with_grpc(), env)
     assert result.returncode == 1
     assert "AWS_ACCESS_KEY_ID" in result.stderr and "AWS_SECRET_ACCESS_KEY" in result.stderr
 
 
 def test_cli_refuses_a_port_without_room_for_grpc(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": "k" * 8,
-        "AWS_SECRET_ACCESS_KEY": "s" * 16,
-        "AWS_S3_BUCKET": "b1",
-    }
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "modelpipe",
-            "local",
-            "s3",
-            "--dir",
-            str(tmp_path),
-            "--port",
-            "60000",
-        ],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    keys = {"AWS_ACCESS_KEY_ID": "k" * 8, "AWS_SECRET_ACCESS_KEY": "s" * 16, "AWS_S3_BUCKET": "b1"}
+    env = {**os.environ, **keys}
+    result = _s3_cli_exits(tmp_path, 60000, env)
     assert result.returncode == 1
     assert "S3 port 60000 is out of range" in result.stderr
