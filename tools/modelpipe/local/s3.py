@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # SeaweedFS derives each gRPC port as HTTP port + 10000 (S3's cannot be set separately).
 GRPC_OFFSET = 10000
 START_TIMEOUT_SECONDS = 60.0
+BIND_ATTEMPTS = 3
 
 
 def find_weed() -> str:
@@ -51,10 +52,24 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def _ephemeral_port_floor() -> int:
+    """Lowest port the kernel hands to outgoing connections (they could take a port weed binds later)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_with_grpc(taken: set[int] = frozenset()) -> int:  # type: ignore[assignment]
-    """A free port P on 127.0.0.1 whose gRPC twin P+10000 is free too."""
+    """A free port P on 127.0.0.1 whose gRPC twin P+10000 is free too, both below the ephemeral range.
+
+    weed binds its ports one component at a time after start; a port in the ephemeral range could be taken
+    meanwhile by any outgoing connection on the machine, and weed would exit with "address already in use".
+    """
+    high = min(_ephemeral_port_floor(), 65536) - GRPC_OFFSET - 1
+    low = 10000 if high > 11000 else 1024
     for _ in range(500):
-        port = random.randint(20000, 55000 - GRPC_OFFSET)
+        port = random.randint(low, max(high, low + 1))
         if port in taken or port + GRPC_OFFSET in taken:
             continue
         if _port_is_free(port) and _port_is_free(port + GRPC_OFFSET):
@@ -140,6 +155,27 @@ class SeaweedS3:
                     f"S3 port {self.port} (or its gRPC port {self.port + GRPC_OFFSET}) is in use"
                 )
             self.port = free_port_with_grpc()
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            log_offset = self._log_path.stat().st_size if self._log_path.exists() else 0
+            self._launch()
+            try:
+                self._wait_until_ready()
+                self._ensure_bucket()
+                break
+            except LocalRunError:
+                self.stop()
+                # Another process can grab one of weed's internal ports between our check and weed's bind.
+                if attempt == BIND_ATTEMPTS or "address already in use" not in self._log_since(log_offset):
+                    raise
+                log.info("SeaweedFS lost a port race; retrying with other ports")
+            except BaseException:
+                self.stop()
+                raise
+        log.info("S3 (SeaweedFS) serving %s on %s, data in %s", self.bucket, self.endpoint_url, self.data_dir)
+        return self
+
+    def _launch(self) -> None:
+        assert self.port is not None
         taken = {self.port}
         ports = {}
         for name in ("master", "volume", "filer", "admin"):
@@ -164,19 +200,18 @@ class SeaweedS3:
             f"-admin.port={ports['admin']}",
         ]
         env = {**os.environ, **self.data_connection_env()}
-        log_file = self._log_path.open("ab")
-        self._process = subprocess.Popen(
-            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        log_file.close()
+        with self._log_path.open("ab") as log_file:
+            self._process = subprocess.Popen(
+                command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+
+    def _log_since(self, offset: int) -> str:
         try:
-            self._wait_until_ready()
-            self._ensure_bucket()
-        except BaseException:
-            self.stop()
-            raise
-        log.info("S3 (SeaweedFS) serving %s on %s, data in %s", self.bucket, self.endpoint_url, self.data_dir)
-        return self
+            with self._log_path.open("rb") as handle:
+                handle.seek(offset)
+                return handle.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
 
     def client(self):  # -> botocore S3 client
         """A boto3 S3 client with this server's endpoint and credentials."""
