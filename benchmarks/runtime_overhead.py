@@ -54,9 +54,8 @@ def batch_seconds(client, server) -> tuple[float, float]:
 
 
 def protocol_calls(client, server, args: argparse.Namespace) -> dict[str, Callable[[int], None]]:
-    import orjson
 
-    from tests.integration.runtime.clients import bytes_tensor
+    from tests.integration.runtime.clients import binary_prompt_request, bytes_tensor
 
     knobs = {"num_inference_steps": args.steps, "height": args.size, "width": args.size}
     name = server.model_name
@@ -76,30 +75,14 @@ def protocol_calls(client, server, args: argparse.Namespace) -> dict[str, Callab
         client.post(f"{server.url}/v2/models/{name}/infer", json=body).raise_for_status()
 
     def v2_binary(seed: int) -> None:
-        payload = bytes_tensor([b"a cat"])
-        header = orjson.dumps(
-            {
-                "inputs": [
-                    {
-                        "name": "prompt",
-                        "datatype": "BYTES",
-                        "shape": [1],
-                        "parameters": {"binary_data_size": len(payload)},
-                    }
-                ],
+        body, headers = binary_prompt_request(
+            bytes_tensor([b"a cat"]),
+            extra={
                 "parameters": {"seed": seed, **knobs},
                 "outputs": [{"name": "image", "parameters": {"binary_data": True}}],
-            }
+            },
         )
-        headers = {
-            "Inference-Header-Content-Length": str(len(header)),
-            "Content-Type": "application/octet-stream",
-        }
-        client.post(
-            f"{server.url}/v2/models/{name}/infer",
-            content=header + payload,
-            headers=headers,
-        ).raise_for_status()
+        client.post(f"{server.url}/v2/models/{name}/infer", content=body, headers=headers).raise_for_status()
 
     def openai(seed: int) -> None:
         body = {

@@ -7,6 +7,7 @@ import io
 import struct
 
 import httpx
+import orjson
 from PIL import Image
 
 from tests.fixtures.runtime import RuntimeServer
@@ -44,6 +45,26 @@ def v1_image_bytes(response: httpx.Response) -> list[bytes]:
 def bytes_tensor(values: list[bytes]) -> bytes:
     """V2 binary BYTES tensor encoding: 4-byte little-endian length before each element."""
     return b"".join(struct.pack("<I", len(v)) + v for v in values)
+
+
+def binary_prompt_request(
+    tensor: bytes, *, declared_size: int | None = None, extra: dict | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of a binary-extension V2 request whose one input is the BYTES tensor ``prompt``.
+
+    Args:
+        tensor: The encoded prompt tensor appended after the JSON header.
+        declared_size: ``binary_data_size`` to declare (default: the real size; differ to send a bad one).
+        extra: More top-level header fields (parameters, outputs).
+    """
+    size = len(tensor) if declared_size is None else declared_size
+    prompt = {"name": "prompt", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": size}}
+    header = orjson.dumps({"inputs": [prompt], **(extra or {})})
+    headers = {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
+    return header + tensor, headers
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

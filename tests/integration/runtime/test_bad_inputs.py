@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.runtime import RuntimeServer
 
-from .clients import FAST, bytes_tensor
+from .clients import FAST, binary_prompt_request, bytes_tensor
 
 pytestmark = pytest.mark.integration
 
@@ -177,53 +177,22 @@ def test_binary_v2_without_header_length_is_a_400(
 
 
 def test_binary_v2_with_non_utf8_prompt_is_a_400(runtime_server: RuntimeServer) -> None:
-    payload = bytes_tensor([b"\xff\xfe"])
-    header = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "prompt",
-                    "datatype": "BYTES",
-                    "shape": [1],
-                    "parameters": {"binary_data_size": len(payload)},
-                }
-            ]
-        }
-    )
+    body, headers = binary_prompt_request(bytes_tensor([b"\xff\xfe"]))
     response = httpx.post(
         f"{runtime_server.url}/v2/models/{runtime_server.model_name}/infer",
-        content=header + payload,
-        headers={
-            "Inference-Header-Content-Length": str(len(header)),
-            "Content-Type": "application/octet-stream",
-        },
+        content=body,
+        headers=headers,
         timeout=60,
     )
     assert 400 <= response.status_code < 500, response.text
 
 
-def test_binary_v2_with_truncated_tensor_is_a_400(
-    runtime_server: RuntimeServer,
-) -> None:
-    header = orjson.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "prompt",
-                    "datatype": "BYTES",
-                    "shape": [1],
-                    "parameters": {"binary_data_size": 40},
-                }
-            ]
-        }
-    )
+def test_binary_v2_with_truncated_tensor_is_a_400(runtime_server: RuntimeServer) -> None:
+    body, headers = binary_prompt_request(b"\x20\x00\x00\x00abc", declared_size=40)
     response = httpx.post(
         f"{runtime_server.url}/v2/models/{runtime_server.model_name}/infer",
-        content=header + b"\x20\x00\x00\x00abc",
-        headers={
-            "Inference-Header-Content-Length": str(len(header)),
-            "Content-Type": "application/octet-stream",
-        },
+        content=body,
+        headers=headers,
         timeout=60,
     )
     assert 400 <= response.status_code < 500, response.text
