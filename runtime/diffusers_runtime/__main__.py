@@ -14,6 +14,7 @@ from pathlib import Path
 
 import kserve
 from kserve import model_server
+from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 
 from .engine import BatchingOptions, PipelineOptions
 from .errors import ModelLoadError
@@ -132,6 +133,15 @@ def _load_or_exit(model: DiffusersModel) -> None:
         os._exit(1)
 
 
+def configure_latency_logging(enabled: bool) -> None:
+    """Make ``--enable_latency_logging false`` silence every per-request latency line.
+
+    kserve's flag only covers the model's own line; its timing middleware logs two more per request
+    whatever the flag says (Prometheus histograms carry the same numbers).
+    """
+    logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.INFO if enabled else logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -173,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
     )
+    configure_latency_logging(args.enable_latency_logging)
     server.dataplane = RuntimeDataPlane(model_registry=server.registered_models)
     # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
     server.register_model(model)

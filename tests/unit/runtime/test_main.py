@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from diffusers_runtime.__main__ import parse_args
+from diffusers_runtime.__main__ import configure_latency_logging, parse_args
 from diffusers_runtime.errors import ModelLoadError
 from diffusers_runtime.storage import check_model_dir, data_connection_env, is_remote
 
@@ -77,3 +77,23 @@ def test_check_model_dir_names_the_problem(tmp_path: Path) -> None:
         check_model_dir(tmp_path, "x")
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     assert check_model_dir(tmp_path, "x") == tmp_path
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_latency_logging_flag_covers_kserve_timing_middleware(enabled: bool) -> None:
+    import logging
+
+    from kserve.protocol.rest.server import PrintTimings
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    trace = logging.getLogger("kserve.trace")
+    trace.addHandler(handler)
+    try:
+        configure_latency_logging(enabled)
+        PrintTimings().timing("kserve.io.v1.models.m:predict", 0.02, ["time:wall"])
+    finally:
+        trace.removeHandler(handler)
+        configure_latency_logging(True)
+    assert bool(lines) is enabled

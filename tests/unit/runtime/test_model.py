@@ -1,13 +1,15 @@
-"""Model readiness before load and the HTTP mapping of the runtime's errors."""
+"""Model readiness before load, encoding chained onto generation, and the HTTP mapping of errors."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from pathlib import Path
 
 import pytest
 import torch
-from diffusers_runtime.engine import BatchingOptions, PipelineOptions, resolve_dtype
+from diffusers_runtime.engine import BatchingOptions, GeneratedImage, PipelineOptions, resolve_dtype
 from diffusers_runtime.errors import (
     GenerationOutOfMemoryError,
     ModelLoadError,
@@ -28,6 +30,62 @@ def test_model_is_not_ready_before_load() -> None:
     assert asyncio.run(model.healthy()) is False
     # kserve's ModelServer starts a model "engine" when this attribute is truthy.
     assert model.engine is False
+
+
+def unloaded_model() -> DiffusersModel:
+    return DiffusersModel(
+        "unit-encode",
+        model_dir=Path("/nowhere"),
+        pipeline_options=PipelineOptions(),
+        batching=BatchingOptions(),
+        limits=Limits(),
+    )
+
+
+def test_generated_images_are_encoded_on_an_encoder_thread() -> None:
+    from PIL import Image
+
+    model = unloaded_model()
+    generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
+    encoded = model._encode_when_generated(generated, ["PNG", "JPEG"])
+    assert not encoded.done()
+    threads: list[str] = []
+    encoded.add_done_callback(lambda _: threads.append(threading.current_thread().name))
+    images = [GeneratedImage(Image.new("RGB", (8, 8), "red"), seed=s) for s in (1, 2)]
+    generated.set_result(images)
+    (first, png), (second, jpeg) = encoded.result(10)
+    assert (first.seed, second.seed) == (1, 2)
+    assert png.startswith(b"\x89PNG") and jpeg.startswith(b"\xff\xd8")
+    assert threads[0].startswith("encode")
+    model.stop()
+
+
+def test_generation_error_reaches_the_request() -> None:
+    model = unloaded_model()
+    generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
+    encoded = model._encode_when_generated(generated, ["PNG"])
+    generated.set_exception(GenerationOutOfMemoryError(batch_size=1, height=8, width=8, device="cpu"))
+    with pytest.raises(GenerationOutOfMemoryError):
+        encoded.result(10)
+
+
+def test_cancelled_request_cancels_its_generation() -> None:
+    model = unloaded_model()
+    generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
+    encoded = model._encode_when_generated(generated, ["PNG"])
+    assert encoded.cancel()
+    assert generated.cancelled()  # the engine drops images whose future is done
+
+
+def test_requests_still_settle_after_the_encoder_pool_is_shut_down() -> None:
+    from PIL import Image
+
+    model = unloaded_model()
+    generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
+    encoded = model._encode_when_generated(generated, ["PNG"])
+    model.stop()
+    generated.set_result([GeneratedImage(Image.new("RGB", (8, 8)), seed=3)])
+    assert encoded.result(10)[0][1].startswith(b"\x89PNG")
 
 
 def test_queue_full_is_429_with_retry_after() -> None:
