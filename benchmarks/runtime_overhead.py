@@ -3,8 +3,10 @@
 One runtime (`--max_batch_size 1 --max_batch_delay_ms 0`, so no batching wait or padding) serves sequential
 single-image requests over V1, V2 JSON, V2 binary and OpenAI. The pipeline time is the server's own
 `diffusers_batch_seconds`, read around every request; image encoding (PNG + base64) is measured separately
-on the
-returned image. Target: overhead <= 3 ms p50 plus image encoding.
+on the returned image. Target: overhead <= 3 ms p50 plus image encoding.
+
+The client is the standard library's keep-alive `http.client`: what is measured is the runtime's overhead,
+not the client's (httpx adds about 0.5 ms per request on a 2-core host). The HTTP floor uses the same client.
 
     .venv/bin/python benchmarks/runtime_overhead.py
     .venv/bin/python benchmarks/runtime_overhead.py --model-dir /models/sd15 --size 512 --steps 4
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import io
 import statistics
 import sys
@@ -21,6 +24,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -42,10 +48,34 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def batch_seconds(client, server) -> tuple[float, float]:
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the runtime; every call raises on a non-2xx answer."""
+
+    def __init__(self, base_url: str) -> None:
+        url = urlsplit(base_url)
+        self._conn = http.client.HTTPConnection(url.hostname, url.port, timeout=600)
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> bytes:
+        self._conn.request(method, path, body=body, headers=headers or {})
+        response = self._conn.getresponse()
+        data = response.read()
+        if not 200 <= response.status < 300:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status}: {data[:300]!r}")
+        return data
+
+    def post_json(self, path: str, body: object) -> bytes:
+        return self.request("POST", path, orjson.dumps(body), {"Content-Type": "application/json"})
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def batch_seconds(conn: Connection, server) -> tuple[float, float]:
     from tests.integration.runtime.clients import metric_value
 
-    text = client.get(f"{server.url}/metrics").text
+    text = conn.request("GET", "/metrics").decode()
     labels = {"model_name": server.model_name}
     return (
         metric_value(text, "diffusers_batch_seconds_sum", **labels),
@@ -53,26 +83,22 @@ def batch_seconds(client, server) -> tuple[float, float]:
     )
 
 
-def protocol_calls(client, server, args: argparse.Namespace) -> dict[str, Callable[[int], None]]:
-
+def protocol_calls(conn: Connection, server, args: argparse.Namespace) -> dict[str, Callable[[int], None]]:
     from tests.integration.runtime.clients import binary_prompt_request, bytes_tensor
 
     knobs = {"num_inference_steps": args.steps, "height": args.size, "width": args.size}
     name = server.model_name
 
     def v1(seed: int) -> None:
-        body = {"instances": [{"prompt": "a cat", "seed": seed, **knobs}]}
-        client.post(f"{server.url}/v1/models/{name}:predict", json=body).raise_for_status()
+        conn.post_json(
+            f"/v1/models/{name}:predict", {"instances": [{"prompt": "a cat", "seed": seed, **knobs}]}
+        )
 
     def v2_json(seed: int) -> None:
-        prompt = {
-            "name": "prompt",
-            "datatype": "BYTES",
-            "shape": [1],
-            "data": ["a cat"],
-        }
-        body = {"inputs": [prompt], "parameters": {"seed": seed, **knobs}}
-        client.post(f"{server.url}/v2/models/{name}/infer", json=body).raise_for_status()
+        prompt = {"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["a cat"]}
+        conn.post_json(
+            f"/v2/models/{name}/infer", {"inputs": [prompt], "parameters": {"seed": seed, **knobs}}
+        )
 
     def v2_binary(seed: int) -> None:
         body, headers = binary_prompt_request(
@@ -82,7 +108,7 @@ def protocol_calls(client, server, args: argparse.Namespace) -> dict[str, Callab
                 "outputs": [{"name": "image", "parameters": {"binary_data": True}}],
             },
         )
-        client.post(f"{server.url}/v2/models/{name}/infer", content=body, headers=headers).raise_for_status()
+        conn.request("POST", f"/v2/models/{name}/infer", body, headers)
 
     def openai(seed: int) -> None:
         body = {
@@ -91,20 +117,21 @@ def protocol_calls(client, server, args: argparse.Namespace) -> dict[str, Callab
             "size": f"{args.size}x{args.size}",
             "num_inference_steps": args.steps,
         }
-        client.post(f"{server.url}/openai/v1/images/generations", json=body).raise_for_status()
+        conn.post_json("/openai/v1/images/generations", body)
 
     return {"v1": v1, "v2-json": v2_json, "v2-binary": v2_binary, "openai": openai}
 
 
-def encoding_ms(client, server, args: argparse.Namespace) -> float:
+def encoding_ms(conn: Connection, server, args: argparse.Namespace) -> float:
     """PNG (runtime settings) + base64 of one generated image, median of 20, in ms."""
     from diffusers_runtime.model import encode_image
     from PIL import Image
 
-    body = {"instances": [{"prompt": "a cat", "seed": 1, "num_inference_steps": args.steps}]}
-    body["instances"][0].update(height=args.size, width=args.size)
-    response = client.post(f"{server.url}/v1/models/{server.model_name}:predict", json=body)
-    image = Image.open(io.BytesIO(base64.b64decode(response.json()["predictions"][0]["image"]["b64"])))
+    instance = {"prompt": "a cat", "seed": 1, "num_inference_steps": args.steps, "height": args.size}
+    answer = conn.post_json(
+        f"/v1/models/{server.model_name}:predict", {"instances": [{**instance, "width": args.size}]}
+    )
+    image = Image.open(io.BytesIO(base64.b64decode(orjson.loads(answer)["predictions"][0]["image"]["b64"])))
     image.load()
     samples = []
     for _ in range(20):
@@ -115,8 +142,6 @@ def encoding_ms(client, server, args: argparse.Namespace) -> float:
 
 
 def main() -> int:
-    import httpx
-
     from tests.fixtures.runtime import start_runtime
 
     args = parse_args()
@@ -140,32 +165,36 @@ def main() -> int:
         )
         rows = []
         try:
-            with httpx.Client(timeout=600) as client:
-                calls = protocol_calls(client, server, args)
+            conn = Connection(server.url)
+            try:
+                calls = protocol_calls(conn, server, args)
                 for call in calls.values():
                     call(0)  # warm-up
-                encode = encoding_ms(client, server, args)
+                encode = encoding_ms(conn, server, args)
                 floor = []
+                ready_path = urlsplit(server.ready_url).path
                 for _ in range(args.requests):
                     started = time.perf_counter()
-                    client.get(server.ready_url).raise_for_status()
+                    conn.request("GET", ready_path)
                     floor.append((time.perf_counter() - started) * 1000)
                 # Round-robin over protocols so load changes hit all alike; the server's pipeline-time sum is
                 # read around every request, pairing each end-to-end time with its own pipeline call.
                 samples: dict[str, list[tuple[float, float]]] = {protocol: [] for protocol in calls}
                 for i in range(args.requests):
                     for protocol, call in calls.items():
-                        before, _ = batch_seconds(client, server)
+                        before, _ = batch_seconds(conn, server)
                         started = time.perf_counter()
                         call(i)
                         latency = time.perf_counter() - started
-                        after, _ = batch_seconds(client, server)
+                        after, _ = batch_seconds(conn, server)
                         samples[protocol].append((latency, after - before))
                 for protocol, pairs in samples.items():
                     e2e = statistics.median(lat for lat, _ in pairs) * 1000
                     pipeline = statistics.median(pipe for _, pipe in pairs) * 1000
                     overhead = [(lat - pipe) * 1000 for lat, pipe in pairs]
                     rows.append((protocol, e2e, pipeline, overhead))
+            finally:
+                conn.close()
         finally:
             server.stop()
     print(
@@ -173,7 +202,10 @@ def main() -> int:
         f"{args.requests} requests each"
     )
     print(f"image encoding (PNG + base64) p50: {encode:.2f} ms")
-    print(f"HTTP floor on this host (GET readiness) p50: {statistics.median(floor):.2f} ms")
+    print(
+        "HTTP floor on this host (GET readiness, http.client keep-alive) p50: "
+        f"{statistics.median(floor):.2f} ms"
+    )
     for protocol, e2e, pipeline, overhead in rows:
         p50 = statistics.median(overhead)
         print(
