@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 from pathlib import Path
@@ -92,6 +93,21 @@ def test_rerun_uploads_zero_bytes(model_dir: Path, client: S3Client, dest: S3Loc
     again = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     assert (again.bytes_sent, again.files_sent) == (0, 0)
     assert again.bytes_skipped == _total(model_dir)
+
+
+def test_rerun_is_one_wave_of_metadata_requests(model_dir: Path, client: S3Client, dest: S3Location) -> None:
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    calls: collections.Counter[str] = collections.Counter()
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    objects = len(read_manifest(model_dir).files) + 1
+    # Nothing re-verified after an upload that sent nothing; no body read or written.
+    assert calls == {"HeadBucket": 1, "ListObjectsV2": 1, "HeadObject": objects}
+
+
+def test_missing_bucket_is_named_before_anything_is_sent(model_dir: Path, client: S3Client) -> None:
+    with pytest.raises(StorageError, match="bucket 'no-such-bucket' does not exist"):
+        upload_model(src=model_dir, dest=S3Location("no-such-bucket", "m"), client=client, config=CONFIG)
 
 
 def test_multipart_object_content_sha256_matches_manifest(

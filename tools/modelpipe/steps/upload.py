@@ -35,7 +35,8 @@ from modelpipe.s3 import (
 )
 
 log = logging.getLogger(__name__)
-_HEAD_WORKERS = 8
+# Parallel metadata requests (HEAD, list); below the S3 client's connection pool (transfer concurrency + 4).
+_SURVEY_WORKERS = 12
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,10 @@ def upload_model(
     Order matters: every local file is checked for existence and size; objects already present with the
     manifest's size and sha256 metadata are skipped; every file to send is sha256-verified against the
     manifest before any transfer starts (a corrupted file is refused by name); a stale manifest.json at
-    ``dest`` is removed before anything changes; the rest go up in parallel; every object is checked with
-    HEAD; manifest.json goes last, so a prefix with a manifest is always complete.
+    ``dest`` is removed before anything changes; the rest go up in parallel; every object sent is checked
+    with HEAD; manifest.json goes last, so a prefix with a manifest is always complete. The bucket check,
+    the HEADs and the listing of the prefix go out together, so a no-change re-run costs about two round
+    trips.
 
     Args:
         src: Model folder containing manifest.json.
@@ -90,9 +93,7 @@ def upload_model(
     manifest = read_manifest(src / MANIFEST_NAME)
     verify_files(src, manifest, hash_only=())
     manifest_bytes = (src / MANIFEST_NAME).read_bytes()
-    check_bucket(client, dest.bucket)
-
-    remote = _head_all(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
+    remote, listed = _survey(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
     missing = [item for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
     # Everything about to be sent is hashed before the first byte goes out; objects already in S3 with the
     # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
@@ -113,12 +114,13 @@ def upload_model(
         skipped_bytes,
     )
 
-    _warn_about_strays(client, dest, manifest)
+    _warn_about_strays(listed, dest, manifest)
     if not keep_manifest and remote[MANIFEST_NAME] is not None:
         # The old manifest would vouch for a prefix that is about to change: drop it first.
         delete_object(client, dest.child(MANIFEST_NAME))
     _send(client, src, dest, missing, config)
-    _verify_remote(client, dest, manifest)
+    # The objects not sent were matched against the manifest by the survey moments ago.
+    _verify_remote(client, dest, missing)
 
     sent = sum(item.size for item in missing)
     if keep_manifest:
@@ -159,8 +161,28 @@ def _same_listing(client: S3Client, dest: S3Location, info: ObjectInfo | None, m
     return remote.model_dump(exclude={"created"}) == manifest.model_dump(exclude={"created"})
 
 
+def _survey(
+    client: S3Client, dest: S3Location, paths: list[str]
+) -> tuple[dict[str, ObjectInfo | None], dict[str, int]]:
+    """Bucket check, a HEAD per path and the prefix listing, sent together as one wave of requests.
+
+    They are independent reads; one after the other they cost a round trip each, which is most of a
+    no-change re-run over a long link. Errors surface in the order a sequential run would raise them.
+
+    Returns:
+        HEAD result per path (None when absent) and the listing of the prefix ``{relative path: size}``.
+    """
+    with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
+        bucket_checked = pool.submit(check_bucket, client, dest.bucket)
+        listing = pool.submit(list_objects, client, dest)
+        heads = {path: pool.submit(head_object, client, dest.child(path)) for path in paths}
+        bucket_checked.result()
+        remote = {path: head.result() for path, head in heads.items()}
+        return remote, listing.result()
+
+
 def _head_all(client: S3Client, dest: S3Location, paths: list[str]) -> dict[str, ObjectInfo | None]:
-    with ThreadPoolExecutor(max_workers=_HEAD_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
         infos = list(pool.map(lambda path: head_object(client, dest.child(path)), paths))
     return dict(zip(paths, infos, strict=True))
 
@@ -177,10 +199,10 @@ def _send(
     log.info("sent %d files (%d bytes) to %s", len(items), total, dest.uri)
 
 
-def _warn_about_strays(client: S3Client, dest: S3Location, manifest: Manifest) -> None:
+def _warn_about_strays(listed: dict[str, int], dest: S3Location, manifest: Manifest) -> None:
     """Objects under the prefix that the manifest does not list are left alone, but said out loud."""
-    listed = {item.path for item in manifest.files} | {MANIFEST_NAME}
-    strays = sorted(set(list_objects(client, dest)) - listed)
+    known = {item.path for item in manifest.files} | {MANIFEST_NAME}
+    strays = sorted(set(listed) - known)
     if strays:
         log.warning(
             "%d objects under %s are not in the manifest and are left in place (e.g. %s); "
@@ -191,9 +213,11 @@ def _warn_about_strays(client: S3Client, dest: S3Location, manifest: Manifest) -
         )
 
 
-def _verify_remote(client: S3Client, dest: S3Location, manifest: Manifest) -> None:
-    remote = _head_all(client, dest, [item.path for item in manifest.files])
-    bad = [item.path for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
+def _verify_remote(client: S3Client, dest: S3Location, files: list[ManifestFile]) -> None:
+    if not files:
+        return
+    remote = _head_all(client, dest, [item.path for item in files])
+    bad = [item.path for item in files if not _same(remote[item.path], item.size, item.sha256)]
     if bad:
         raise StorageError(
             f"after upload, {len(bad)} objects under {dest.uri} differ from the manifest: "
