@@ -18,6 +18,7 @@ from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 
 from .engine import BatchingOptions, PipelineOptions
 from .errors import ModelLoadError
+from .logs import flush_logs, log_like_kserve, write_logs_in_background
 from .model import DiffusersModel, RuntimeDataPlane, register_routes
 from .schema import MIN_SIDE, Limits
 from .storage import check_model_dir, download_model, is_remote, local_path
@@ -127,9 +128,11 @@ def _load_or_exit(model: DiffusersModel) -> None:
         model.load()
     except ModelLoadError as err:
         print(f"diffusers_runtime: error: {err}", file=sys.stderr, flush=True)
+        flush_logs()
         os._exit(1)
     except BaseException:
         logger.exception("loading the model failed")
+        flush_logs()
         os._exit(1)
 
 
@@ -184,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_keyfile=args.ssl_keyfile,
     )
     configure_latency_logging(args.enable_latency_logging)
+    log_like_kserve(logger.name)
+    write_logs_in_background()
     server.dataplane = RuntimeDataPlane(model_registry=server.registered_models)
     # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
     server.register_model(model)
