@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pytest
+from modelpipe.local.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = REPO_ROOT.parent / "shared"
 VENV_BIN = Path(sys.executable).parent
+
+__all__ = ["REPO_ROOT", "SHARED_DIR", "VENV_BIN", "free_port", "in_ci", "require_tool"]
 
 
 def in_ci() -> bool:
@@ -28,10 +30,3 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

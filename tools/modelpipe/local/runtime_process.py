@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from modelpipe.config import (
     S3Settings,
 )
 from modelpipe.errors import ConfigError, DeployError
+from modelpipe.local.ports import port_is_free
 from modelpipe.redaction import SECRET_ENV_NAMES, redact
 
 logger = logging.getLogger(__name__)
@@ -166,15 +166,6 @@ def _write_state(state_dir: Path, state: RuntimeState) -> None:
     tmp.replace(state_dir / STATE_FILE)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def model_ready(endpoint_url: str, model_name: str, timeout: float = 2.0) -> bool:
     """True when ``GET /v2/models/{name}/ready`` answers 200 (``/v2/health/ready`` is always true)."""
     try:
@@ -279,7 +270,7 @@ def start_local_runtime(
     if reused is not None:
         logger.info("local runtime %d already serves %s at %s", reused.pid, model_name, reused.endpoint_url)
         return LocalRuntime(reused.pid, reused.endpoint_url, model_name, Path(reused.log_file), started=False)
-    if not _port_free(port):
+    if not port_is_free(port, HOST):
         raise ConfigError(
             f"port {port} on {HOST} is already in use", fix="pass another --port or stop that server"
         )

