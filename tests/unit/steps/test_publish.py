@@ -114,6 +114,7 @@ def test_cli_passes_gates_and_writes_report_uri_and_validated(
         return PublishResult("s3://m/r/report.html", "s3://m/r/results.json", True, (gate,), 5, "7")
 
     monkeypatch.setattr("modelpipe.cli.publish.publish_results", fake_publish)
+    monkeypatch.setenv("MODEL_REGISTRY_URL", "http://env-registry:8080")
     code = cli.main(
         [
             *BASE,
@@ -127,6 +128,7 @@ def test_cli_passes_gates_and_writes_report_uri_and_validated(
     (kwargs,) = calls
     assert (kwargs["min_clip_score"], kwargs["max_p95_seconds"]) == (25.0, 2.5)
     assert kwargs["results_dir"] == Path("bench") and kwargs["model_version_id"] == "7"
+    assert kwargs["registry"].url == "http://r:1"  # the flag wins over MODEL_REGISTRY_URL
     assert (tmp_path / "out" / "REPORT_URI").read_text() == "s3://m/r/report.html"
     assert (tmp_path / "out" / "VALIDATED").read_text() == "true"
 

@@ -1,11 +1,13 @@
-"""Pieces every subcommand shares: common flags, env-backed defaults, the output type."""
+"""Pieces every subcommand shares: common flags, the registry URL flag, the output type."""
 
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,16 @@ def add_step_parser(
     )
 
 
-def env_default(name: str, default: str | None = None) -> str | None:
-    """Default for a flag that may also come from environment variable ``name`` (flag > env > default)."""
-    return os.environ.get(name) or default
+def add_registry_url_flag(parser: argparse.ArgumentParser) -> None:
+    """``--registry-url``, shared by the steps that talk to the Model Registry (flag > env > unset)."""
+    parser.add_argument(
+        "--registry-url",
+        metavar="URL",
+        help=f"Model Registry REST base URL (default: env {MODEL_REGISTRY_URL})",
+    )
+
+
+def registry_settings(args: argparse.Namespace) -> RegistrySettings:
+    """Registry URL, token and author from the environment, with ``--registry-url`` taking precedence."""
+    settings = RegistrySettings.from_env()
+    return dataclasses.replace(settings, url=args.registry_url) if args.registry_url else settings

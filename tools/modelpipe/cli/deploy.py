@@ -6,8 +6,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser, env_default
-from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings, S3Settings
+from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
+from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
 
 EXAMPLES = """\
@@ -40,9 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--registered-model-id", metavar="ID", help="register's REGISTERED_MODEL_ID")
     p.add_argument("--model-version-id", metavar="ID", help="register's MODEL_VERSION_ID")
-    p.add_argument(
-        "--registry-url", default=env_default(MODEL_REGISTRY_URL), help=f"default: env {MODEL_REGISTRY_URL}"
-    )
+    add_registry_url_flag(p)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="wait for ready (kserve 1200, local 600)")
     k = p.add_argument_group("kserve target")
     k.add_argument("--namespace", help="default: the kubeconfig context's or the pod's namespace")
@@ -126,7 +124,6 @@ def run(args: argparse.Namespace) -> CommandOutput:
     if args.timeout is not None:
         kserve = dataclasses.replace(kserve, timeout=args.timeout)
         local = dataclasses.replace(local, timeout=args.timeout) if local else None
-    registry = dataclasses.replace(RegistrySettings.from_env(), url=args.registry_url)
     result = deploy_model(
         target=args.target,
         name=args.name,
@@ -134,7 +131,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         # Tekton passes unset params as "": treat them as not given.
         registered_model_id=args.registered_model_id or None,
         model_version_id=args.model_version_id or None,
-        registry_settings=registry,
+        registry_settings=registry_settings(args),
         kserve=kserve,
         local=local,
     )

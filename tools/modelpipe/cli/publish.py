@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser, env_default
-from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings, S3Settings
+from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
+from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
 from modelpipe.steps.publish import publish_results
 
@@ -51,12 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-p95-seconds", type=float, metavar="SECONDS", help="gate: single-stream p95 latency <= SECONDS"
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded with the results")
-    parser.add_argument(
-        "--registry-url",
-        default=env_default(MODEL_REGISTRY_URL),
-        metavar="URL",
-        help=f"Model Registry REST base URL (default: env {MODEL_REGISTRY_URL})",
-    )
+    add_registry_url_flag(parser)
     parser.set_defaults(handler=run)
 
 
@@ -68,7 +62,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
             fix="pass --model-uri s3://BUCKET/PREFIX (report goes next to it) or --report-dest",
         )
     result = publish_results(
-        registry=dataclasses.replace(RegistrySettings.from_env(), url=args.registry_url),
+        registry=registry_settings(args),
         s3=S3Settings.from_env(),
         results_dir=args.results,
         model_version_id=args.model_version_id,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser, env_default
-from modelpipe.config import MODEL_REGISTRY_URL, RegistrySettings
+from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
 from modelpipe.steps.register import DEFAULT_LABELS, register_model
 
 EXAMPLES = """\
@@ -55,20 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"dashboard label, repeatable (default: {', '.join(DEFAULT_LABELS)})",
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
-    parser.add_argument(
-        "--registry-url",
-        default=env_default(MODEL_REGISTRY_URL),
-        metavar="URL",
-        help=f"Model Registry REST base URL (default: env {MODEL_REGISTRY_URL})",
-    )
+    add_registry_url_flag(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> CommandOutput:
     """Register and map the ids to REGISTERED_MODEL_ID / MODEL_VERSION_ID / MODEL_ARTIFACT_ID."""
-    settings = dataclasses.replace(RegistrySettings.from_env(), url=args.registry_url)
     result = register_model(
-        registry=settings,
+        registry=registry_settings(args),
         model_name=args.model_name,
         version_name=args.version_name,
         model_uri=args.model_uri,
