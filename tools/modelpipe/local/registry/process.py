@@ -14,9 +14,10 @@ from pathlib import Path
 from modelpipe.config import MODEL_REGISTRY_TOKEN, MODEL_REGISTRY_URL
 from modelpipe.errors import LocalRunError
 from modelpipe.local.ports import free_port
+from modelpipe.local.runtime_process import log_tail
 
 START_TIMEOUT_SECONDS = 60.0
-_LOG_TAIL_CHARS = 2000
+_LOG_TAIL_LINES = 5
 
 
 class RegistryServerProcess:
@@ -49,6 +50,7 @@ class RegistryServerProcess:
         self.token = token
         self.python = python
         self._process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     def api(self, version: str | None = None) -> str:
         """Base URL of the API for ``version`` (default: the first served one)."""
@@ -91,6 +93,7 @@ class RegistryServerProcess:
             "--db", str(self.db), "--api-versions", ",".join(self.api_versions),
         ]  # fmt: skip
         with self.log_path.open("ab") as log_file:
+            self._log_offset = log_file.tell()
             self._process = subprocess.Popen(
                 command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
@@ -115,10 +118,13 @@ class RegistryServerProcess:
         )
 
     def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace")[-_LOG_TAIL_CHARS:]
-        except OSError:
-            return f"(no log at {self.log_path})"
+        """The last lines this start wrote (the log is appended across sessions), on one line."""
+        lines = [
+            line.strip()
+            for line in log_tail(self.log_path, _LOG_TAIL_LINES, offset=self._log_offset).splitlines()
+            if line.strip()
+        ]
+        return " | ".join(lines) if lines else f"no output (log {self.log_path})"
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds."""
