@@ -170,6 +170,21 @@ def test_changed_model_drops_old_manifest_before_sending(
     assert MANIFEST_NAME not in list_objects(client, dest), "a half-updated prefix must not keep a manifest"
 
 
+def _drop_metadata(params: dict[str, Any], **_: Any) -> None:
+    params.pop("Metadata", None)
+
+
+def test_store_that_drops_sha256_metadata_fails_after_upload_without_a_manifest(
+    model_dir: Path, client: S3Client, dest: S3Location, s3_server: Any
+) -> None:
+    forgetful = make_s3_client(S3Settings.from_env(s3_server.env))
+    for operation in ("PutObject", "CreateMultipartUpload"):
+        forgetful.meta.events.register(f"before-parameter-build.s3.{operation}", _drop_metadata)
+    with pytest.raises(StorageError, match=r"after upload, 5 objects .* differ from the manifest"):
+        upload_model(src=model_dir, dest=dest, client=forgetful, config=CONFIG)
+    assert MANIFEST_NAME not in list_objects(client, dest)
+
+
 def test_corrupted_file_is_refused_by_name_before_any_upload(
     model_dir: Path, client: S3Client, dest: S3Location
 ) -> None:

@@ -181,12 +181,6 @@ def _survey(
         return remote, listing.result()
 
 
-def _head_all(client: S3Client, dest: S3Location, paths: list[str]) -> dict[str, ObjectInfo | None]:
-    with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
-        infos = list(pool.map(lambda path: head_object(client, dest.child(path)), paths))
-    return dict(zip(paths, infos, strict=True))
-
-
 def _send(
     client: S3Client, src: Path, dest: S3Location, files: list[ManifestFile], config: TransferConfig | None
 ) -> None:
@@ -214,10 +208,14 @@ def _warn_about_strays(listed: dict[str, int], dest: S3Location, manifest: Manif
 
 
 def _verify_remote(client: S3Client, dest: S3Location, files: list[ManifestFile]) -> None:
-    if not files:
-        return
-    remote = _head_all(client, dest, [item.path for item in files])
-    bad = [item.path for item in files if not _same(remote[item.path], item.size, item.sha256)]
+    """HEAD each object just sent: the store must have kept its size and sha256 (re-runs skip by them)."""
+    with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
+        remote = pool.map(lambda item: head_object(client, dest.child(item.path)), files)
+        bad = [
+            item.path
+            for item, info in zip(files, remote, strict=True)
+            if not _same(info, item.size, item.sha256)
+        ]
     if bad:
         raise StorageError(
             f"after upload, {len(bad)} objects under {dest.uri} differ from the manifest: "
