@@ -262,7 +262,7 @@ class _Pending:
     request: ImageRequest
     job: _Job
     index: int
-    enqueued: float = field(default_factory=time.monotonic)
+    enqueued: float
 
 
 class Engine:
@@ -281,10 +281,7 @@ class Engine:
         metrics: RuntimeMetrics,
     ) -> None:
         self.loaded = loaded
-        self.max_batch_size = batching.max_batch_size
-        self.max_batch_delay_s = batching.max_batch_delay_s
-        self.max_queue = batching.max_queue
-        self.batch_invariant = batching.batch_invariant
+        self.batching = batching
         self._metrics = metrics
         self._queue: collections.deque[_Pending] = collections.deque()
         self._cond = threading.Condition()
@@ -324,11 +321,11 @@ class Engine:
             if self._stopping:
                 raise EngineStoppedError()
             queued = len(self._queue)
-            if queued + len(images) > self.max_queue:
-                batches_ahead = queued / self.max_batch_size + 1
+            if queued + len(images) > self.batching.max_queue:
+                batches_ahead = queued / self.batching.max_batch_size + 1
                 retry = max(1, math.ceil(batches_ahead * self._batch_seconds))
                 raise QueueFullError(
-                    queued=queued, requested=len(images), limit=self.max_queue, retry_after=retry
+                    queued=queued, requested=len(images), limit=self.batching.max_queue, retry_after=retry
                 )
             now = time.monotonic()
             self._queue.extend(_Pending(request, job, i, now) for i, request in enumerate(images))
@@ -348,6 +345,7 @@ class Engine:
         once with the stragglers that queued during the previous call, just before the clients served by
         that call send their next requests: batches of 6 and 2 instead of 8, each costing a full call.
         """
+        max_batch_size, max_batch_delay_s = self.batching.max_batch_size, self.batching.max_batch_delay_s
         free_since = time.monotonic()
         with self._cond:
             while True:
@@ -364,10 +362,10 @@ class Engine:
                 for item in self._queue:
                     if item.request.key == head.request.key and not item.job.future.done():
                         picked.append(item)
-                        if len(picked) == self.max_batch_size:
+                        if len(picked) == max_batch_size:
                             break
-                wait = max(head.enqueued, free_since) + self.max_batch_delay_s - time.monotonic()
-                if len(picked) == self.max_batch_size or wait <= 0:
+                wait = max(head.enqueued, free_since) + max_batch_delay_s - time.monotonic()
+                if len(picked) == max_batch_size or wait <= 0:
                     break
                 self._cond.wait(wait)
             chosen = {id(item) for item in picked}
@@ -411,8 +409,8 @@ class Engine:
     def _call_pipeline(self, requests: list[ImageRequest]) -> list[Any]:
         key = requests[0].key
         padded = list(requests)
-        if self.batch_invariant and len(padded) < self.max_batch_size:
-            padded += [requests[0]] * (self.max_batch_size - len(padded))
+        if self.batching.batch_invariant:
+            padded += [requests[0]] * (self.batching.max_batch_size - len(padded))
         kwargs: dict[str, Any] = {
             "prompt": [r.prompt for r in padded],
             "num_inference_steps": key.num_inference_steps,
