@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,6 +14,7 @@ from diffusers_runtime.engine import (
     BatchingOptions,
     BatchKey,
     Engine,
+    GeneratedImage,
     ImageRequest,
     LoadedPipeline,
 )
@@ -79,6 +81,17 @@ def image(prompt: str, seed: int = 1, key: BatchKey = KEY) -> ImageRequest:
     return ImageRequest(prompt=prompt, seed=seed, key=key)
 
 
+def start_held_call(engine: Engine, fake: FakePipeline) -> Future[list[GeneratedImage]]:
+    """Submit "running" and return once the worker has taken it into a pipeline call held at the gate."""
+    fake.gate.clear()
+    running = engine.submit([image("running")])
+    deadline = time.monotonic() + 10
+    while engine.queued_images and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not engine.queued_images, "the worker never took the first image"
+    return running
+
+
 def test_compatible_images_share_calls_up_to_max_batch_size() -> None:
     engine, fake = make_engine()
     futures = [engine.submit([image(f"p{i}", i)]) for i in range(6)]
@@ -123,11 +136,7 @@ def test_each_image_gets_its_own_generator_seeded_with_its_seed() -> None:
 
 def test_full_queue_raises_queue_full_with_retry_after() -> None:
     engine, fake = make_engine(max_queue=2, max_batch_size=1, max_batch_delay_s=0)
-    fake.gate.clear()
-    running = engine.submit([image("running")])
-    deadline = time.monotonic() + 5
-    while engine.queued_images and time.monotonic() < deadline:
-        time.sleep(0.01)
+    running = start_held_call(engine, fake)
     waiting = engine.submit([image("a"), image("b")])
     with pytest.raises(QueueFullError) as caught:
         engine.submit([image("c")])
@@ -168,9 +177,7 @@ def test_other_errors_reach_the_request_unchanged() -> None:
 
 def test_stop_fails_queued_work_and_refuses_new_work() -> None:
     engine, fake = make_engine(max_batch_size=1, max_batch_delay_s=0)
-    fake.gate.clear()
-    running = engine.submit([image("running")])
-    time.sleep(0.2)
+    running = start_held_call(engine, fake)
     queued = engine.submit([image("queued")])
     stopper = threading.Thread(target=engine.stop)
     stopper.start()
@@ -185,9 +192,7 @@ def test_stop_fails_queued_work_and_refuses_new_work() -> None:
 
 def test_cancelled_request_is_not_generated() -> None:
     engine, fake = make_engine(max_batch_size=1, max_batch_delay_s=0)
-    fake.gate.clear()
-    running = engine.submit([image("running")])
-    time.sleep(0.2)
+    running = start_held_call(engine, fake)
     cancelled = engine.submit([image("gone")])
     assert cancelled.cancel()
     fake.gate.set()
