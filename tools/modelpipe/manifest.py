@@ -248,16 +248,6 @@ def manifest_sha256(path: Path) -> str:
         raise ManifestError(f"{target} does not exist") from err
 
 
-def file_matches(path: Path, *, size: int, sha256: str | None) -> bool:
-    """True when ``path`` exists with ``size`` bytes and (if given) that sha256; the size is checked first."""
-    try:
-        if path.stat().st_size != size:
-            return False
-    except FileNotFoundError:
-        return False
-    return sha256 is None or sha256_file(path) == sha256
-
-
 def verify_files(model_dir: Path, manifest: Manifest, *, hash_only: Collection[str] | None = None) -> None:
     """Check every listed file exists under ``model_dir`` with the recorded size and sha256.
 
