@@ -39,14 +39,18 @@ def s3_credentials(state_dir: Path) -> tuple[str, str]:
     return data["access_key_id"], data["secret_access_key"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
     """The running stand-ins of one session."""
 
     s3_env: dict[str, str]
     registry_url: str
-    describe: dict[str, str]
     pids: list[int]
+
+    @property
+    def describe(self) -> dict[str, str]:
+        """Where the services listen, for the summary of a kept session."""
+        return {"s3_endpoint": self.s3_env["AWS_S3_ENDPOINT"], "registry_url": self.registry_url}
 
 
 def stop_command(state_dir: Path, pids: list[int]) -> str:
@@ -105,13 +109,12 @@ def running_services(
     from modelpipe.local.registry.process import RegistryServerProcess
     from modelpipe.local.s3 import S3Credentials, SeaweedS3
 
-    state = state_dir
-    state.mkdir(parents=True, exist_ok=True)
-    check_no_leftover(state)
-    key_id, secret = s3_credentials(state)
-    s3 = SeaweedS3(state / "s3", S3Credentials(key_id, secret), bucket=BUCKET, port=s3_port)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    check_no_leftover(state_dir)
+    key_id, secret = s3_credentials(state_dir)
+    s3 = SeaweedS3(state_dir / "s3", S3Credentials(key_id, secret), bucket=BUCKET, port=s3_port)
     registry = RegistryServerProcess(
-        state / "registry.db", port=registry_port, log_path=state / "registry.log"
+        state_dir / "registry.db", port=registry_port, log_path=state_dir / "registry.log"
     )
     kept = False
     try:
@@ -121,7 +124,6 @@ def running_services(
         services = Services(
             s3_env=s3.data_connection_env(),
             registry_url=registry.url,
-            describe={"s3_endpoint": s3.endpoint_url, "registry_url": registry.url},
             pids=[p for p in (registry.pid, s3.pid) if p],
         )
         yield services
@@ -129,12 +131,12 @@ def running_services(
     finally:
         if kept:
             pids = services.pids
-            (state / SERVICE_PIDS_FILE).write_text(json.dumps({"pids": pids}), encoding="utf-8")
+            (state_dir / SERVICE_PIDS_FILE).write_text(json.dumps({"pids": pids}), encoding="utf-8")
             log.info(
                 "services keep running (pids %s); S3 %s, registry %s", pids, s3.endpoint_url, registry.url
             )
         else:
-            stop_runtime(state / "runtime")
+            stop_runtime(state_dir / "runtime")
             registry.stop()
             s3.stop()
 
