@@ -243,27 +243,17 @@ def _task_result(run: PipelineRunResult, task: str, name: str) -> str:
 
 def _report_copy(settings: SessionSettings, services: Services, report_uri: str, run: str) -> str:
     """Download the report folder (HTML and its images) beside the run's logs; the local HTML path."""
-    import boto3
+    from modelpipe.config import S3Settings
+    from modelpipe.s3 import S3Location, download_prefix, make_s3_client, parse_s3_uri
 
     if not report_uri.startswith("s3://"):
         return "-"
-    bucket, _, key = report_uri.removeprefix("s3://").partition("/")
-    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    report = parse_s3_uri(report_uri)
+    folder, _, file_name = report.key.rpartition("/")
     dest_dir = settings.state_dir / "reports" / run
-    env = services.s3_env
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_S3_ENDPOINT"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            target = dest_dir / obj["Key"].removeprefix(prefix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, obj["Key"], str(target))
-    return str(dest_dir / key.removeprefix(prefix))
+    client = make_s3_client(S3Settings.from_env(services.s3_env))
+    download_prefix(client, S3Location(report.bucket, folder), dest_dir)
+    return str(dest_dir / file_name)
 
 
 def _summary(
