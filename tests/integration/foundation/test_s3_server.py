@@ -105,8 +105,9 @@ def test_cli_creates_bucket_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None
     assert code == 0
     assert "cli-secret-key-0123456789" not in stderr
     time.sleep(0.5)
-    weeds = subprocess.run(["pgrep", "-f", f"-s3.port={port}"], capture_output=True, text=True)
-    assert weeds.stdout.strip() == "", "weed kept running after SIGTERM"
+    # "--": the pattern starts with "-", which pgrep would otherwise take for its -s option and fail.
+    weeds = subprocess.run(["pgrep", "-f", "--", f"-s3.port={port}"], capture_output=True, text=True)
+    assert weeds.returncode == 1, f"weed kept running after SIGTERM (pgrep: {weeds.stdout}{weeds.stderr})"
 
 
 def _s3_cli_exits(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
