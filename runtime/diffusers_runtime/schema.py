@@ -233,8 +233,11 @@ def parse_openai(body: Any, limits: Limits, caps: Capabilities) -> tuple[OpenAII
                 f"size: expected 'WIDTHxHEIGHT' like '512x512' or 'auto', got {request.size!r}"
             )
         width, height = int(match.group(1)), int(match.group(2))
-    if request.seed is not None and not 0 <= request.seed <= MAX_SEED - request.n:
-        raise BadRequestError(f"seed: must be between 0 and 2**63-1-n, got {request.seed}")
+    # Image i gets seed + i, so the last one, seed + n - 1, must stay <= 2**63-1.
+    if request.seed is not None and not 0 <= request.seed <= MAX_SEED - (request.n - 1):
+        raise BadRequestError(
+            f"seed: must be between 0 and 2**63-{request.n} for n={request.n}, got {request.seed}"
+        )
     tasks = []
     for i in range(request.n):
         fields = ImageFields(

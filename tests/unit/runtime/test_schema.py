@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from diffusers_runtime.schema import (
+    MAX_SEED,
     Capabilities,
     Limits,
     V2Tensor,
@@ -160,3 +161,10 @@ def test_openai_size_n_and_seed_extension() -> None:
 def test_openai_auto_size_uses_model_default() -> None:
     _, (task,) = parse_openai({"prompt": "a", "size": "auto"}, LIMITS, CAPS)
     assert (task.request.key.width, task.request.key.height) == (64, 64)
+
+
+def test_openai_seed_range_lets_the_last_image_reach_the_maximum() -> None:
+    _, tasks = parse_openai({"prompt": "a", "n": 2, "seed": MAX_SEED - 1}, LIMITS, CAPS)
+    assert [t.request.seed for t in tasks] == [MAX_SEED - 1, MAX_SEED]
+    with pytest.raises(InvalidInput, match=r"seed: must be between 0 and 2\*\*63-2 for n=2"):
+        parse_openai({"prompt": "a", "n": 2, "seed": MAX_SEED}, LIMITS, CAPS)
