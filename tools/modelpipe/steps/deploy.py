@@ -19,7 +19,6 @@ from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
     get_version,
-    registry_call,
     upsert_inference_service,
     upsert_serving_environment,
 )
@@ -29,6 +28,8 @@ log = logging.getLogger(__name__)
 Target = Literal["kserve", "local"]
 # The serving environment local deployments are recorded under (a cluster uses the namespace).
 LOCAL_SERVING_ENVIRONMENT = "local"
+# Our ServingRuntime's name on a cluster; local deployments are recorded under it too.
+SERVING_RUNTIME = "diffusers-runtime"
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class KServeOptions:
     """Cluster-side settings for ``--target kserve``."""
 
     namespace: str | None = None
-    serving_runtime: str = "diffusers-runtime"
+    serving_runtime: str = SERVING_RUNTIME
     runtime_image: str | None = None
     storage_key: str | None = None
     service_account: str | None = None
@@ -82,49 +83,42 @@ class DeployResult:
     created: bool = True
 
 
-def _check_registry_ids(registry: ModelRegistry, registered_model_id: str, model_version_id: str) -> None:
-    """Fail before deploying when the ids do not exist or do not belong together."""
-    registry_call(
-        f"reading registered model {registered_model_id}",
-        lambda: get_registered_model(registry, registered_model_id),
-    )
-    version = registry_call(
-        f"reading model version {model_version_id}", lambda: get_version(registry, model_version_id)
-    )
-    if version.registered_model_id != registered_model_id:
-        raise ConfigError(
-            f"model version {model_version_id} belongs to registered model {version.registered_model_id}, "
-            f"not {registered_model_id}",
-            fix="pass REGISTERED_MODEL_ID and MODEL_VERSION_ID from the same `modelpipe register` run",
+@dataclass(frozen=True)
+class _Recorder:
+    """Records deployments of one registered model version in the Model Registry."""
+
+    registry: ModelRegistry
+    registered_model_id: str
+    model_version_id: str
+
+    def check_ids(self) -> None:
+        """Fail before deploying when the ids do not exist or do not belong together."""
+        get_registered_model(self.registry, self.registered_model_id)
+        version = get_version(self.registry, self.model_version_id)
+        if version.registered_model_id != self.registered_model_id:
+            raise ConfigError(
+                f"model version {self.model_version_id} belongs to registered model "
+                f"{version.registered_model_id}, not {self.registered_model_id}",
+                fix="pass REGISTERED_MODEL_ID and MODEL_VERSION_ID from the same `modelpipe register` run",
+            )
+
+    def record(self, *, environment: str, name: str, runtime: str, url: str) -> str:
+        """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
+        serving_env = upsert_serving_environment(self.registry, environment)
+        assert serving_env.id is not None
+        recorded = upsert_inference_service(
+            self.registry,
+            serving_environment_id=serving_env.id,
+            name=name,
+            registered_model_id=self.registered_model_id,
+            model_version_id=self.model_version_id,
+            runtime=runtime,
+            url=url,
         )
-
-
-def _record(
-    registry: ModelRegistry,
-    *,
-    environment: str,
-    name: str,
-    registered_model_id: str,
-    model_version_id: str,
-    runtime: str,
-    url: str,
-) -> str:
-    """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
-    serving_env = upsert_serving_environment(registry, environment)
-    assert serving_env.id is not None
-    recorded = upsert_inference_service(
-        registry,
-        serving_environment_id=serving_env.id,
-        name=name,
-        registered_model_id=registered_model_id,
-        model_version_id=model_version_id,
-        runtime=runtime,
-        url=url,
-    )
-    if recorded.id is None:
-        raise RegistryError(f"Model Registry returned no id for inference service {name!r}")
-    log.info("recorded deployment %s in serving environment %s (id %s)", name, environment, recorded.id)
-    return recorded.id
+        if recorded.id is None:
+            raise RegistryError(f"Model Registry returned no id for inference service {name!r}")
+        log.info("recorded deployment %s in serving environment %s (id %s)", name, environment, recorded.id)
+        return recorded.id
 
 
 def _deploy_kserve(
@@ -134,7 +128,7 @@ def _deploy_kserve(
     options: KServeOptions,
     registered_model_id: str | None,
     model_version_id: str | None,
-    registry: ModelRegistry | None,
+    recorder: _Recorder | None,
 ) -> DeployResult:
     namespace = options.namespace or kserve_deploy.default_namespace(options.kubeconfig, options.kube_context)
     if not namespace:
@@ -154,8 +148,6 @@ def _deploy_kserve(
         resources=options.resources,
     )
     kserve_deploy.validate_spec(spec)
-    if registry is not None and registered_model_id and model_version_id:
-        _check_registry_ids(registry, registered_model_id, model_version_id)
     with kserve_deploy.kube_client(options.kubeconfig, options.kube_context) as client:
         api = CustomObjectsApi(client)
         applied, created = kserve_deploy.apply_inference_service(
@@ -173,15 +165,9 @@ def _deploy_kserve(
         uid = str(isvc["metadata"]["uid"])
         log.info("InferenceService %s/%s Ready at %s", namespace, name, url)
         inference_service_id = None
-        if registry is not None and registered_model_id and model_version_id:
-            inference_service_id = _record(
-                registry,
-                environment=namespace,
-                name=f"{name}/{uid}",
-                registered_model_id=registered_model_id,
-                model_version_id=model_version_id,
-                runtime=options.serving_runtime,
-                url=url,
+        if recorder is not None:
+            inference_service_id = recorder.record(
+                environment=namespace, name=f"{name}/{uid}", runtime=options.serving_runtime, url=url
             )
             kserve_deploy.label_inference_service(
                 api, name, namespace, {kserve_deploy.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
@@ -194,12 +180,8 @@ def _deploy_local(
     name: str,
     model_uri: str,
     options: LocalOptions,
-    registered_model_id: str | None,
-    model_version_id: str | None,
-    registry: ModelRegistry | None,
+    recorder: _Recorder | None,
 ) -> DeployResult:
-    if registry is not None and registered_model_id and model_version_id:
-        _check_registry_ids(registry, registered_model_id, model_version_id)
     runtime = runtime_process.start_local_runtime(
         model_name=name,
         model_uri=model_uri,
@@ -210,14 +192,11 @@ def _deploy_local(
         extra_args=options.runtime_args,
     )
     inference_service_id = None
-    if registry is not None and registered_model_id and model_version_id:
-        inference_service_id = _record(
-            registry,
+    if recorder is not None:
+        inference_service_id = recorder.record(
             environment=LOCAL_SERVING_ENVIRONMENT,
             name=f"{name}/local",
-            registered_model_id=registered_model_id,
-            model_version_id=model_version_id,
-            runtime="diffusers-runtime",
+            runtime=SERVING_RUNTIME,
             url=runtime.endpoint_url,
         )
     return DeployResult(
@@ -260,11 +239,13 @@ def deploy_model(
         raise ConfigError(
             "--registered-model-id and --model-version-id go together", fix="pass both or neither"
         )
-    registry = None
-    if registry_settings is not None and registry_settings.url and registered_model_id and model_version_id:
-        registry = connect_registry(registry_settings)
-    elif registered_model_id:
-        log.info("no Model Registry URL: the deployment is labelled with the ids but not recorded")
+    recorder = None
+    if registered_model_id and model_version_id:
+        if registry_settings is not None and registry_settings.url:
+            recorder = _Recorder(connect_registry(registry_settings), registered_model_id, model_version_id)
+            recorder.check_ids()
+        else:
+            log.info("no Model Registry URL: the deployment is not recorded in the registry")
     if target == "kserve":
         return _deploy_kserve(
             name=name,
@@ -272,7 +253,7 @@ def deploy_model(
             options=kserve or KServeOptions(),
             registered_model_id=registered_model_id,
             model_version_id=model_version_id,
-            registry=registry,
+            recorder=recorder,
         )
     if target == "local":
         if local is None:
@@ -281,8 +262,6 @@ def deploy_model(
             name=name,
             model_uri=model_uri,
             options=local,
-            registered_model_id=registered_model_id,
-            model_version_id=model_version_id,
-            registry=registry,
+            recorder=recorder,
         )
     raise ConfigError(f"--target {target!r} unknown", fix="use kserve or local")
