@@ -11,7 +11,6 @@ from types import FrameType
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import AWS_S3_BUCKET, S3Settings
 from modelpipe.errors import ConfigError, LocalRunError
-from modelpipe.local.s3 import S3Credentials, SeaweedS3
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,9 @@ def add_s3_parser(local_subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> CommandOutput | None:
+    # Imported here: boto3 would otherwise load for every `modelpipe local ...` command's parser.
+    from modelpipe.local.s3 import S3Credentials, SeaweedS3
+
     settings = S3Settings.from_env()
     settings.require_credentials()
     if settings.bucket is None:
