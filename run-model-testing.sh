@@ -18,7 +18,8 @@ usage: ./run-model-testing.sh --registered-model-id ID --model-version-id ID --m
   --endpoint   benchmark this running endpoint instead of deploying (sets deploy=false)
   --param      any other model-testing param, e.g. --param min-clip-score=0.25 (repeatable)
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
-  --env-file   settings file (default: .env next to this script); only NAMESPACE is read
+  --env-file   settings file (default: .env next to this script, when present);
+               only NAMESPACE is read
   --follow     stream the logs (tkn when installed), wait, print the results; exit 1 if the run failed
   --dry-run    print the PipelineRun instead of creating it (needs no cluster)
   --local      run on this machine instead: all other arguments go to `modelpipe local test`
@@ -30,54 +31,25 @@ examples:
 USAGE
 }
 
-for arg in "$@"; do
-  if [ "$arg" = --local ]; then
-    rest=()
-    for a in "$@"; do [ "$a" = --local ] || rest+=("$a"); done
-    make -s -C "$here" venv
-    exec "$here/.venv/bin/modelpipe" local test "${rest[@]}"
-  fi
-done
-
 # shellcheck source=gitops/scripts/lib.sh
 source "$here/gitops/scripts/lib.sh"
+run_local_if_requested "$here" test "$@"
 
 registered_model_id=""
 model_version_id=""
 model_uri=""
 name=""
 endpoint=""
-namespace=""
-env_file="$here/.env"
-follow=false
-dry_run=false
-extra=()
-while [ $# -gt 0 ]; do
+set_flag() {
   case $1 in
-    --registered-model-id | --model-version-id | --model-uri | --name | --endpoint | --param | --namespace | \
-      --env-file)
-      [ $# -ge 2 ] || die "$1 needs a value"
-      case $1 in
-        --registered-model-id) registered_model_id=$2 ;;
-        --model-version-id) model_version_id=$2 ;;
-        --model-uri) model_uri=$2 ;;
-        --name) name=$2 ;;
-        --endpoint) endpoint=$2 ;;
-        --param)
-          [[ $2 == ?*=* ]] || die "--param needs KEY=VALUE, got '$2'"
-          extra+=("$2")
-          ;;
-        --namespace) namespace=$2 ;;
-        --env-file) env_file=$2 ;;
-      esac
-      shift 2
-      ;;
-    --follow) follow=true; shift ;;
-    --dry-run) dry_run=true; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) usage >&2; die "unknown argument '$1'" ;;
+    --registered-model-id) registered_model_id=$2 ;;
+    --model-version-id) model_version_id=$2 ;;
+    --model-uri) model_uri=$2 ;;
+    --name) name=$2 ;;
+    --endpoint) endpoint=$2 ;;
   esac
-done
+}
+parse_run_args "--registered-model-id --model-version-id --model-uri --name --endpoint" set_flag "$@"
 
 missing=()
 [ -n "$registered_model_id" ] || missing+=(--registered-model-id)
@@ -86,30 +58,12 @@ missing=()
 [ -n "$name" ] || missing+=(--name)
 [ ${#missing[@]} -eq 0 ] || die "missing required flags: ${missing[*]} (see --help)"
 [[ $model_uri == s3://?* ]] || die "--model-uri must be an s3:// URI, got '$model_uri'"
-[[ $name =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] ||
-  die "--name must be a DNS-1035 label (lowercase letters, digits, '-'), got '$name'"
+require_dns_label --name "$name"
 
-[ -f "$env_file" ] && load_env "$env_file"
-namespace=${namespace:-$(env_value NAMESPACE modelpipe)}
-
+load_run_env "$here/.env"
 params=("registered-model-id=$registered_model_id" "model-version-id=$model_version_id"
   "model-uri=$model_uri" "deploy-name=$name")
 if [ -n "$endpoint" ]; then
   params+=("deploy=false" "endpoint=$endpoint")
 fi
-params+=("${extra[@]}")
-
-manifest=$(render_pipelinerun "$here/pipelineruns/model-testing.yaml" "$namespace" "${params[@]}")
-if $dry_run; then
-  echo "$manifest"
-  exit 0
-fi
-
-cli=$(kube_cli)
-run=$(create_run "$cli" "$namespace" "$manifest")
-echo "$run"
-if $follow; then
-  follow_run "$cli" "$namespace" "${run##*/}"
-else
-  log "follow: tkn pipelinerun logs ${run##*/} -f -n $namespace (or kubectl get $run -n $namespace -w)"
-fi
+start_run "$here/pipelineruns/model-testing.yaml" "${params[@]}"

@@ -125,6 +125,93 @@ render_pipelinerun() {
   rm -f "$params_file" "$workspaces_file"
 }
 
+# require_dns_label FLAG VALUE: die unless VALUE is a DNS-1035 label (InferenceService and model names).
+require_dns_label() {
+  [[ $2 =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] ||
+    die "$1 must be a DNS-1035 label (lowercase letters, digits, '-'), got '$2'"
+}
+
+# --- Run scripts (run-model-import.sh, run-model-testing.sh) ---------------------------------------
+# Flags both scripts take, set by parse_run_args; RUN_PARAMS holds the --param KEY=VALUE pairs.
+RUN_NAMESPACE=""
+RUN_ENV_FILE=""
+RUN_FOLLOW=false
+RUN_DRY_RUN=false
+RUN_PARAMS=()
+
+# run_local_if_requested ROOT SUBCOMMAND ARGS...: when ARGS hold --local, exec
+# `modelpipe local SUBCOMMAND` with the other ARGS (ROOT is the repository, which has the Makefile).
+run_local_if_requested() {
+  local root=$1 subcommand=$2 arg local=false rest=()
+  shift 2
+  for arg in "$@"; do
+    if [ "$arg" = --local ]; then local=true; else rest+=("$arg"); fi
+  done
+  $local || return 0
+  make -s -C "$root" venv
+  exec "$root/.venv/bin/modelpipe" local "$subcommand" "${rest[@]}"
+}
+
+# parse_run_args "VALUE_FLAGS" SET_FLAG ARGS...: parse the shared flags (--param, --namespace,
+# --env-file, --follow, --dry-run, -h/--help) into RUN_*, and for each of the caller's own flags
+# listed in VALUE_FLAGS call SET_FLAG FLAG VALUE. The caller defines usage().
+parse_run_args() {
+  local value_flags=" $1 " set_flag=$2
+  shift 2
+  while [ $# -gt 0 ]; do
+    case $1 in
+      -h | --help) usage; exit 0 ;;
+      --follow) RUN_FOLLOW=true; shift; continue ;;
+      --dry-run) RUN_DRY_RUN=true; shift; continue ;;
+    esac
+    [[ $1 == --param || $1 == --namespace || $1 == --env-file || $value_flags == *" $1 "* ]] || {
+      usage >&2
+      die "unknown argument '$1'"
+    }
+    [ $# -ge 2 ] || die "$1 needs a value"
+    case $1 in
+      --param)
+        [[ $2 == ?*=* ]] || die "--param needs KEY=VALUE, got '$2'"
+        RUN_PARAMS+=("$2")
+        ;;
+      --namespace) RUN_NAMESPACE=$2 ;;
+      --env-file) RUN_ENV_FILE=$2 ;;
+      *) "$set_flag" "$1" "$2" ;;
+    esac
+    shift 2
+  done
+}
+
+# load_run_env DEFAULT_FILE: read --env-file, else DEFAULT_FILE, when present; the namespace defaults to
+# NAMESPACE from it, else modelpipe.
+load_run_env() {
+  local file=${RUN_ENV_FILE:-$1}
+  if [ -f "$file" ]; then
+    load_env "$file"
+  fi
+  RUN_NAMESPACE=${RUN_NAMESPACE:-$(env_value NAMESPACE modelpipe)}
+}
+
+# start_run EXAMPLE [NAME=VALUE...]: the example PipelineRun with these params, then the --param ones,
+# in RUN_NAMESPACE. --dry-run prints it; otherwise create it, print its name and, with --follow, wait.
+start_run() {
+  local example=$1 manifest cli run
+  shift
+  manifest=$(render_pipelinerun "$example" "$RUN_NAMESPACE" "$@" "${RUN_PARAMS[@]}")
+  if $RUN_DRY_RUN; then
+    echo "$manifest"
+    return 0
+  fi
+  cli=$(kube_cli)
+  run=$(create_run "$cli" "$RUN_NAMESPACE" "$manifest")
+  echo "$run"
+  if $RUN_FOLLOW; then
+    follow_run "$cli" "$RUN_NAMESPACE" "${run##*/}"
+  else
+    log "follow: tkn pipelinerun logs ${run##*/} -f -n $RUN_NAMESPACE (or kubectl get $run -n $RUN_NAMESPACE -w)"
+  fi
+}
+
 # kube_cli: oc when present (OpenShift), else kubectl.
 kube_cli() {
   if command -v oc >/dev/null 2>&1; then

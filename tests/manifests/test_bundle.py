@@ -220,7 +220,7 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     (
         "shellcheck",
         "unquoted variable",
-        edit("run-model-testing.sh", 'echo "$run"', "echo $run"),
+        edit("gitops/scripts/lib.sh", 'echo "$run"', "echo $run"),
         "SC2086",
     ),
     (

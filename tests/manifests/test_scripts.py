@@ -235,6 +235,21 @@ def test_run_script_params_survive_quotes_and_backslashes() -> None:
     assert _params(proc.stdout)["description"] == value
 
 
+@pytest.mark.parametrize("script", ["run-model-import.sh", "run-model-testing.sh"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dry-run", "--modle", "x"], "unknown argument '--modle'"),
+        (["--namespace"], "--namespace needs a value"),
+    ],
+)
+def test_run_scripts_name_a_bad_flag(script: str, args: list[str], message: str) -> None:
+    proc = run(script, *args)
+    assert proc.returncode == 1
+    assert message in proc.stderr
+    assert proc.stdout == ""
+
+
 def test_run_model_testing_names_every_missing_flag() -> None:
     proc = run("run-model-testing.sh", "--dry-run")
     assert proc.returncode == 1
@@ -268,6 +283,8 @@ def test_local_flag_hands_the_other_arguments_to_modelpipe_local(
     tmp_path: Path, script: str, subcommand: str
 ) -> None:
     shutil.copy2(REPO_ROOT / script, tmp_path / script)
+    (tmp_path / "gitops" / "scripts").mkdir(parents=True)
+    shutil.copy2(REPO_ROOT / "gitops/scripts/lib.sh", tmp_path / "gitops/scripts/lib.sh")
     (tmp_path / "Makefile").write_text("venv:\n\t@echo venv-ready >&2\n", encoding="utf-8")
     fake = tmp_path / ".venv" / "bin" / "modelpipe"
     fake.parent.mkdir(parents=True)
