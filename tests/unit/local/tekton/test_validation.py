@@ -262,3 +262,14 @@ def test_guarded_unsupported_task_is_rejected_only_when_it_would_run(layout):
     assert ran.result.status == "Failed"
     with pytest.raises(UnsupportedTektonFeatureError, match="volumes"):
         ran.result.raise_for_status()
+
+
+def test_invalid_yaml_is_one_line_naming_file_line_and_problem(layout):
+    layout.write(pipeline([ref("a", "echo")]), ECHO)
+    layout.pipeline_path.write_text("kind: Pipeline\nmetadata: {name: x\nspec: [\n", encoding="utf-8")
+    with pytest.raises(TektonSpecError) as caught:
+        run(layout, None)
+    assert str(caught.value) == (
+        f"{layout.pipeline_path}:3:5: invalid YAML: "
+        "while parsing a flow mapping, expected ',' or '}', but got ':'"
+    )

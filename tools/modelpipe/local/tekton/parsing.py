@@ -431,10 +431,18 @@ def load_yaml(path: Path) -> Any:
     except FileNotFoundError as err:
         raise TektonSpecError(f"{path}: file not found") from err
     except yaml.YAMLError as err:
-        raise TektonSpecError(f"{path}: invalid YAML: {err}") from err
+        raise TektonSpecError(_yaml_error_line(path, err)) from err
     if len(docs) != 1:
         raise TektonSpecError(f"{path}: expected one YAML document, found {len(docs)}")
     return docs[0]
+
+
+def _yaml_error_line(path: Path, err: yaml.YAMLError) -> str:
+    """``PATH:LINE:COL: invalid YAML: what`` on one line (PyYAML's own text spans several, with a caret)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    what = ", ".join(part for part in (getattr(err, "context", None), getattr(err, "problem", None)) if part)
+    return f"{where}: invalid YAML: {what or str(err).splitlines()[0]}"
 
 
 def load_pipeline(path: Path) -> Pipeline:
