@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.stub import Stubber
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError, StorageAuthError, StorageError
-from modelpipe.s3 import S3Location, make_s3_client, parse_s3_uri, storage_error
+from modelpipe.s3 import (
+    S3Location,
+    check_bucket,
+    head_object,
+    make_s3_client,
+    parse_s3_uri,
+    storage_error,
+)
 from pydantic import SecretStr
 
 SECRET = "very-secret-key-value-42"
@@ -103,3 +111,37 @@ def test_unreachable_endpoint_names_the_variable() -> None:
         endpoint="http://127.0.0.1:1",
     )
     assert "cannot reach http://127.0.0.1:1" in err.message and "AWS_S3_ENDPOINT" in err.one_line()
+
+
+def test_bare_404_on_a_bucket_names_the_missing_bucket_and_the_fix() -> None:
+    err = storage_error(_client_error("404", 404), action="opening bucket", uri="s3://nope")
+    assert "bucket 'nope' does not exist" in err.message and "create the bucket" in err.one_line()
+    assert "bucket" not in storage_error(_client_error("404", 404), action="reading", uri="s3://b/k").message
+
+
+def test_check_bucket_names_a_missing_bucket() -> None:
+    client = make_s3_client(_settings())
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
+        with pytest.raises(StorageError, match=r"bucket 'models' does not exist at http://127\.0\.0\.1:9000"):
+            check_bucket(client, "models")
+
+
+def test_check_bucket_leaves_a_refused_bucket_head_to_the_object_requests() -> None:
+    client = make_s3_client(_settings())
+    with Stubber(client) as stub:
+        stub.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
+        check_bucket(client, "models")
+        stub.assert_no_pending_responses()
+
+
+def test_head_object_is_none_for_a_missing_key_and_an_auth_error_for_refused_keys() -> None:
+    client = make_s3_client(_settings())
+    where = S3Location("models", "tiny/unet/config.json")
+    with Stubber(client) as stub:
+        stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
+        stub.add_client_error("head_object", service_error_code="403", http_status_code=403)
+        assert head_object(client, where) is None
+        with pytest.raises(StorageAuthError) as excinfo:
+            head_object(client, where)
+    assert "AWS_SECRET_ACCESS_KEY" in excinfo.value.one_line()

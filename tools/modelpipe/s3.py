@@ -214,10 +214,11 @@ def storage_error(err: Exception, *, action: str, uri: str, endpoint: str | None
             return StorageAuthError(
                 f"S3 refused the credentials while {action} {uri} ({code})", fix=_CREDENTIALS_FIX
             )
-        if code == "NoSuchBucket":
-            bucket = urlparse(uri).netloc
+        parsed = urlparse(uri)
+        # HEAD answers carry no error body: a bare 404 on the bucket itself means the bucket is missing.
+        if code == "NoSuchBucket" or (code in _NOT_FOUND_CODES and not parsed.path.strip("/")):
             return StorageError(
-                f"bucket {bucket!r} does not exist at {where} ({action} {uri})",
+                f"bucket {parsed.netloc!r} does not exist at {where} ({action} {uri})",
                 fix="create the bucket or point --dest / AWS_S3_BUCKET at an existing one",
             )
         if code in _NOT_FOUND_CODES:
@@ -240,6 +241,10 @@ def storage_errors(client: S3Client, *, action: str, uri: str) -> Iterator[None]
         raise storage_error(err, action=action, uri=uri, endpoint=client.meta.endpoint_url) from err
 
 
+def _error_code(err: Exception) -> str | None:
+    return str(err.response.get("Error", {}).get("Code")) if isinstance(err, ClientError) else None
+
+
 def check_bucket(client: S3Client, bucket: str) -> None:
     """Fail early and clearly when the bucket is missing or the endpoint is unreachable.
 
@@ -251,20 +256,10 @@ def check_bucket(client: S3Client, bucket: str) -> None:
     """
     try:
         client.head_bucket(Bucket=bucket)
-    except ClientError as err:
-        code = str(err.response.get("Error", {}).get("Code"))
-        if code in {"404", "NoSuchBucket", "NotFound"}:
-            raise StorageError(
-                f"bucket {bucket!r} does not exist at {client.meta.endpoint_url}",
-                fix="create the bucket or point --dest / AWS_S3_BUCKET at an existing one",
-            ) from err
-        if code in {"403", "AccessDenied"}:
+    except (ClientError, BotoCoreError) as err:
+        if _error_code(err) in {"403", "AccessDenied"}:
             log.debug("HEAD bucket %s refused (403); object requests will tell", bucket)
             return
-        raise storage_error(
-            err, action="opening bucket", uri=f"s3://{bucket}", endpoint=client.meta.endpoint_url
-        ) from err
-    except BotoCoreError as err:
         raise storage_error(
             err, action="opening bucket", uri=f"s3://{bucket}", endpoint=client.meta.endpoint_url
         ) from err
@@ -278,13 +273,9 @@ def head_object(client: S3Client, location: S3Location) -> ObjectInfo | None:
     """
     try:
         response = client.head_object(Bucket=location.bucket, Key=location.key)
-    except ClientError as err:
-        if str(err.response.get("Error", {}).get("Code")) in _NOT_FOUND_CODES:
+    except (ClientError, BotoCoreError) as err:
+        if _error_code(err) in _NOT_FOUND_CODES:
             return None
-        raise storage_error(
-            err, action="checking", uri=location.uri, endpoint=client.meta.endpoint_url
-        ) from err
-    except BotoCoreError as err:
         raise storage_error(
             err, action="checking", uri=location.uri, endpoint=client.meta.endpoint_url
         ) from err
@@ -329,7 +320,7 @@ def upload_files(
                     str(item.path),
                     item.location.bucket,
                     item.location.key,
-                    extra_args=_extra_args(item),
+                    extra_args=_extra_args(item.sha256, item.content_type),
                     subscribers=subscribers,
                 ),
             )
@@ -350,10 +341,11 @@ def upload_files(
         raise mapped from first
 
 
-def _extra_args(item: UploadItem) -> dict[str, Any]:
-    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: item.sha256}}
-    if item.content_type:
-        extra["ContentType"] = item.content_type
+def _extra_args(sha256: str, content_type: str | None) -> dict[str, Any]:
+    """Request arguments every upload carries: the sha256 metadata and, if given, the Content-Type."""
+    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: sha256}}
+    if content_type:
+        extra["ContentType"] = content_type
     return extra
 
 
@@ -385,9 +377,7 @@ def upload_bytes(
     Raises:
         StorageError: The request failed.
     """
-    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: sha256_bytes(data)}}
-    if content_type:
-        extra["ContentType"] = content_type
+    extra = _extra_args(sha256_bytes(data), content_type)
     with storage_errors(client, action="uploading", uri=location.uri):
         client.put_object(Bucket=location.bucket, Key=location.key, Body=data, **extra)
 
