@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
 
 from model_registry import ModelRegistry
 from model_registry.types import SupportedTypes
@@ -53,7 +52,6 @@ PROP_SETTINGS = "benchmark_settings"
 PROP_CREATED = "benchmark_created"
 PROP_GATES = "benchmark_gates"
 PROP_PIPELINE_RUN = "benchmark_pipeline_run"
-T = TypeVar("T")
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
 _TEXT_SUFFIXES = frozenset(_CONTENT_TYPES)
 
@@ -144,9 +142,7 @@ def publish_results(
     gates = evaluate_gates(results, min_clip_score=min_clip_score, max_p95_seconds=max_p95_seconds)
     client = connect_registry(registry)
     # Read before uploading, so a wrong id fails before anything is written.
-    version = _registry_call(
-        f"reading model version {model_version_id}", get_version, client, model_version_id
-    )
+    version = get_version(client, model_version_id)
     page, uploaded = _upload_report(make_s3_client(s3), results, results_dir, destination)
     validated = bool(gates) and all(gate.passed for gate in gates)
     report_uri = destination.child(page).uri
@@ -313,7 +309,7 @@ def _annotate_version(
     client: ModelRegistry, version_id: str, properties: Mapping[str, SupportedTypes], *, validated: bool
 ) -> None:
     """Merge the properties and labels into the version's current map (a PATCH replaces the whole map)."""
-    version = _registry_call(f"reading model version {version_id}", get_version, client, version_id)
+    version = get_version(client, version_id)
     merged = dict(version.custom_properties or {})
     merged.update(properties)
     merged[LABEL_BENCHMARKED] = ""
@@ -323,10 +319,8 @@ def _annotate_version(
         # The label describes the latest results: an earlier pass does not survive a failed or ungated run.
         merged.pop(LABEL_VALIDATED, None)
     version.custom_properties = merged
-    _registry_call(f"updating model version {version_id}", client.update, version)
-
-
-def _registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
-    return registry_call(
-        what, lambda: fn(*args, **kwargs), rerun_hint="re-run publish; it overwrites the same report objects"
+    registry_call(
+        f"updating model version {version_id}",
+        lambda: client.update(version),
+        rerun_hint="re-run publish; it overwrites the same report objects",
     )
