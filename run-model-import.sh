@@ -18,7 +18,7 @@ usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--ver
   --version    model version name (default: v1)
   --param      any other model-import param, e.g. --param build-image=true (repeatable)
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
-  --env-file   settings file (default: .env next to this script, when present);
+  --env-file   settings file that must exist (default: .env next to this script, when present);
                only non-secret keys are read: NAMESPACE, AWS_S3_BUCKET, GIT_URL, GIT_REVISION,
                RUNTIME_IMAGE_REPO, REGISTRY_AUTH_FILE
   --follow     stream the logs (tkn when installed), wait, print the results; exit 1 if the run failed

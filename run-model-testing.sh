@@ -18,7 +18,7 @@ usage: ./run-model-testing.sh --registered-model-id ID --model-version-id ID --m
   --endpoint   benchmark this running endpoint instead of deploying (sets deploy=false)
   --param      any other model-testing param, e.g. --param min-clip-score=0.25 (repeatable)
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
-  --env-file   settings file (default: .env next to this script, when present);
+  --env-file   settings file that must exist (default: .env next to this script, when present);
                only NAMESPACE is read
   --follow     stream the logs (tkn when installed), wait, print the results; exit 1 if the run failed
   --dry-run    print the PipelineRun instead of creating it (needs no cluster)

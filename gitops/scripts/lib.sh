@@ -19,7 +19,9 @@ declare -gA ENV_VALUES=()
 # load_env FILE: read KEY=VALUE lines into ENV_VALUES without evaluating them (no shell expansion).
 load_env() {
   local file=$1 line key value lineno=0
-  [ -f "$file" ] || die "$file not found (fix: cp .env.template .env and fill it in)"
+  if [ ! -r "$file" ] || [ -d "$file" ]; then
+    die "$file not found or not readable (fix: cp .env.template .env and fill it in)"
+  fi
   while IFS= read -r line || [ -n "$line" ]; do
     lineno=$((lineno + 1))
     line=${line%$'\r'}
@@ -182,12 +184,13 @@ parse_run_args() {
   done
 }
 
-# load_run_env DEFAULT_FILE: read --env-file, else DEFAULT_FILE, when present; the namespace defaults to
-# NAMESPACE from it, else modelpipe.
+# load_run_env DEFAULT_FILE: read --env-file (which must exist), else DEFAULT_FILE when present; the
+# namespace defaults to NAMESPACE from it, else modelpipe.
 load_run_env() {
-  local file=${RUN_ENV_FILE:-$1}
-  if [ -f "$file" ]; then
-    load_env "$file"
+  if [ -n "$RUN_ENV_FILE" ]; then
+    load_env "$RUN_ENV_FILE"
+  elif [ -f "$1" ]; then
+    load_env "$1"
   fi
   RUN_NAMESPACE=${RUN_NAMESPACE:-$(env_value NAMESPACE modelpipe)}
 }

@@ -112,13 +112,13 @@ def pipelineruns(root: Path) -> list[tuple[str, Doc]]:
         for doc in load_file(path)
     ]
     for script, args in (
-        ("run-model-import.sh", ["--dry-run", "--env-file", "/nonexistent"]),
+        ("run-model-import.sh", ["--dry-run", "--env-file", "/dev/null"]),
         (
             "run-model-testing.sh",
             [
                 "--dry-run",
                 "--env-file",
-                "/nonexistent",
+                "/dev/null",
                 "--registered-model-id",
                 "1",
                 "--model-version-id",

@@ -209,7 +209,7 @@ def _params(manifest: str) -> dict[str, str]:
 
 def test_run_model_import_maps_flags_to_params() -> None:
     proc = run(
-        "run-model-import.sh", "--dry-run", "--env-file", "/nonexistent",
+        "run-model-import.sh", "--dry-run", "--env-file", "/dev/null",
         "--model", "Acme/My_Model.v2", "--revision", "abc123", "--version", "v7",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -229,10 +229,48 @@ def test_run_model_import_rejects_a_malformed_model() -> None:
 def test_run_script_params_survive_quotes_and_backslashes() -> None:
     value = 'say "hi": \\o/ #1 $HOME'
     proc = run(
-        "run-model-import.sh", "--dry-run", "--env-file", "/nonexistent", "--param", f"description={value}"
+        "run-model-import.sh", "--dry-run", "--env-file", "/dev/null", "--param", f"description={value}"
     )
     assert proc.returncode == 0, proc.stderr
     assert _params(proc.stdout)["description"] == value
+
+
+def test_run_model_import_reads_namespace_and_settings_from_the_env_file(tmp_path: Path) -> None:
+    settings = tmp_path / "run.env"
+    settings.write_text("NAMESPACE=team-b\nAWS_S3_BUCKET=models-b\nHF_TOKEN=hf_unused\n", encoding="utf-8")
+    proc = run("run-model-import.sh", "--dry-run", "--env-file", str(settings))
+    assert proc.returncode == 0, proc.stderr
+    (doc,) = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert doc["metadata"]["namespace"] == "team-b"
+    assert _params(proc.stdout)["s3-bucket"] == "models-b"
+    assert "hf_unused" not in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "required"),
+    [
+        ("run-model-import.sh", []),
+        (
+            "run-model-testing.sh",
+            [
+                "--registered-model-id",
+                "1",
+                "--model-version-id",
+                "2",
+                "--model-uri",
+                "s3://b/m",
+                "--name",
+                "m",
+            ],
+        ),
+    ],
+)
+def test_run_scripts_reject_an_env_file_that_does_not_exist(
+    tmp_path: Path, script: str, required: list[str]
+) -> None:
+    proc = run(script, "--dry-run", *required, "--env-file", str(tmp_path / "missing.env"))
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'missing.env'} not found" in proc.stderr
 
 
 @pytest.mark.parametrize("script", ["run-model-import.sh", "run-model-testing.sh"])
@@ -259,7 +297,7 @@ def test_run_model_testing_names_every_missing_flag() -> None:
 
 def test_run_model_testing_with_endpoint_skips_deploy() -> None:
     proc = run(
-        "run-model-testing.sh", "--dry-run", "--env-file", "/nonexistent", "--registered-model-id", "1",
+        "run-model-testing.sh", "--dry-run", "--env-file", "/dev/null", "--registered-model-id", "1",
         "--model-version-id", "2", "--model-uri", "s3://b/m", "--name", "m", "--endpoint", "http://e:8080",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -268,7 +306,7 @@ def test_run_model_testing_with_endpoint_skips_deploy() -> None:
 
 
 def test_run_model_import_creates_the_run_and_prints_its_name(fake_cluster: dict[str, str]) -> None:
-    proc = run("run-model-import.sh", "--env-file", "/nonexistent", env=fake_cluster)
+    proc = run("run-model-import.sh", "--env-file", "/dev/null", env=fake_cluster)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "pipelinerun.tekton.dev/build-images-x7k2p"
     assert calls(fake_cluster) == ["create -n modelpipe -o name -f -"]
