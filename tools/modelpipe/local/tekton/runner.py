@@ -163,7 +163,11 @@ class PipelineRunner:
 
     # --- one task -----------------------------------------------------------------------------------
     def _prepare(self, pt: PipelineTask, in_finally: bool) -> tuple[dict[str, ParamValue] | None, str]:
-        """Params for ``pt`` after substitution, or None plus the reason it is skipped."""
+        """Params for ``pt`` after substitution, or None plus the reason it is skipped.
+
+        Raises:
+            LocalRunError: A DAG task reads a result its succeeded parent did not write.
+        """
         scope = self._scope(pt, in_finally)
         for task_name, result in sorted(
             result_references([*pt.params.values(), *(w.input for w in pt.when)])
@@ -172,7 +176,7 @@ class PipelineRunner:
             if status is not None and status.status == SUCCEEDED and result not in status.results:
                 if in_finally:
                     return None, f"task {task_name} did not produce result {result}"
-                raise _MissingResult(task_name, result)
+                raise LocalRunError(f"task {task_name} succeeded but did not write result {result}")
         try:
             for expr in pt.when:
                 actual = substitute_string(expr.input, scope)
@@ -281,12 +285,6 @@ class PipelineRunner:
                         if reason is None:
                             try:
                                 params, reason = self._prepare(pt, in_finally)
-                            except _MissingResult as err:
-                                self._record(
-                                    TaskStatus(pt.name, FAILED, str(err), error=LocalRunError(str(err)))
-                                )
-                                progressed = True
-                                continue
                             except ModelpipeError as err:
                                 self._record(TaskStatus(pt.name, FAILED, err.one_line(), error=err))
                                 progressed = True
@@ -349,11 +347,6 @@ class PipelineRunner:
         if missing and self.first_failure is None:
             log.info("pipeline results not produced (their tasks were skipped): %s", ", ".join(missing))
         return out
-
-
-class _MissingResult(Exception):
-    def __init__(self, task: str, result: str) -> None:
-        super().__init__(f"task {task} succeeded but did not write result {result}")
 
 
 def run_pipeline(resolved: ResolvedPipeline, ctx: RunContext, options: ExecOptions) -> PipelineRunResult:
