@@ -91,3 +91,15 @@ def test_missing_dest_is_a_usage_error(calls: list[dict[str, Any]], tmp_path: Pa
     with pytest.raises(SystemExit) as excinfo:
         main(["upload", "--src", str(tmp_path)])
     assert excinfo.value.code == 2
+
+
+def test_folder_without_manifest_exits_1_naming_it_and_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    # The real step: it must stop at the missing manifest, before any request to the (closed) endpoint.
+    assert main(["upload", "--src", str(tmp_path), "--dest", "s3://models/tiny"]) == 1
+    err = capsys.readouterr().err
+    assert "manifest.json does not exist" in err and "run `modelpipe download` first" in err
+    assert ENV["AWS_SECRET_ACCESS_KEY"] not in err and "Traceback" not in err
