@@ -37,18 +37,13 @@ def layout(tmp_path: Path) -> Layout:
     return layout
 
 
+def _local_run(layout: Layout, *flags: str) -> int:
+    """`modelpipe local run` on the layout's pipeline with state under the layout."""
+    return main(["local", "run", str(layout.pipeline_path), *flags, "--state-dir", str(layout.root / "st")])
+
+
 def test_run_prints_pipeline_results_and_exits_zero(layout, capsys):
-    code = main(
-        [
-            "local",
-            "run",
-            str(layout.pipeline_path),
-            "-p",
-            "who=world",
-            "--state-dir",
-            str(layout.root / "st"),
-        ]
-    )
+    code = _local_run(layout, "-p", "who=world")
     out = capsys.readouterr()
     assert code == 0
     assert "GREETING_LINE: hello world" in out.out
@@ -57,15 +52,7 @@ def test_run_prints_pipeline_results_and_exits_zero(layout, capsys):
 
 
 def test_missing_param_is_one_line_error_exit_one(layout, capsys):
-    code = main(
-        [
-            "local",
-            "run",
-            str(layout.pipeline_path),
-            "--state-dir",
-            str(layout.root / "st"),
-        ]
-    )
+    code = _local_run(layout)
     err = capsys.readouterr().err
     assert code == 1
     assert "missing required param(s) who of Pipeline demo (fix: -p who=VALUE)" in err
@@ -73,17 +60,7 @@ def test_missing_param_is_one_line_error_exit_one(layout, capsys):
 
 
 def test_undeclared_cli_param_is_rejected(layout, capsys):
-    code = main(
-        [
-            "local",
-            "run",
-            str(layout.pipeline_path),
-            "-p",
-            "woh=x",
-            "--state-dir",
-            str(layout.root / "st"),
-        ]
-    )
+    code = _local_run(layout, "-p", "woh=x")
     assert code == 1
     assert "the pipeline declares no such param (known: who)" in capsys.readouterr().err
 

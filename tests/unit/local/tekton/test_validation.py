@@ -228,28 +228,17 @@ def test_custom_task_is_rejected(layout):
     _expect(layout, UnsupportedTektonFeatureError, "custom tasks")
 
 
-def test_resolver_without_local_equivalent_is_rejected(layout):
-    remote = {
-        "name": "lint",
-        "taskRef": {
-            "resolver": "hub",
-            "params": [{"name": "name", "value": "golangci-lint"}],
-        },
-    }
+@pytest.mark.parametrize(
+    ("resolver", "name", "message"),
+    [
+        ("hub", "golangci-lint", "'golangci-lint' has no local equivalent"),
+        ("my-resolver", "echo", "resolver 'my-resolver'"),
+    ],
+)
+def test_resolver_the_runner_cannot_honour_is_rejected(layout, resolver, name, message):
+    remote = {"name": "x", "taskRef": {"resolver": resolver, "params": [{"name": "name", "value": name}]}}
     layout.write(pipeline([remote]), ECHO)
-    _expect(layout, UnsupportedTektonFeatureError, "'golangci-lint' has no local equivalent")
-
-
-def test_unknown_resolver_is_rejected(layout):
-    remote = {
-        "name": "x",
-        "taskRef": {
-            "resolver": "my-resolver",
-            "params": [{"name": "name", "value": "echo"}],
-        },
-    }
-    layout.write(pipeline([remote]), ECHO)
-    _expect(layout, UnsupportedTektonFeatureError, "resolver 'my-resolver'")
+    _expect(layout, UnsupportedTektonFeatureError, message)
 
 
 def test_guarded_unsupported_task_is_rejected_only_when_it_would_run(layout):
