@@ -196,15 +196,17 @@ def kube_client(kubeconfig: Path | None = None, context: str | None = None) -> A
 
 
 def default_namespace(kubeconfig: Path | None = None, context: str | None = None) -> str | None:
-    """The namespace of the current kubeconfig context, else the pod's own namespace, else None."""
+    """Namespace of kubeconfig context ``context`` (default: the current one), else the pod's, else None."""
     try:
-        _, active = kube_config.list_kube_config_contexts(config_file=str(kubeconfig) if kubeconfig else None)
+        contexts, active = kube_config.list_kube_config_contexts(
+            config_file=str(kubeconfig) if kubeconfig else None
+        )
     except (kube_config.ConfigException, FileNotFoundError):
-        active = None
-    if active and context is None:
-        namespace = active.get("context", {}).get("namespace")
-        if namespace:
-            return str(namespace)
+        contexts, active = [], None
+    chosen = active if context is None else next((c for c in contexts if c.get("name") == context), None)
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    if namespace:
+        return str(namespace)
     if _SA_NAMESPACE_FILE.is_file():
         return _SA_NAMESPACE_FILE.read_text(encoding="utf-8").strip() or None
     return None

@@ -314,3 +314,27 @@ def test_log_tail_shows_only_this_start_and_masks_secrets(
 
     assert tail.splitlines() == ["line 26", "line 27", "line 28", "line 29", "denied for ***"]
     assert "old run" not in runtime_process.log_tail(log, 100, offset=offset)
+
+
+def _kubeconfig(path: Path) -> Path:
+    path.write_text(
+        """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts:
+  - {name: dev, context: {cluster: c, user: u, namespace: dev-models}}
+  - {name: prod, context: {cluster: c, user: u, namespace: prod-models}}
+current-context: dev
+"""
+    )
+    return path
+
+
+def test_default_namespace_is_the_current_contexts(tmp_path: Path) -> None:
+    assert kserve_deploy.default_namespace(_kubeconfig(tmp_path / "kubeconfig")) == "dev-models"
+
+
+def test_default_namespace_follows_an_explicit_kube_context(tmp_path: Path) -> None:
+    kubeconfig = _kubeconfig(tmp_path / "kubeconfig")
+    assert kserve_deploy.default_namespace(kubeconfig, "prod") == "prod-models"
