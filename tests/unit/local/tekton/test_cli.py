@@ -65,6 +65,13 @@ def test_undeclared_cli_param_is_rejected(layout, capsys):
     assert "the pipeline declares no such param (known: who)" in capsys.readouterr().err
 
 
+def test_param_for_a_pipeline_without_params_says_it_has_none(tmp_path, capsys):
+    layout = Layout(tmp_path)
+    layout.write(pipeline([ref("explode", "bad")]), task("bad", steps=[sh("kaboom", "exit 7")]))
+    assert _local_run(layout, "-p", "who=x") == 1
+    assert "-p who: the pipeline declares no such param (it declares no params)" in capsys.readouterr().err
+
+
 def test_failing_step_exits_one_naming_task_step_and_log(tmp_path, capsys):
     layout = Layout(tmp_path)
     layout.write(pipeline([ref("explode", "bad")]), task("bad", steps=[sh("kaboom", "exit 7")]))

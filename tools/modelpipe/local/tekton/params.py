@@ -73,9 +73,8 @@ def parse_cli_params(specs: Sequence[ParamSpec], raw: Sequence[str]) -> dict[str
             raise TektonSpecError(f"-p {item!r}: expected name=value")
         kind = types.get(name)
         if kind is None:
-            raise TektonSpecError(
-                f"-p {name}: the pipeline declares no such param (known: {', '.join(sorted(types))})"
-            )
+            known = f"known: {', '.join(sorted(types))}" if types else "it declares no params"
+            raise TektonSpecError(f"-p {name}: the pipeline declares no such param ({known})")
         if kind == "string":
             out[name] = text
             continue
