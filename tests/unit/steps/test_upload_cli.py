@@ -82,6 +82,19 @@ def test_missing_secret_exits_1_naming_the_variable(
     assert calls == [] and "AWS_SECRET_ACCESS_KEY not set" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--max-concurrency", "0"), ("--chunk-size-mb", "4")])
+def test_out_of_range_transfer_flag_exits_1_naming_it(
+    calls: list[dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flag: str,
+    value: str,
+) -> None:
+    argv = ["upload", "--src", str(tmp_path), "--dest", "s3://models/tiny", flag, value]
+    assert main(argv) == 1
+    assert calls == [] and f"{flag} {value} is below" in capsys.readouterr().err
+
+
 def test_src_that_is_not_a_folder_exits_1(calls: list[dict[str, Any]], tmp_path: Path) -> None:
     assert main(["upload", "--src", str(tmp_path / "nope"), "--dest", "s3://models/tiny"]) == 1
     assert calls == []

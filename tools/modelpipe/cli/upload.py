@@ -8,9 +8,17 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
-from modelpipe.s3 import DEFAULT_MAX_CONCURRENCY, MIB, make_s3_client, parse_s3_uri, transfer_config
+from modelpipe.s3 import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MULTIPART_CHUNKSIZE,
+    MIB,
+    make_s3_client,
+    parse_s3_uri,
+    transfer_config,
+)
 from modelpipe.steps.upload import upload_model
 
+_MIN_PART_MIB = 5  # the smallest multipart part S3 accepts
 EXAMPLES = """\
   export AWS_S3_ENDPOINT=http://minio.minio.svc:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
   modelpipe upload --src /workspace/model --dest s3://models/tiny-sd/abc123
@@ -44,7 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"parallel transfers (default {DEFAULT_MAX_CONCURRENCY})",
     )
     parser.add_argument(
-        "--chunk-size-mb", type=int, default=16, metavar="MB", help="multipart part size in MiB (default 16)"
+        "--chunk-size-mb",
+        type=int,
+        default=DEFAULT_MULTIPART_CHUNKSIZE // MIB,
+        metavar="MB",
+        help=f"multipart part size in MiB (default {DEFAULT_MULTIPART_CHUNKSIZE // MIB})",
     )
     parser.set_defaults(handler=run)
 
@@ -55,9 +67,12 @@ def run(args: argparse.Namespace) -> CommandOutput:
         raise ConfigError(
             f"--src {args.src} is not a folder", fix="pass the folder `modelpipe download` wrote"
         )
-    if args.max_concurrency < 1 or args.chunk_size_mb < 5:
+    if args.max_concurrency < 1:
+        raise ConfigError(f"--max-concurrency {args.max_concurrency} is below 1", fix="pass 1 or more")
+    if args.chunk_size_mb < _MIN_PART_MIB:
         raise ConfigError(
-            "--max-concurrency must be >= 1 and --chunk-size-mb >= 5 (the S3 minimum part size)"
+            f"--chunk-size-mb {args.chunk_size_mb} is below the S3 minimum part size",
+            fix=f"pass {_MIN_PART_MIB} or more",
         )
     dest = parse_s3_uri(args.dest)
     client = make_s3_client(S3Settings.from_env(), max_pool_connections=args.max_concurrency + 4)
