@@ -51,8 +51,15 @@ from statistics import median
 
 from modelpipe.config import S3Settings
 from modelpipe.local.s3 import S3Credentials, SeaweedS3
-from modelpipe.manifest import build_manifest, hash_files, write_manifest
-from modelpipe.s3 import MIB, S3Location, make_s3_client, transfer_config
+from modelpipe.manifest import MANIFEST_NAME, build_manifest, hash_files, write_manifest
+from modelpipe.s3 import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MULTIPART_CHUNKSIZE,
+    MIB,
+    S3Location,
+    make_s3_client,
+    transfer_config,
+)
 from modelpipe.steps.upload import upload_model
 
 BUCKET = "bench"
@@ -305,7 +312,7 @@ def make_model(root: Path, size_mb: int) -> int:
     paths = [*WEIGHT_SHARES, *SMALL_FILES]
     manifest = build_manifest(source="file:///bench", revision="bench", files=hash_files(root, paths))
     write_manifest(root, manifest)
-    return manifest.total_size + (root / "manifest.json").stat().st_size
+    return manifest.total_size + (root / MANIFEST_NAME).stat().st_size
 
 
 def single_stream_put(client: object, root: Path, prefix: str) -> float:
@@ -418,8 +425,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--size-mb", type=int, default=256, help="model size in MiB (>= 200 for the target)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per condition; medians")
-    parser.add_argument("--max-concurrency", type=int, default=10)
-    parser.add_argument("--chunk-size-mb", type=int, default=16)
+    # Defaults are what `modelpipe upload` ships with, so the numbers describe the shipped settings.
+    parser.add_argument("--max-concurrency", type=int, default=DEFAULT_MAX_CONCURRENCY)
+    parser.add_argument("--chunk-size-mb", type=int, default=DEFAULT_MULTIPART_CHUNKSIZE // MIB)
     parser.add_argument("--work-dir", type=Path, help="where model and S3 data go (default: a temp folder)")
     parser.add_argument(
         "--link",
