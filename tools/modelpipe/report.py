@@ -5,14 +5,12 @@ from __future__ import annotations
 import html
 import logging
 import math
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults
+from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults, write_text_atomic
 from modelpipe.errors import BenchmarkResultsError
 from modelpipe.redaction import redact
 
@@ -71,7 +69,7 @@ def render_report(results: BenchmarkResults, images_dir: Path, out_dir: Path) ->
     plot_latency(results, out_dir / LATENCY_PLOT)
     results.save(out_dir / RESULTS_FILE)
     index = out_dir / INDEX_FILE
-    _write_atomic(index, redact(_page(results)))
+    write_text_atomic(index, redact(_page(results)))
     log.info("report written to %s (%d images)", index, len(results.images))
     return index
 
@@ -230,15 +228,3 @@ def _page(r: BenchmarkResults) -> str:
 </body>
 </html>
 """
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; the next step may run as another user
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
