@@ -236,18 +236,11 @@ fi
 write_kustomization "$work" "$tools_digest" "$runtime_digest"
 rendered=$("$cli" kustomize "$work")
 secrets=$(secrets_manifest "$secret_dir")
-build_run=$(render_pipelinerun "$here/pipelineruns/build-images.yaml" "$namespace" \
-  "git-url=$(env_value GIT_URL)" "git-revision=$(env_value GIT_REVISION main)" \
+build_params=("git-url=$(env_value GIT_URL)" "git-revision=$(env_value GIT_REVISION main)"
   "tools-image=$tools_image" "runtime-image-repo=$runtime_repo")
-if [ -z "$registry_auth_file" ]; then
-  # Without credentials the optional registry-auth workspace stays unbound.
-  build_run=$(awk '
-    /^    - name: registry-auth$/ { skip = 1; next }
-    skip && /^    - / { skip = 0 }
-    skip && /^  [^ ]/ { skip = 0 }
-    !skip { print }
-  ' <<<"$build_run")
-fi
+# Without credentials the optional registry-auth workspace stays unbound.
+[ -z "$registry_auth_file" ] || build_params+=("workspace:registry-auth=secret:$REGISTRY_AUTH_SECRET")
+build_run=$(render_pipelinerun "$here/pipelineruns/build-images.yaml" "$namespace" "${build_params[@]}")
 
 if $dry_run; then
   echo "# deploy.sh --dry-run: overlay $overlay, namespace $namespace (nothing was applied)"

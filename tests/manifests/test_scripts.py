@@ -140,6 +140,20 @@ def test_deploy_dry_run_renders_for_the_env_namespace_and_images(tmp_path: Path)
     assert params["git-revision"] == "v0.2.0"
 
 
+@pytest.mark.parametrize("bound", [False, True])
+def test_deploy_binds_registry_auth_only_when_the_env_names_a_file(tmp_path: Path, bound: bool) -> None:
+    require_tool("kubectl")
+    env = env_file(tmp_path) if bound else env_file(tmp_path, REGISTRY_AUTH_FILE=None)
+    proc = run("deploy.sh", "--dry-run", "--overlay", "kubernetes", "--env-file", str(env))
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout.replace("<redacted>", "x")) if d]
+    run_doc = next(d for d in docs if d["kind"] == "PipelineRun")
+    workspaces = {w["name"]: w for w in run_doc["spec"]["workspaces"]}
+    assert set(workspaces) == ({"source", "registry-auth"} if bound else {"source"})
+    if bound:
+        assert workspaces["registry-auth"]["secret"] == {"secretName": "modelpipe-registry-auth"}
+
+
 def test_deploy_rejects_a_latest_tools_image(tmp_path: Path) -> None:
     proc = run(
         "deploy.sh", "--dry-run", "--env-file", str(env_file(tmp_path, TOOLS_IMAGE="quay.io/a/tools:latest"))
