@@ -230,6 +230,14 @@ def test_file_source_links_selected_files_and_rerun_copies_nothing(repo_dir: Pat
     assert again.bytes_fetched == 0 and again.manifest_sha256 == result.manifest_sha256
 
 
+def test_corrupt_manifest_in_dest_is_rewritten_without_fetching_again(repo_dir: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "dest"
+    first = download_model(source=LocalSource(repo_dir), dest=dest)
+    (dest / MANIFEST_NAME).write_text('{"source": ')
+    again = download_model(source=LocalSource(repo_dir), dest=dest)
+    assert again.bytes_fetched == 0 and read_manifest(dest).revision == first.revision
+
+
 def test_file_source_that_is_not_a_pipeline_is_refused(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "model.safetensors").write_bytes(b"\0")

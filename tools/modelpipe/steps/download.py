@@ -214,11 +214,9 @@ def download_model(
 
 
 def _previous_manifest(dest: Path) -> Manifest | None:
-    path = dest / MANIFEST_NAME
-    if not path.exists():
-        return None
+    """The manifest an earlier run left, or None (a missing or unreadable one is simply rewritten)."""
     try:
-        return read_manifest(path)
+        return read_manifest(dest / MANIFEST_NAME)
     except ManifestError:
         return None
 
