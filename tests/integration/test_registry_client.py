@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from model_registry import ModelRegistry
+from model_registry.types import ModelVersion
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import RegistryError
 from modelpipe.registry_client import (
@@ -21,6 +23,20 @@ def settings(url: str, token: str | None = None) -> RegistrySettings:
     return RegistrySettings(url=url, token=SecretStr(token) if token else None, author="tests")
 
 
+def register_version(registry: ModelRegistry, name: str = "tiny-sd") -> ModelVersion:
+    """Register ``name`` version 1.0 with the official client; return the version as find_version sees it."""
+    registry.register_model(
+        name,
+        f"s3://models/{name}",
+        model_format_name="diffusers",
+        model_format_version="1",
+        version="1.0",
+    )
+    version = find_version(registry, name, "1.0")
+    assert version is not None and version.id and version.registered_model_id
+    return version
+
+
 def test_server_with_v1_is_used_on_v1(registry_server) -> None:
     registry = connect_registry(settings(registry_server.url))
     assert registry.api_version == "v1"
@@ -32,16 +48,8 @@ def test_v1alpha3_only_server_is_detected_and_fully_usable(
     server = registry_server_factory(api_versions=("v1alpha3",))
     registry = connect_registry(settings(server.url))
     assert registry.api_version == "v1alpha3"
-    registry.register_model(
-        "tiny-sd",
-        "s3://models/tiny-sd",
-        model_format_name="diffusers",
-        model_format_version="1",
-        version="1.0",
-    )
-    version = find_version(registry, "tiny-sd", "1.0")
-    assert version is not None and version.id is not None
-    assert get_version(registry, version.id).name == "1.0"
+    version = register_version(registry)
+    assert get_version(registry, str(version.id)).name == "1.0"
 
 
 def test_unreachable_registry_names_url_and_fix(registry_server) -> None:
@@ -76,15 +84,7 @@ def test_url_without_registry_api_is_refused(registry_server) -> None:
 @pytest.mark.parametrize("api_versions", [("v1", "v1alpha3"), ("v1alpha3",)])
 def test_deployment_records_are_upserted_in_place(registry_server_factory, api_versions) -> None:
     registry = connect_registry(settings(registry_server_factory(api_versions=api_versions).url))
-    registry.register_model(
-        "tiny-sd",
-        "s3://models/tiny-sd",
-        model_format_name="diffusers",
-        model_format_version="1",
-        version="1.0",
-    )
-    version = find_version(registry, "tiny-sd", "1.0")
-    assert version is not None and version.id and version.registered_model_id
+    version = register_version(registry)
     environment = upsert_serving_environment(registry, "demo-namespace")
     assert upsert_serving_environment(registry, "demo-namespace").id == environment.id
     assert environment.id is not None
@@ -111,19 +111,7 @@ def test_inference_service_name_serving_another_model_is_refused(
     registry_server,
 ) -> None:
     registry = connect_registry(settings(registry_server.url))
-    for name in ("tiny-sd", "other-sd"):
-        registry.register_model(
-            name,
-            f"s3://models/{name}",
-            model_format_name="diffusers",
-            model_format_version="1",
-            version="1.0",
-        )
-    first, other = (
-        find_version(registry, "tiny-sd", "1.0"),
-        find_version(registry, "other-sd", "1.0"),
-    )
-    assert first is not None and other is not None
+    first, other = register_version(registry, "tiny-sd"), register_version(registry, "other-sd")
     environment = upsert_serving_environment(registry, "demo-namespace")
     assert environment.id is not None
     common = {
