@@ -20,29 +20,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from runtime_setup import model_dir_or_tiny, model_parser, start_bench_runtime
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        help="diffusers pipeline folder (default: a tiny random one)",
-    )
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=2)
+    parser = model_parser(__doc__, steps=2)
     parser.add_argument("--batch", type=int, default=8, help="batch size limit N (default 8)")
     parser.add_argument("--images", type=int, default=48, help="images per measurement (default 48)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads, raw and server alike",
-    )
     parser.add_argument(
         "--delay-ms",
         type=float,
@@ -92,18 +76,14 @@ def measure_runtime(
     """Images/s and latencies of N closed-loop single-image V1 clients against a runtime subprocess."""
     import httpx
 
-    from tests.fixtures.runtime import start_runtime
-
-    env = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    server = start_runtime(
+    server = start_bench_runtime(
         model_dir,
         log,
-        env=env,
+        threads=args.threads,
         max_batch_size=max_batch_size,
         max_batch_delay_ms=args.delay_ms,
         max_queue=4 * args.batch,
         max_images_per_request=1,
-        enable_latency_logging=False,
     )
     url = f"{server.url}/v1/models/{server.model_name}:predict"
     try:
@@ -141,11 +121,7 @@ def main() -> int:
     args = parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     with tempfile.TemporaryDirectory(prefix="bench-runtime-") as tmp:
-        model_dir = args.model_dir
-        if model_dir is None:
-            from modelpipe.demo_models import write_tiny_sd
-
-            model_dir = write_tiny_sd(Path(tmp) / "tiny-sd")
+        model_dir = model_dir_or_tiny(args.model_dir, Path(tmp))
         n = args.batch
         raw = measure_raw(model_dir, args)
         batched = measure_runtime(model_dir, args, n, Path(tmp) / "batched.log")

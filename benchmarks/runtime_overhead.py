@@ -27,24 +27,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+from runtime_setup import model_dir_or_tiny, model_parser, start_bench_runtime
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        help="diffusers pipeline folder (default: a tiny random one)",
-    )
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=1)
+    parser = model_parser(__doc__, steps=1)
     parser.add_argument("--requests", type=int, default=30, help="requests per protocol (default 30)")
-    parser.add_argument("--threads", type=int, default=1)
     return parser.parse_args()
 
 
@@ -142,26 +130,11 @@ def encoding_ms(conn: Connection, server, args: argparse.Namespace) -> float:
 
 
 def main() -> int:
-    from tests.fixtures.runtime import start_runtime
-
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
-        model_dir = args.model_dir
-        if model_dir is None:
-            from modelpipe.demo_models import write_tiny_sd
-
-            model_dir = write_tiny_sd(Path(tmp) / "tiny-sd")
-        env = {
-            "OMP_NUM_THREADS": str(args.threads),
-            "MKL_NUM_THREADS": str(args.threads),
-        }
-        server = start_runtime(
-            model_dir,
-            Path(tmp) / "runtime.log",
-            env=env,
-            max_batch_size=1,
-            max_batch_delay_ms=0,
-            enable_latency_logging=False,
+        model_dir = model_dir_or_tiny(args.model_dir, Path(tmp))
+        server = start_bench_runtime(
+            model_dir, Path(tmp) / "runtime.log", threads=args.threads, max_batch_size=1, max_batch_delay_ms=0
         )
         rows = []
         try:
