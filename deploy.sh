@@ -111,14 +111,14 @@ wait_for_crds() {
   log "CRDs present: ${REQUIRED_CRDS[*]}"
 }
 
-# pinned_digest RESULT: digest from the newest succeeded build-images run ("" when there is none).
-pinned_digest() {
-  local run
-  run=$("$cli" get pipelineruns -n "$namespace" -l modelpipe.io/pipeline=build-images --sort-by=.metadata.creationTimestamp \
-    -o jsonpath='{range .items[?(@.status.conditions[0].status=="True")]}{.metadata.name}{"\n"}{end}' 2>/dev/null |
-    tail -n 1)
-  [ -n "$run" ] || return 0
-  "$cli" get pipelinerun "$run" -n "$namespace" -o jsonpath="{.status.results[?(@.name==\"$1\")].value}"
+# pinned_digests: "TOOLS_IMAGE_DIGEST|RUNTIME_IMAGE_DIGEST" of the newest succeeded build-images run,
+# in one query ("" when there is none).
+pinned_digests() {
+  local query='{range .items[?(@.status.conditions[0].status=="True")]}'
+  query+='{.status.results[?(@.name=="TOOLS_IMAGE_DIGEST")].value}|'
+  query+='{.status.results[?(@.name=="RUNTIME_IMAGE_DIGEST")].value}{"\n"}{end}'
+  "$cli" get pipelineruns -n "$namespace" -l modelpipe.io/pipeline=build-images \
+    --sort-by=.metadata.creationTimestamp -o jsonpath="$query" 2>/dev/null | tail -n 1
 }
 
 # image_entry NAME REPO TAG DIGEST: one kustomize images: entry (digest wins over tag).
@@ -229,8 +229,7 @@ tools_digest=""
 runtime_digest=""
 if ! $dry_run; then
   wait_for_crds
-  tools_digest=$(pinned_digest TOOLS_IMAGE_DIGEST)
-  runtime_digest=$(pinned_digest RUNTIME_IMAGE_DIGEST)
+  IFS='|' read -r tools_digest runtime_digest <<<"$(pinned_digests)"
   [ -z "$tools_digest" ] || log "pinning images to the digests of the last build-images run"
 fi
 write_kustomization "$work" "$tools_digest" "$runtime_digest"

@@ -12,16 +12,12 @@ case "$1" in
       crd) [[ "$*" != *monitoring.coreos.com* ]] || [ "${FAKE_MONITORING:-false}" = true ] ;;
       pipelineruns)
         if [[ "$*" == *--sort-by* ]]; then
-          printf '%s' "${FAKE_SUCCEEDED_RUN:-}"
+          # The newest succeeded run's "TOOLS_IMAGE_DIGEST|RUNTIME_IMAGE_DIGEST" line.
+          [ -z "${FAKE_TOOLS_DIGEST:-}${FAKE_RUNTIME_DIGEST:-}" ] ||
+            printf '%s|%s\n' "${FAKE_TOOLS_DIGEST:-}" "${FAKE_RUNTIME_DIGEST:-}"
         else
           printf '%s' "${FAKE_BUILD_RUNS:-}"
         fi
-        ;;
-      pipelinerun)
-        case "$*" in
-          *TOOLS_IMAGE_DIGEST*) printf '%s' "${FAKE_TOOLS_DIGEST:-}" ;;
-          *RUNTIME_IMAGE_DIGEST*) printf '%s' "${FAKE_RUNTIME_DIGEST:-}" ;;
-        esac
         ;;
       *) exit 1 ;;
     esac

@@ -204,9 +204,7 @@ def test_deploy_does_not_start_a_second_build(tmp_path: Path, fake_cluster: dict
 def test_deploy_pins_images_to_the_succeeded_build_digests(
     tmp_path: Path, fake_cluster: dict[str, str]
 ) -> None:
-    fake_cluster.update(
-        FAKE_SUCCEEDED_RUN="build-images-abcde", FAKE_TOOLS_DIGEST=DIGEST_A, FAKE_RUNTIME_DIGEST=DIGEST_B
-    )
+    fake_cluster.update(FAKE_TOOLS_DIGEST=DIGEST_A, FAKE_RUNTIME_DIGEST=DIGEST_B)
     proc = run("deploy.sh", "--env-file", str(env_file(tmp_path)), env=fake_cluster)
     assert proc.returncode == 0, proc.stderr
     manifests = recorded(fake_cluster, "apply")[0]
