@@ -1,7 +1,8 @@
 """Tiny random-weight models written locally, so tests and the local run never need the Hugging Face Hub.
 
 Both folders are real ``save_pretrained`` output (diffusers pipeline, transformers CLIP), seeded so the same
-call writes byte-identical files.
+call writes byte-identical files. torch, diffusers and transformers load only when a model is written, so
+the CLI can list ``DEMO_MODELS`` without them.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +113,7 @@ def write_tiny_sd(out: Path) -> Path:
     Raises:
         FileExistsError: ``out`` exists and is not an empty folder.
     """
+    import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -184,6 +184,7 @@ def write_tiny_clip(out: Path) -> Path:
     Raises:
         FileExistsError: ``out`` exists and is not an empty folder.
     """
+    import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPVisionConfig
 
     tmp = _prepare_out(out)

@@ -6,10 +6,8 @@ import argparse
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.demo_models import DEMO_MODELS
 from modelpipe.errors import ConfigError
-
-# Names only: importing modelpipe.demo_models loads torch, which every other subcommand would pay for.
-DEMO_MODEL_NAMES = ("tiny-clip", "tiny-sd")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,14 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples="  modelpipe demo-model tiny-sd .local/models/tiny-sd\n"
         "  modelpipe demo-model tiny-clip .local/models/tiny-clip",
     )
-    parser.add_argument("kind", choices=DEMO_MODEL_NAMES, help="which model to write")
+    parser.add_argument("kind", choices=sorted(DEMO_MODELS), help="which model to write")
     parser.add_argument("out", type=Path, help="new or empty folder to write into")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> CommandOutput:
-    from modelpipe.demo_models import DEMO_MODELS
-
     try:
         path = DEMO_MODELS[args.kind](args.out)
     except FileExistsError as err:
