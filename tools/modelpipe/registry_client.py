@@ -140,7 +140,7 @@ class VersionedModelRegistry(ModelRegistry):
         )
 
 
-def connect_registry(settings: RegistrySettings) -> ModelRegistry:
+def connect_registry(settings: RegistrySettings) -> VersionedModelRegistry:
     """Connect to the registry at ``settings.url``, on ``/api/model_registry/v1`` or else ``v1alpha3``.
 
     The client's own constructor request is the probe: a 404 on one API version moves on to the next.

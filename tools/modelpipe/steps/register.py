@@ -158,7 +158,7 @@ def register_model(
         model_format_version=model_format_version,
     )
     client = connect_registry(registry)
-    api_version = getattr(client, "api_version", "v1")
+    api_version = client.api_version
     version = _registry_call(
         f"looking up {model_name}:{version_name}", find_version, client, model_name, version_name
     )
