@@ -73,18 +73,18 @@ esac
 load_env "$env_file"
 require_env "${REQUIRED_KEYS[@]}"
 namespace=$(env_value NAMESPACE)
-[[ $namespace =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "NAMESPACE must be a DNS label"
+[[ $namespace =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "NAMESPACE must be a DNS label (lowercase letters, digits, '-'), got '$namespace'"
 tools_image=$(env_value TOOLS_IMAGE)
 runtime_repo=$(env_value RUNTIME_IMAGE_REPO)
 [[ ${tools_image##*/} == *:* && $tools_image != *:latest ]] ||
-  die "TOOLS_IMAGE must be REPO:TAG with a fixed tag (not latest)"
-[[ ${runtime_repo##*/} != *:* && $runtime_repo != *@* ]] || die "RUNTIME_IMAGE_REPO must have no tag"
+  die "TOOLS_IMAGE must be REPO:TAG with a fixed tag (not latest), got '$tools_image'"
+[[ ${runtime_repo##*/} != *:* && $runtime_repo != *@* ]] || die "RUNTIME_IMAGE_REPO must be a repository without tag or digest, got '$runtime_repo'"
 registry_auth_file=$(env_value REGISTRY_AUTH_FILE)
 if [ -n "$registry_auth_file" ] && [[ $registry_auth_file != /* ]]; then
   registry_auth_file="$(cd "$(dirname "$env_file")" && pwd)/$registry_auth_file"
 fi
 if [ -n "$registry_auth_file" ] && [ ! -r "$registry_auth_file" ]; then
-  die "REGISTRY_AUTH_FILE points at a file that cannot be read"
+  die "REGISTRY_AUTH_FILE: cannot read $registry_auth_file (fix: point it at a docker config JSON)"
 fi
 
 if $dry_run; then

@@ -154,12 +154,20 @@ def test_deploy_binds_registry_auth_only_when_the_env_names_a_file(tmp_path: Pat
         assert workspaces["registry-auth"]["secret"] == {"secretName": "modelpipe-registry-auth"}
 
 
-def test_deploy_rejects_a_latest_tools_image(tmp_path: Path) -> None:
-    proc = run(
-        "deploy.sh", "--dry-run", "--env-file", str(env_file(tmp_path, TOOLS_IMAGE="quay.io/a/tools:latest"))
-    )
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("TOOLS_IMAGE", "quay.io/a/tools:latest", "TOOLS_IMAGE must be REPO:TAG"),
+        ("RUNTIME_IMAGE_REPO", "quay.io/a/runtime:1.0", "RUNTIME_IMAGE_REPO must be a repository"),
+        ("NAMESPACE", "Team_A", "NAMESPACE must be a DNS label"),
+        ("REGISTRY_AUTH_FILE", "/nonexistent/auth.json", "cannot read /nonexistent/auth.json"),
+    ],
+)
+def test_deploy_names_a_bad_env_value(tmp_path: Path, key: str, value: str, message: str) -> None:
+    proc = run("deploy.sh", "--dry-run", "--env-file", str(env_file(tmp_path, **{key: value})))
     assert proc.returncode == 1
-    assert "TOOLS_IMAGE" in proc.stderr
+    assert message in proc.stderr
+    assert proc.stdout == ""
 
 
 def test_deploy_applies_with_separate_field_managers_and_starts_build_once(
