@@ -10,7 +10,7 @@ parentheses; string, number and boolean literals; properties ``id``, ``name``, `
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from modelpipe.local.registry.errors import BadRequestError
@@ -99,18 +99,18 @@ class _Parser:
         return token[1]
 
     def expression(self) -> str:
-        parts = [self._term()]
-        while self._peek() == ("keyword", "OR"):
-            self.position += 1
-            parts.append(self._term())
-        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+        return self._joined("OR", self._term)
 
     def _term(self) -> str:
-        parts = [self._factor()]
-        while self._peek() == ("keyword", "AND"):
+        return self._joined("AND", self._factor)
+
+    def _joined(self, keyword: str, operand: Callable[[], str]) -> str:
+        """``operand (keyword operand)*`` as SQL, parenthesized when there is more than one."""
+        parts = [operand()]
+        while self._peek() == ("keyword", keyword):
             self.position += 1
-            parts.append(self._factor())
-        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+            parts.append(operand())
+        return parts[0] if len(parts) == 1 else "(" + f" {keyword} ".join(parts) + ")"
 
     def _factor(self) -> str:
         if self._peek() == ("punct", "("):
