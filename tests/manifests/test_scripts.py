@@ -24,6 +24,17 @@ SECRET_VALUES = {
     "HF_TOKEN": "hf_SECRETTOKENVALUE1234",
     "MODEL_REGISTRY_TOKEN": "registry-token-SECRET-5678",
 }
+# The flags run-model-testing.sh requires, with valid values.
+TESTING_REQUIRED = [
+    "--registered-model-id",
+    "1",
+    "--model-version-id",
+    "2",
+    "--model-uri",
+    "s3://b/m",
+    "--name",
+    "m",
+]
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
 
@@ -267,23 +278,7 @@ def test_run_model_import_reads_namespace_and_settings_from_the_env_file(tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("script", "required"),
-    [
-        ("run-model-import.sh", []),
-        (
-            "run-model-testing.sh",
-            [
-                "--registered-model-id",
-                "1",
-                "--model-version-id",
-                "2",
-                "--model-uri",
-                "s3://b/m",
-                "--name",
-                "m",
-            ],
-        ),
-    ],
+    ("script", "required"), [("run-model-import.sh", []), ("run-model-testing.sh", TESTING_REQUIRED)]
 )
 def test_run_scripts_reject_an_env_file_that_does_not_exist(
     tmp_path: Path, script: str, required: list[str]
@@ -317,9 +312,14 @@ def test_run_model_testing_names_every_missing_flag() -> None:
 
 def test_run_model_testing_with_endpoint_skips_deploy() -> None:
     proc = run(
-        "run-model-testing.sh", "--dry-run", "--env-file", "/dev/null", "--registered-model-id", "1",
-        "--model-version-id", "2", "--model-uri", "s3://b/m", "--name", "m", "--endpoint", "http://e:8080",
-    )  # fmt: skip
+        "run-model-testing.sh",
+        "--dry-run",
+        "--env-file",
+        "/dev/null",
+        *TESTING_REQUIRED,
+        "--endpoint",
+        "http://e:8080",
+    )
     assert proc.returncode == 0, proc.stderr
     params = _params(proc.stdout)
     assert (params["deploy"], params["endpoint"]) == ("false", "http://e:8080")
