@@ -642,6 +642,7 @@ def _env_template_keys(root: Path) -> dict[str, str]:
     return keys
 
 
+@functools.cache
 def _deploy_dry_run(root: Path) -> str:
     """deploy.sh --dry-run with every .env.template key filled (placeholder values)."""
     keys = _env_template_keys(root)
@@ -691,7 +692,7 @@ def _key_refs(node: Any, defaults: dict[str, str]) -> Iterator[tuple[str, str, s
 def check_secrets_agree(root: Path) -> Problems:
     """Secret and ConfigMap names and keys agree across .env.template, deploy.sh and the manifests."""
     problems = []
-    out = _deploy_dry_run_cached(root)
+    out = _deploy_dry_run(root)
     created: dict[str, set[str]] = {}
     configmaps: dict[str, set[str]] = {}
     for doc in load_all(out.replace("<redacted>", "x")):
@@ -747,11 +748,6 @@ def _task_like_specs(doc: Doc) -> Iterator[Doc]:
                 yield ptask["taskSpec"]
     elif doc["kind"] in {"Deployment", "Job"}:
         yield doc["spec"]["template"]["spec"]
-
-
-@functools.cache
-def _deploy_dry_run_cached(root: Path) -> str:
-    return _deploy_dry_run(root)
 
 
 @functools.cache
