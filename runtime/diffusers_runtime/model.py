@@ -135,7 +135,7 @@ class DiffusersModel(Model):
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
         with self._observe("v2"):
-            binary = self._binary_outputs(request)
+            image_as_binary = _image_as_binary(request)
             parameters = request.parameters
             if parameters is not None and request.from_grpc:
                 parameters = to_http_parameters(parameters)
@@ -143,7 +143,7 @@ class DiffusersModel(Model):
             tasks = parse_v2(tensors, parameters, self.limits, self._caps())
             images = await self._generate(tasks)
             count = len(images)
-            image_data = [data if binary["image"] else base64.b64encode(data).decode() for _, data in images]
+            image_data = [data if image_as_binary else base64.b64encode(data).decode() for _, data in images]
             outputs = [
                 InferOutput(
                     "image", [count], "BYTES", data=image_data, parameters={"format": tasks[0].output_format}
@@ -241,16 +241,6 @@ class DiffusersModel(Model):
         generated.add_done_callback(start_encoding)
         return encoded
 
-    def _binary_outputs(self, request: InferRequest) -> dict[str, bool]:
-        binary = dict.fromkeys(V2_OUTPUTS, bool(request.use_binary_outputs))
-        for output in request.request_outputs or []:
-            if output.name not in V2_OUTPUTS:
-                raise BadRequestError(
-                    f"outputs.{output.name}: unknown output (available: {', '.join(V2_OUTPUTS)})"
-                )
-            binary[output.name] = bool(output.binary_data)
-        return binary
-
     @contextlib.contextmanager
     def _observe(self, protocol: str) -> Iterator[None]:
         started = time.monotonic()
@@ -260,6 +250,25 @@ class DiffusersModel(Model):
             self.metrics.rejected(next(r for t, r in _REJECT_REASONS.items() if isinstance(err, t)))
             raise
         self.metrics.request(protocol, time.monotonic() - started)
+
+
+def _image_as_binary(request: InferRequest) -> bool:
+    """Whether the image goes out as raw bytes (binary data extension) rather than base64 text.
+
+    kserve encodes the seed output as asked by itself; only our image bytes need the choice made here.
+
+    Raises:
+        BadRequestError: ``outputs`` names an output this model does not have.
+    """
+    binary = bool(request.use_binary_outputs)
+    for output in request.request_outputs or []:
+        if output.name not in V2_OUTPUTS:
+            raise BadRequestError(
+                f"outputs.{output.name}: unknown output (available: {', '.join(V2_OUTPUTS)})"
+            )
+        if output.name == "image":
+            binary = bool(output.binary_data)
+    return binary
 
 
 def _tensor_data(infer_input: Any) -> Any:
