@@ -6,6 +6,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from modelpipe.local.registry.errors import ConflictError
 from modelpipe.local.registry.schemas import MODEL_VERSION, REGISTERED_MODEL
 from modelpipe.local.registry.store import RegistryStore
@@ -39,15 +40,11 @@ def test_separate_store_instances_on_one_file_still_yield_one_winner(tmp_path: P
 
 def test_unique_index_rejects_duplicates_written_behind_the_stores_back(tmp_path: Path) -> None:
     RegistryStore(tmp_path / "r.db").create(REGISTERED_MODEL, {"name": "m"})
-    with sqlite3.connect(tmp_path / "r.db") as conn:
-        try:
-            conn.execute(
-                "INSERT INTO context (type, name, create_time, update_time, props, custom)"
-                " VALUES ('registered-model', 'm', 0, 0, '{}', '{}')"
-            )
-        except sqlite3.IntegrityError:
-            return
-    raise AssertionError("duplicate model name was accepted by the schema")
+    with sqlite3.connect(tmp_path / "r.db") as conn, pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO context (type, name, create_time, update_time, props, custom)"
+            " VALUES ('registered-model', 'm', 0, 0, '{}', '{}')"
+        )
 
 
 def test_data_survives_reopening_the_file(tmp_path: Path) -> None:
