@@ -73,7 +73,7 @@ esac
 load_env "$env_file"
 require_env "${REQUIRED_KEYS[@]}"
 namespace=$(env_value NAMESPACE)
-[[ $namespace =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] || die "NAMESPACE must be a DNS label (lowercase letters, digits, '-'), got '$namespace'"
+require_namespace NAMESPACE "$namespace"
 tools_image=$(env_value TOOLS_IMAGE)
 runtime_repo=$(env_value RUNTIME_IMAGE_REPO)
 [[ ${tools_image##*/} == *:* && $tools_image != *:latest ]] ||

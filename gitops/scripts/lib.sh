@@ -133,6 +133,12 @@ require_dns_label() {
     die "$1 must be a DNS-1035 label (lowercase letters, digits, '-'), got '$2'"
 }
 
+# require_namespace WHAT VALUE: die unless VALUE is a namespace name (DNS-1123 label); WHAT names its source.
+require_namespace() {
+  [[ $2 =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && ${#2} -le 63 ]] ||
+    die "$1 must be a DNS label (lowercase letters, digits, '-'), got '$2'"
+}
+
 # --- Run scripts (run-model-import.sh, run-model-testing.sh) ---------------------------------------
 # Flags both scripts take, set by parse_run_args; RUN_PARAMS holds the --param KEY=VALUE pairs.
 RUN_NAMESPACE=""
@@ -192,7 +198,12 @@ load_run_env() {
   elif [ -f "$1" ]; then
     load_env "$1"
   fi
-  RUN_NAMESPACE=${RUN_NAMESPACE:-$(env_value NAMESPACE modelpipe)}
+  if [ -n "$RUN_NAMESPACE" ]; then
+    require_namespace --namespace "$RUN_NAMESPACE"
+  else
+    RUN_NAMESPACE=$(env_value NAMESPACE modelpipe)
+    require_namespace NAMESPACE "$RUN_NAMESPACE"
+  fi
 }
 
 # start_run EXAMPLE [NAME=VALUE...]: the example PipelineRun with these params, then the --param ones,

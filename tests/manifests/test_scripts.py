@@ -288,16 +288,19 @@ def test_run_scripts_reject_an_env_file_that_does_not_exist(
     assert f"{tmp_path / 'missing.env'} not found" in proc.stderr
 
 
-@pytest.mark.parametrize("script", ["run-model-import.sh", "run-model-testing.sh"])
+@pytest.mark.parametrize(
+    ("script", "required"), [("run-model-import.sh", []), ("run-model-testing.sh", TESTING_REQUIRED)]
+)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dry-run", "--modle", "x"], "unknown argument '--modle'"),
+        (["--modle", "x"], "unknown argument '--modle'"),
         (["--namespace"], "--namespace needs a value"),
+        (["--namespace", "x\n  evil: 1"], "--namespace must be a DNS label"),
     ],
 )
-def test_run_scripts_name_a_bad_flag(script: str, args: list[str], message: str) -> None:
-    proc = run(script, *args)
+def test_run_scripts_name_a_bad_flag(script: str, required: list[str], args: list[str], message: str) -> None:
+    proc = run(script, "--dry-run", "--env-file", "/dev/null", *required, *args)
     assert proc.returncode == 1
     assert message in proc.stderr
     assert proc.stdout == ""
