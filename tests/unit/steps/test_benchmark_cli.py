@@ -56,7 +56,6 @@ def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
     assert (call["width"], call["height"], call["guidance_scale"], call["seed"]) == (64, 128, 0.0, 9)
     assert (call["timeout_seconds"], call["clip_cache_dir"]) == (30.0, tmp_path / "cache")
     assert call["hf_token"].get_secret_value() == TOKEN
-    assert call["s3_settings"] is None
 
 
 def test_defaults_follow_the_contract(spy: StepSpy, tmp_path: Path) -> None:
@@ -162,6 +161,14 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
     with (
         pytest.raises(BenchmarkError, match=r"cannot download CLIP model hf://o/r: LocalEntryNotFoundError"),
         benchmark_step._clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
+    ):
+        pass
+
+
+def test_s3_clip_source_without_a_connection_is_refused() -> None:
+    with (
+        pytest.raises(BenchmarkError, match="needs an S3 connection"),
+        benchmark_step._clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         guidance_scale=args.guidance_scale,
         seed=args.seed,
         timeout_seconds=args.timeout,
-        s3_settings=S3Settings.from_env() if args.clip_model.startswith("s3://") else None,
+        s3_settings=S3Settings.from_env(),
         hf_token=hf_token(),
         clip_cache_dir=args.clip_cache,
     )

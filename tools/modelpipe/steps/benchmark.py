@@ -123,7 +123,7 @@ def benchmark_model(
         guidance_scale: Classifier-free guidance scale.
         seed: Base seed of the CLIP images.
         timeout_seconds: Per-request timeout.
-        s3_settings: Connection for an s3:// CLIP model.
+        s3_settings: Connection for an s3:// CLIP model (required for one).
         hf_token: Token for an hf:// CLIP model.
         clip_cache_dir: Where downloaded CLIP models are kept (default: HF cache for hf://, a temp dir for s3://).
 
@@ -308,11 +308,14 @@ def _download_s3_clip(
     # Imported here: modelpipe.s3 pulls in boto3, which only s3:// sources need.
     from modelpipe.s3 import download_prefix, make_s3_client, parse_s3_uri
 
+    if s3_settings is None:
+        raise BenchmarkError(
+            f"CLIP model source {source} needs an S3 connection", fix="pass s3_settings (the data connection)"
+        )
     location = parse_s3_uri(source)
-    settings = s3_settings or S3Settings.from_env()
     dest = dest_root / location.bucket / location.key.strip("/")
     log.info("downloading CLIP model %s", source)
-    folder = download_prefix(make_s3_client(settings), location, dest)
+    folder = download_prefix(make_s3_client(s3_settings), location, dest)
     name = location.key.strip("/").rsplit("/", 1)[-1] or location.bucket
     return Path(folder), ClipModelInfo(source=source, id=name)
 
