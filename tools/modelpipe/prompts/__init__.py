@@ -80,7 +80,7 @@ def read_prompt_file(path: Path) -> Prompts:
         BenchmarkError: The file is missing, unreadable, not UTF-8, or has no valid prompts.
     """
     try:
-        text = path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as err:
         raise BenchmarkError(
             f"prompt file {path} not found", fix="pass an existing file to --prompts"
@@ -89,11 +89,13 @@ def read_prompt_file(path: Path) -> Prompts:
         raise BenchmarkError(
             f"prompt file {path} is a directory", fix="pass a text file to --prompts"
         ) from err
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise BenchmarkError(f"prompt file {path} line {line} is not UTF-8", fix=_FILE_FIX) from err
     except OSError as err:
         raise BenchmarkError(f"prompt file {path} unreadable: {err.strerror}") from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise BenchmarkError(f"prompt file {path} line {line} is not UTF-8", fix=_FILE_FIX) from err
     return Prompts(
         name=path.name, prompts=tuple(parse_prompts(text.removeprefix("\ufeff"), source=str(path)))
     )
