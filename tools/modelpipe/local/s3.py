@@ -263,10 +263,6 @@ class SeaweedS3:
         """Process id of weed while it runs (a kept session names it in its stop command)."""
         return self._process.pid if self._process is not None else None
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def wait(self) -> int:
         """Block until weed exits; its exit code."""
         assert self._process is not None

@@ -73,10 +73,6 @@ class RegistryServerProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start the server and wait until its API answers.
 

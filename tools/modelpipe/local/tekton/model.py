@@ -75,12 +75,6 @@ class Task:
     unsupported: tuple[str, ...] = ()
     builtin: str | None = None  # name in resolvers.LOCAL_EQUIVALENTS when this Task runs as Python
 
-    def param(self, name: str) -> ParamSpec | None:
-        return next((p for p in self.params if p.name == name), None)
-
-    def result_names(self) -> set[str]:
-        return {r.name for r in self.results}
-
 
 @dataclass(frozen=True)
 class TaskRef:
