@@ -21,6 +21,7 @@ import torch
 
 from .errors import EngineStoppedError, GenerationOutOfMemoryError, ModelLoadError, QueueFullError
 from .metrics import RuntimeMetrics
+from .storage import check_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -166,10 +167,7 @@ def load_pipeline(model_dir: Path, options: PipelineOptions) -> LoadedPipeline:
 
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
-    if not (model_dir / "model_index.json").is_file():
-        raise ModelLoadError(
-            str(model_dir), "no model_index.json", "point at a diffusers save_pretrained folder"
-        )
+    check_model_dir(model_dir, str(model_dir))
     try:
         pipe = AutoPipelineForText2Image.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers_runtime.engine import BatchingOptions, GeneratedImage, PipelineOptions, resolve_dtype
+from diffusers_runtime.engine import (
+    BatchingOptions,
+    GeneratedImage,
+    PipelineOptions,
+    load_pipeline,
+    resolve_dtype,
+)
 from diffusers_runtime.errors import (
     GenerationOutOfMemoryError,
     ModelLoadError,
@@ -130,3 +136,8 @@ def test_readiness_turns_true_only_after_load(tiny_sd_dir: Path) -> None:
 def test_float16_on_cpu_is_a_load_error() -> None:
     with pytest.raises(ModelLoadError, match="float16"):
         resolve_dtype("float16", torch.device("cpu"))
+
+
+def test_loading_a_folder_that_is_not_a_pipeline_names_the_missing_index(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match=r"model_index\.json does not exist"):
+        load_pipeline(tmp_path, PipelineOptions(device="cpu"))
