@@ -33,8 +33,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS {table}_name ON {table}(type, COALESCE(parent_
 CREATE INDEX IF NOT EXISTS {table}_parent ON {table}(parent_id);
 """
 _COLUMNS = "id, type, name, parent_id, external_id, create_time, update_time, props, custom"
-# Fields kept in columns rather than in the JSON ``props`` blob.
-_COLUMN_FIELDS = ("id", "name", "externalId", "customProperties")
 
 
 class RegistryStore:
