@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from modelpipe import kserve_deploy
 from modelpipe.cli import main
-from modelpipe.config import S3Settings
+from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError
 from modelpipe.kserve_deploy import (
     IsvcSpec,
@@ -338,3 +338,46 @@ def test_default_namespace_is_the_current_contexts(tmp_path: Path) -> None:
 def test_default_namespace_follows_an_explicit_kube_context(tmp_path: Path) -> None:
     kubeconfig = _kubeconfig(tmp_path / "kubeconfig")
     assert kserve_deploy.default_namespace(kubeconfig, "prod") == "prod-models"
+
+
+def test_ids_without_a_registry_url_deploy_without_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelpipe.steps import deploy as step
+
+    started: list[dict[str, Any]] = []
+
+    def fake_start(**kwargs: Any) -> runtime_process.LocalRuntime:
+        started.append(kwargs)
+        return runtime_process.LocalRuntime(
+            pid=4242,
+            endpoint_url="http://127.0.0.1:8099",
+            model_name="m",
+            log_file=tmp_path / "log",
+            started=True,
+        )
+
+    monkeypatch.setattr(runtime_process, "start_local_runtime", fake_start)
+    monkeypatch.setattr(step, "connect_registry", lambda settings: pytest.fail("must not connect"))
+    result = step.deploy_model(
+        target="local",
+        name="m",
+        model_uri="s3://b/p",
+        registered_model_id="1",
+        model_version_id="2",
+        registry_settings=RegistrySettings(url=None, token=None, author="tests"),
+        local=step.LocalOptions(state_dir=tmp_path, s3=S3Settings(None, None, None, "us-east-1", None)),
+    )
+    assert (result.endpoint_url, result.runtime_pid, result.inference_service_id) == (
+        "http://127.0.0.1:8099",
+        4242,
+        None,
+    )
+    assert len(started) == 1
+
+
+def test_only_one_registry_id_is_refused_before_deploying(tmp_path: Path) -> None:
+    from modelpipe.steps import deploy as step
+
+    with pytest.raises(ConfigError, match="go together"):
+        step.deploy_model(target="local", name="m", model_uri="s3://b/p", registered_model_id="1")
