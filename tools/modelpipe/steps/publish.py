@@ -280,7 +280,7 @@ def _upload_report(
     source_dir = results_dir if results_dir.is_dir() else results_dir.parent
     with tempfile.TemporaryDirectory(prefix="modelpipe-report-") as tmp:
         staging = Path(tmp)
-        # Imported here: the report pulls in matplotlib, and the CLI imports every step module at start-up.
+        # Imported here: matplotlib costs a second, and `publish --help` or a refused flag never needs it.
         from modelpipe.report import render_report
 
         page = render_report(results, source_dir / IMAGES_DIR, staging)
