@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_step_parser
@@ -51,7 +52,7 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _float(minimum: float, *, inclusive: bool):  # -> Callable[[str], float]
+def _float(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text)
