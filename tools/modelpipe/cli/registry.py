@@ -66,7 +66,6 @@ def run(args: argparse.Namespace) -> CommandOutput | None:
         secret = RegistrySettings.from_env().token
         token = secret.get_secret_value() if secret else None
     register_secret(token)
-    print(f"REGISTRY_URL: http://{args.host}:{args.port}", flush=True)
     serve_registry(
         host=args.host,
         port=args.port,
@@ -74,5 +73,7 @@ def run(args: argparse.Namespace) -> CommandOutput | None:
         token=token,
         api_versions=args.api_versions,
         log_level="debug" if args.verbose else "info",
+        # Printed once the port is ours, so a reader of stdout never gets a URL nothing will serve.
+        on_listening=lambda url: print(f"REGISTRY_URL: {url}", flush=True),
     )
     return None

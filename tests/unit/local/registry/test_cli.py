@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from modelpipe.cli import registry as registry_cli
 from modelpipe.local.registry.__main__ import main
-from modelpipe.local.registry.server import bind_socket
+from modelpipe.local.registry.server import bind_socket, serve_registry
 
 
 @pytest.fixture
@@ -57,5 +57,29 @@ def test_taken_port_is_one_line_error_exit_1(tmp_path: Path, capsys: pytest.Capt
         code = main(["--port", str(port), "--db", str(tmp_path / "r.db")])
     finally:
         holder.close()
+    captured = capsys.readouterr()
     assert code == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in captured.err
+    assert "REGISTRY_URL" not in captured.out
+
+
+def test_url_is_printed_once_the_port_listens(
+    served: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["--port", "9999", "--db", str(tmp_path / "r.db")])
+    assert capsys.readouterr().out == ""
+    served["on_listening"]("http://127.0.0.1:9999")
+    assert capsys.readouterr().out == "REGISTRY_URL: http://127.0.0.1:9999\n"
+
+
+def test_port_zero_reports_the_port_the_kernel_picked(tmp_path: Path) -> None:
+    class Listening(Exception):
+        pass
+
+    def stop_at(url: str) -> None:
+        raise Listening(url)
+
+    with pytest.raises(Listening) as caught:
+        serve_registry(host="127.0.0.1", port=0, db=tmp_path / "r.db", on_listening=stop_at)
+    url = str(caught.value)
+    assert url.startswith("http://127.0.0.1:") and int(url.rsplit(":", 1)[1]) > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -46,6 +46,7 @@ def serve_registry(
     token: str | None = None,
     api_versions: Sequence[str] = API_VERSIONS,
     log_level: str = "info",
+    on_listening: Callable[[str], None] | None = None,
 ) -> None:
     """Serve the Model Registry REST API (and the overview page at ``/``) until SIGINT/SIGTERM.
 
@@ -56,6 +57,7 @@ def serve_registry(
         token: Require ``Authorization: Bearer <token>`` on every request when set.
         api_versions: Prefixes to serve, from ``v1`` and ``v1alpha3``.
         log_level: uvicorn log level.
+        on_listening: Called with the base URL once the socket listens (requests then queue until served).
 
     Raises:
         LocalRunError: The port is taken or the database cannot be opened.
@@ -74,6 +76,13 @@ def serve_registry(
         ) from err
     app = create_app(store, token=token, api_versions=api_versions)
     sock = bind_socket(host, port)
+    port = sock.getsockname()[1]  # the one the kernel picked for --port 0
+    if on_listening is not None:
+        try:
+            on_listening(f"http://{host}:{port}")
+        except BaseException:
+            sock.close()
+            raise
     log.info("model registry on http://%s:%d (API %s, db %s)", host, port, ",".join(api_versions), db)
     config = uvicorn.Config(app, log_level=log_level, lifespan="off", access_log=log_level == "debug")
     uvicorn.Server(config).run(sockets=[sock])
