@@ -140,12 +140,17 @@ class SeaweedS3:
                 f"S3 port {self.port} is out of range: SeaweedFS also listens on port+{GRPC_OFFSET}",
                 fix=f"choose a port between 1 and {65535 - GRPC_OFFSET}",
             )
-        if self.port is None or not (port_is_free(self.port) and port_is_free(self.port + GRPC_OFFSET)):
-            if self.port is not None:
-                raise LocalRunError(
-                    f"S3 port {self.port} (or its gRPC port {self.port + GRPC_OFFSET}) is in use"
-                )
+        if self.port is None:
             self.port = free_port_with_grpc()
+        else:
+            # Probed on 127.0.0.1, as the free-port search does (``host`` may live in another netns).
+            taken = [p for p in (self.port, self.port + GRPC_OFFSET) if not port_is_free(p)]
+            if taken:
+                raise LocalRunError(
+                    f"S3 port {self.port} cannot be used: port {taken[0]} on 127.0.0.1 is in use"
+                    f" (SeaweedFS needs the S3 port and its gRPC port {self.port + GRPC_OFFSET})",
+                    fix="pick another port, or leave the port out to get a free one",
+                )
         for attempt in range(1, BIND_ATTEMPTS + 1):
             log_offset = self._log_path.stat().st_size if self._log_path.exists() else 0
             self._launch()
