@@ -64,6 +64,12 @@ def test_write_manifest_leaves_no_temp_files(model_dir: Path) -> None:
     assert sorted(p.name for p in model_dir.iterdir()) == [MANIFEST_NAME, "model_index.json", "unet"]
 
 
+def test_written_manifest_is_readable_by_the_next_step_as_another_user(model_dir: Path) -> None:
+    # Tekton steps may run as another UID on the same volume; a temp file's 0600 must not survive.
+    path = write_manifest(model_dir, _manifest_for(model_dir))
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_read_manifest_missing_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"manifest\.json does not exist"):
         read_manifest(tmp_path)

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -52,6 +50,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelpipe.errors import BenchmarkResultsError
+from modelpipe.files import write_text_atomic
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -277,18 +276,3 @@ class BenchmarkResults(_Strict):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, self.model_dump_json(indent=2) + "\n")
         return path
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` via a temp file, fsync and rename: readers see the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; the next step may run as another user
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -5,9 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -16,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelpipe.errors import ChecksumMismatchError, ManifestError
+from modelpipe.files import write_text_atomic
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -190,17 +189,7 @@ def write_manifest(model_dir: Path, manifest: Manifest) -> Path:
     A reader never sees a half-written manifest: it finds the old file, the new one, or none.
     """
     target = model_dir / MANIFEST_NAME
-    payload = manifest.model_dump_json(indent=2) + "\n"
-    fd, tmp_name = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=model_dir)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, manifest.model_dump_json(indent=2) + "\n")
     return target
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults, write_text_atomic
+from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults
 from modelpipe.errors import BenchmarkResultsError
+from modelpipe.files import write_text_atomic
 from modelpipe.redaction import redact
 
 log = logging.getLogger(__name__)
