@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import functools
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -11,7 +9,8 @@ from typing import Any
 
 import jsonschema
 import kubernetes.client
-import yaml
+
+from tests.support.crd import strict_crd_schema
 
 # (group, kind) -> CRD file under ../shared/specs, for the custom resources the bundle ships or creates.
 CRD_FILES: dict[tuple[str, str], str] = {
@@ -55,33 +54,12 @@ _PRIMITIVES = {
 }
 
 
-def _strict(schema: Any) -> Any:
-    """Copy of an OpenAPI schema where every object with properties rejects unknown fields."""
-    if isinstance(schema, dict):
-        out = {key: _strict(value) for key, value in schema.items()}
-        if (
-            "properties" in out
-            and "additionalProperties" not in out
-            and not out.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    return schema
-
-
-@functools.cache
 def crd_schema(specs_dir: Path, group: str, kind: str, version: str) -> dict[str, Any] | None:
     """The strict openAPIV3Schema of ``kind`` at ``version``; None if the spec does not serve it."""
     relative = CRD_FILES.get((group, kind))
     if relative is None:
         return None
-    crd = yaml.safe_load((specs_dir / relative).read_text(encoding="utf-8"))
-    for served in crd["spec"]["versions"]:
-        if served["name"] == version:
-            return _strict(copy.deepcopy(served["schema"]["openAPIV3Schema"]))
-    return None
+    return strict_crd_schema(specs_dir / relative, version)
 
 
 def task_spec_schema(specs_dir: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from tests.support.crd import strict_crd_schema
 from tests.support.tools import SHARED_DIR
 
 CRD_PATH = SHARED_DIR / "specs" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
@@ -31,29 +32,12 @@ _PATH = re.compile(
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-def _strict(schema: Any) -> Any:
-    """Copy of ``schema`` with ``additionalProperties: false`` wherever ``properties`` are listed."""
-    if isinstance(schema, list):
-        return [_strict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: _strict(value) for key, value in schema.items()}
-    if (
-        "properties" in schema
-        and "additionalProperties" not in schema
-        and not schema.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 @functools.cache
 def isvc_validator() -> jsonschema.Draft7Validator:
     """Strict validator for InferenceService v1beta1 built from the CRD in ../shared/specs/kserve/."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    crd = yaml.load(CRD_PATH.read_text(encoding="utf-8"), Loader=loader)
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta1")
-    return jsonschema.Draft7Validator(_strict(version["schema"]["openAPIV3Schema"]))
+    schema = strict_crd_schema(CRD_PATH, "v1beta1")
+    assert schema is not None, f"{CRD_PATH} serves no v1beta1"
+    return jsonschema.Draft7Validator(schema)
 
 
 def validation_errors(obj: dict[str, Any]) -> list[str]:
