@@ -140,9 +140,12 @@ def configure_latency_logging(enabled: bool) -> None:
     """Make ``--enable_latency_logging false`` silence every per-request latency line.
 
     kserve's flag only covers the model's own line; its timing middleware logs two more per request
-    whatever the flag says (Prometheus histograms carry the same numbers).
+    whatever the flag says (Prometheus histograms carry the same numbers). Enabled leaves the level that
+    kserve's logging config (KSERVE_LOGLEVEL) set.
     """
-    logging.getLogger(KSERVE_TRACE_LOGGER_NAME).setLevel(logging.INFO if enabled else logging.WARNING)
+    trace = logging.getLogger(KSERVE_TRACE_LOGGER_NAME)
+    if not enabled:
+        trace.setLevel(max(logging.WARNING, trace.getEffectiveLevel()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

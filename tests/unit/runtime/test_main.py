@@ -79,8 +79,13 @@ def test_check_model_dir_names_the_problem(tmp_path: Path) -> None:
     assert check_model_dir(tmp_path, "x") == tmp_path
 
 
-@pytest.mark.parametrize("enabled", [True, False])
-def test_latency_logging_flag_covers_kserve_timing_middleware(enabled: bool) -> None:
+@pytest.mark.parametrize(
+    ("configured", "enabled", "logged"),
+    [("INFO", True, True), ("INFO", False, False), ("WARNING", True, False)],
+)
+def test_latency_logging_flag_covers_kserve_timing_middleware(
+    configured: str, enabled: bool, logged: bool
+) -> None:
     import logging
 
     from kserve.protocol.rest.server import PrintTimings
@@ -89,11 +94,13 @@ def test_latency_logging_flag_covers_kserve_timing_middleware(enabled: bool) -> 
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
     trace = logging.getLogger("kserve.trace")
+    level = trace.level
     trace.addHandler(handler)
     try:
+        trace.setLevel(configured)  # what kserve's logging config does with KSERVE_LOGLEVEL
         configure_latency_logging(enabled)
         PrintTimings().timing("kserve.io.v1.models.m:predict", 0.02, ["time:wall"])
     finally:
         trace.removeHandler(handler)
-        configure_latency_logging(True)
-    assert bool(lines) is enabled
+        trace.setLevel(level)
+    assert bool(lines) is logged
