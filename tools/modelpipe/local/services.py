@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from modelpipe.errors import LocalRunError
+from modelpipe.files import write_text_atomic
 from modelpipe.redaction import register_secret
 
 log = logging.getLogger(__name__)
@@ -27,16 +29,29 @@ def s3_credentials(state_dir: Path) -> tuple[str, str]:
     """The local S3 key pair, made once and kept (0600) so the data folder stays usable."""
     path = state_dir / "s3-credentials.json"
     if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = _read_state_file(path, required=("access_key_id", "secret_access_key"))
     else:
         data = {
             "access_key_id": f"local-{secrets.token_hex(4)}",
             "secret_access_key": secrets.token_urlsafe(24),
         }
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(data), encoding="utf-8")
+        write_text_atomic(path, json.dumps(data), mode=0o600)
     register_secret(data["secret_access_key"])
     return data["access_key_id"], data["secret_access_key"]
+
+
+def _read_state_file(path: Path, *, required: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object this session wrote earlier, with ``required`` keys; a clear error if it is damaged."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise LocalRunError(f"{path} is unreadable ({err})", fix=f"delete {path} and re-run") from err
+    if not isinstance(data, dict) or any(key not in data for key in required):
+        raise LocalRunError(
+            f"{path} is not a state file of this tool (needs {', '.join(required)})",
+            fix=f"delete {path} and re-run",
+        )
+    return data
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,9 @@ def check_no_leftover(state_dir: Path) -> None:
     path = state_dir / SERVICE_PIDS_FILE
     if not path.is_file():
         return
-    pids = [int(p) for p in json.loads(path.read_text(encoding="utf-8")).get("pids", [])]
+    pids = _read_state_file(path, required=("pids",))["pids"]
+    if not isinstance(pids, list) or not all(isinstance(pid, int) for pid in pids):
+        raise LocalRunError(f"{path}: pids must be a list of integers", fix=f"delete {path} and re-run")
     alive = []
     for pid in pids:
         try:
@@ -131,7 +148,7 @@ def running_services(
     finally:
         if kept:
             pids = services.pids
-            (state_dir / SERVICE_PIDS_FILE).write_text(json.dumps({"pids": pids}), encoding="utf-8")
+            write_text_atomic(state_dir / SERVICE_PIDS_FILE, json.dumps({"pids": pids}))
             log.info(
                 "services keep running (pids %s); S3 %s, registry %s", pids, s3.endpoint_url, registry.url
             )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 from modelpipe.errors import ConfigError, LocalRunError
-from modelpipe.local.services import check_no_leftover
+from modelpipe.local.services import check_no_leftover, s3_credentials
 from modelpipe.local.session import (
     SessionSettings,
     _base_images,
@@ -157,3 +157,24 @@ def test_sigterm_becomes_an_interrupt_so_services_get_stopped():
     with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"pids": "1 2"}', "[]"])
+def test_damaged_services_file_is_named_with_the_fix(tmp_path, text):
+    (tmp_path / "services.json").write_text(text)
+    with pytest.raises(LocalRunError) as err:
+        check_no_leftover(tmp_path)
+    assert str(tmp_path / "services.json") in err.value.one_line()
+    assert "delete" in err.value.one_line()
+
+
+def test_s3_credentials_are_kept_private_and_reused(tmp_path):
+    first = s3_credentials(tmp_path)
+    assert (tmp_path / "s3-credentials.json").stat().st_mode & 0o777 == 0o600
+    assert s3_credentials(tmp_path) == first
+
+
+def test_damaged_s3_credentials_file_is_named_without_a_traceback(tmp_path):
+    (tmp_path / "s3-credentials.json").write_text('{"access_key_id": "x"}')
+    with pytest.raises(LocalRunError, match=r"s3-credentials\.json is not a state file"):
+        s3_credentials(tmp_path)
