@@ -26,6 +26,7 @@ from modelpipe.config import (
     S3Settings,
 )
 from modelpipe.errors import ConfigError, DeployError
+from modelpipe.files import write_text_atomic
 from modelpipe.local.ports import port_is_free
 from modelpipe.redaction import SECRET_ENV_NAMES, redact
 
@@ -161,9 +162,7 @@ def read_state(state_dir: Path) -> RuntimeState | None:
 
 
 def _write_state(state_dir: Path, state: RuntimeState) -> None:
-    tmp = state_dir / f".{STATE_FILE}.tmp"
-    tmp.write_text(json.dumps(asdict(state), indent=2), encoding="utf-8")
-    tmp.replace(state_dir / STATE_FILE)
+    write_text_atomic(state_dir / STATE_FILE, json.dumps(asdict(state), indent=2))
 
 
 def model_ready(endpoint_url: str, model_name: str, timeout: float = 2.0) -> bool:
