@@ -790,10 +790,10 @@ def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems
 
 
 def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
-    """The InferenceService `modelpipe deploy` builds (kserve_deploy.build_inference_service, with the
+    """The InferenceService `modelpipe deploy` builds (kserve.build_inference_service, with the
     deploy-model Task's defaults) matches the KServe CRD and the bundle's ServingRuntime: runtime name,
     model format, the V1 protocol benchmark-model speaks."""
-    from modelpipe.kserve_deploy import IsvcSpec, build_inference_service
+    from modelpipe.targets.kserve import IsvcSpec, build_inference_service
 
     task = tasks_by_name(root)["deploy-model"]["spec"]
     defaults = {p["name"]: p.get("default") for p in task["params"]}
