@@ -53,7 +53,7 @@ def deploy_dry_run(root: Path, overlay: str) -> str:
 
 def isvc_storage_key(root: Path) -> str:
     """The `storage.key` of the InferenceService deploy builds from the deploy-model Task's defaults."""
-    from modelpipe.kserve_deploy import IsvcSpec, build_inference_service
+    from modelpipe.targets.kserve import IsvcSpec, build_inference_service
 
     params = {p["name"]: p.get("default") for p in tasks_by_name(root)["deploy-model"]["spec"]["params"]}
     isvc = build_inference_service(
