@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from modelpipe.cli import main
 from modelpipe.errors import ConfigError
+from modelpipe.steps.deploy import DeployResult
 from modelpipe.targets import kserve_access
 from modelpipe.targets.kserve import (
     IsvcSpec,
@@ -258,3 +260,86 @@ def test_canary_base_must_exist() -> None:
     with pytest.raises(ConfigError, match="no previous revision"):
         check_canary_base(None, spec)
     check_canary_base(None, _spec(deployment_mode="Serverless", canary_percent=100))
+
+
+SERVING_FLAGS = [
+    "--deploy-mode", "Serverless", "--min-replicas", "0", "--max-replicas", "4",
+    "--scale-metric", "concurrency", "--scale-target", "2", "--cpu", "8", "--memory", "48Gi",
+    "--gpus", "2", "--gpu-resource", "nvidia.com/gpu",
+    "--node-selector", "nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB",
+    "--tolerations", "[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]",
+    "--service-account", "models-sa", "--expose", "true", "--auth", "true",
+    "--storage", "pvc", "--model-claim", "models-pvc", "--model-dir", "model", "--canary-percent", "10",
+]  # fmt: skip
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, list[dict[str, Any]]]:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        "modelpipe.steps.deploy.deploy_model",
+        lambda **kwargs: calls.append(kwargs) or DeployResult("http://x", "tiny-sd"),
+    )
+    monkeypatch.delenv("MODEL_REGISTRY_URL", raising=False)
+    argv_all = ["deploy", "--target", "kserve", "--name", "tiny-sd", "--model-uri", "s3://b/m", *argv]
+    return main(argv_all), calls
+
+
+def test_cli_maps_every_serving_flag_to_typed_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, calls = _cli(monkeypatch, "--storage-key", "aws-connection-models", *SERVING_FLAGS)
+
+    assert code == 0
+    (call,) = calls
+    options = call["kserve"]
+    assert call["model_uri"] == "pvc://models-pvc/model"
+    assert options.deployment_mode == "Serverless"
+    assert options.scaling == Scaling(min_replicas=0, max_replicas=4, metric="concurrency", target=2)
+    assert options.resources == Resources(cpu="8", memory="48Gi", gpus=2, gpu_resource="nvidia.com/gpu")
+    assert options.placement == Placement(
+        node_selector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}, tolerations=(GPU_TOLERATION,)
+    )
+    assert (options.service_account, options.expose, options.auth) == ("models-sa", True, True)
+    assert (options.storage, options.storage_key, options.canary_percent) == ("pvc", None, 10)
+
+
+def test_cli_empty_serving_flags_mean_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = [arg if arg.startswith("--") else "" for arg in SERVING_FLAGS]
+    code, calls = _cli(monkeypatch, "--storage-key", "aws-connection-models", *empty)
+
+    assert code == 0
+    options = calls[0]["kserve"]
+    assert calls[0]["model_uri"] == "s3://b/m"
+    assert options.deployment_mode == "RawDeployment"
+    assert options.scaling == Scaling()
+    assert options.resources == Resources()
+    assert options.placement == Placement()
+    assert (options.service_account, options.expose, options.auth) == (None, False, False)
+    assert (options.storage, options.storage_key, options.canary_percent) == (
+        "s3",
+        "aws-connection-models",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tolerations", "[{key: a"], "--tolerations is not valid YAML"),
+        (["--node-selector", "gpu"], "--node-selector 'gpu' is not LABEL=VALUE"),
+        (["--storage", "pvc"], "--storage pvc needs --model-uri pvc://CLAIM/PATH"),
+    ],
+)
+def test_cli_bad_serving_values_fail_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, calls = _cli(monkeypatch, *argv)
+    assert (code, calls) == (1, [])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--expose", "yes"], ["--min-replicas", "one"], ["--deploy-mode", "Raw"]])
+def test_cli_malformed_serving_values_are_usage_errors(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _cli(monkeypatch, *argv)
+    assert exc.value.code == 2
