@@ -48,7 +48,9 @@ def test_variant_only_build_has_no_default_weights(tmp_path: Path) -> None:
 
 def test_sharded_build_writes_an_index_per_component(tmp_path: Path) -> None:
     assert main(["demo-model", "tiny-sd3", "--max-shard-size", "20KB", str(tmp_path / "m")]) == 0
-    index = json.loads((tmp_path / "m/transformer/diffusion_pytorch_model.safetensors.index.json").read_text())
+    index = json.loads(
+        (tmp_path / "m/transformer/diffusion_pytorch_model.safetensors.index.json").read_text()
+    )
     shards = set(index["weight_map"].values())
     assert len(shards) > 1 and all((tmp_path / "m/transformer" / s).is_file() for s in shards)
 

@@ -14,10 +14,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-log = logging.getLogger(__name__)
-
 from modelpipe.demo_models.families import FAMILY_BUILDERS
 from modelpipe.demo_models.tokenizers import clip_tokenizer as _clip_tokenizer
+
+log = logging.getLogger(__name__)
 
 SEED = 0
 # Chosen so the random CLIP scores typical demo images above zero: CLIPScore clamps at 0, and a demo showing
