@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelpipe.errors import ConfigError, LocalRunError
-from modelpipe.local.ports import free_port
 from modelpipe.local.services import (
     BUCKET,
     Services,
@@ -24,6 +23,7 @@ from modelpipe.local.services import (
 from modelpipe.local.tekton.api import default_source_dir, run_pipeline_cli
 from modelpipe.local.tekton.parsing import load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult
+from modelpipe.processes import free_port
 
 log = logging.getLogger(__name__)
 
