@@ -47,10 +47,30 @@ def test_expand_source_accepts_the_shorthand(text: str, uri: str) -> None:
 
 @pytest.mark.parametrize("text", ["sd-turbo", "org/repo/extra", "-org/repo", ""])
 def test_expand_source_rejects_what_is_not_org_repo(text: str) -> None:
-    with pytest.raises(InvalidSourceError, match="--model must be ORG/REPO"):
+    with pytest.raises(InvalidSourceError, match="is not ORG/REPO"):
         expand_source(text)
 
 
 def test_a_repo_without_an_organisation_is_refused() -> None:
     with pytest.raises(InvalidSourceError, match="not a valid ORG/REPO repo id"):
         parse_source("hf://gpt2")
+
+
+def test_parse_source_command_prints_uri_name_and_revision(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelpipe.cli import main
+
+    assert main(["parse-source", "--source", "segmind/Tiny_SD"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "SOURCE_URI: hf://segmind/Tiny_SD",
+        "MODEL_NAME: tiny-sd",
+        "REVISION: ",
+    ]
+    assert main(["parse-source", "--source", "hf://org/repo@v2"]) == 0
+    assert "REVISION: v2" in capsys.readouterr().out
+
+
+def test_parse_source_command_names_a_bad_source(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelpipe.cli import main
+
+    assert main(["parse-source", "--source", "sd-turbo"]) == 1
+    assert "model source 'sd-turbo' is not ORG/REPO" in capsys.readouterr().err

@@ -109,7 +109,7 @@ def expand_source(text: str) -> str:
         return text
     if not _REPO_SHORTHAND.match(text):
         raise InvalidSourceError(
-            f"--model must be ORG/REPO (or hf://ORG/REPO, file:///DIR), got {text!r}",
-            fix="e.g. --model stabilityai/sd-turbo",
+            f"model source {text!r} is not ORG/REPO, hf://ORG/REPO[@REV] or file:///ABS/DIR",
+            fix="e.g. stabilityai/sd-turbo",
         )
     return f"hf://{text}"
