@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "publish",
     "demo_model",
+    "parse_source",
     "registry",
     "local",
 )
