@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
+from modelpipe.cli.common import (
+    CommandOutput,
+    add_registry_url_flag,
+    add_serving_default_flags,
+    add_step_parser,
+    registry_settings,
+)
+from modelpipe.serving_defaults import parse_serving_defaults
 from modelpipe.steps.register import DEFAULT_LABELS, register_model
 
 EXAMPLES = """\
@@ -16,6 +23,9 @@ EXAMPLES = """\
       --label text-to-image --label demo --pipeline-run model-import-x7k2 --results-dir /tekton/results
   modelpipe register --registry-url http://127.0.0.1:8080 --model-name tiny-sd --version-name dev \\
       --model-uri s3://models/tiny-sd --manifest ./tiny-sd/manifest.json
+  # a distilled model: requests without settings get 1 step at guidance 0
+  modelpipe register --model-name sd-turbo --version-name 1 --model-uri s3://models/sd-turbo/1 \
+      --manifest ./sd-turbo/manifest.json --default-steps 1 --default-guidance 0 --default-size 512x512
 """
 
 
@@ -53,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"dashboard label, repeatable (default: {', '.join(DEFAULT_LABELS)})",
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
+    add_serving_default_flags(parser)
     add_registry_url_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -70,6 +81,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
         description=args.description,
         labels=tuple(args.label) if args.label else DEFAULT_LABELS,
         pipeline_run=args.pipeline_run,
+        serving_defaults=parse_serving_defaults(
+            steps=args.default_steps, guidance=args.default_guidance, size=args.default_size
+        ),
     )
     return CommandOutput(
         results={

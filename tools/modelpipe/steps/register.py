@@ -23,6 +23,14 @@ from modelpipe.registry_client import (
     version_model_artifacts,
 )
 from modelpipe.s3 import parse_s3_uri
+from modelpipe.serving_defaults import (
+    NO_SERVING_DEFAULTS,
+    PROP_DEFAULT_GUIDANCE,
+    PROP_DEFAULT_SIZE,
+    PROP_DEFAULT_STEPS,
+    PROP_SERVED_DEFAULTS,
+    ServingDefaults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,10 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
         PROP_RUNTIME_IMAGE,
         PROP_RUNTIME_IMAGE_DIGEST,
         PROP_PIPELINE_RUN,
+        PROP_DEFAULT_STEPS,
+        PROP_DEFAULT_GUIDANCE,
+        PROP_DEFAULT_SIZE,
+        PROP_SERVED_DEFAULTS,
     }
 )
 
@@ -117,6 +129,7 @@ def register_model(
     labels: Sequence[str] = DEFAULT_LABELS,
     pipeline_run: str | None = None,
     model_format_version: str = MODEL_FORMAT_VERSION,
+    serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> RegisterResult:
     """Register model ``model_name``, version ``version_name`` and its artifact at ``model_uri``.
 
@@ -135,6 +148,8 @@ def register_model(
         labels: Dashboard labels (empty-string properties) for the version and model.
         pipeline_run: PipelineRun name, recorded for provenance.
         model_format_version: Model format version matched against the ServingRuntime.
+        serving_defaults: Steps, guidance and size requests without them get, where the model's own
+            defaults do not fit (distilled models); recorded on the version, read back by deploy.
 
     Returns:
         The ids and what was done.
@@ -156,6 +171,7 @@ def register_model(
         labels=labels,
         pipeline_run=pipeline_run,
         model_format_version=model_format_version,
+        serving_defaults=serving_defaults,
     )
     client = connect_registry(registry)
     api_version = client.api_version
@@ -206,6 +222,7 @@ def _wanted_state(
     labels: Sequence[str],
     pipeline_run: str | None,
     model_format_version: str,
+    serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> _Wanted:
     """Check the inputs and compute the properties and artifact fields to write."""
     for flag, value in (("--model-name", model_name), ("--version-name", version_name)):
@@ -224,6 +241,7 @@ def _wanted_state(
     }
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
+    properties.update(serving_defaults.properties())
     if runtime_image:
         match = _IMAGE_WITH_DIGEST.match(runtime_image)
         if match is None:
