@@ -14,6 +14,7 @@ from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
 
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError, RegistryError, VersionConflictError
+from modelpipe.images import parse_pinned_image
 from modelpipe.manifest import files_digest, manifest_sha256, read_manifest
 from modelpipe.registry_client import (
     connect_registry,
@@ -57,7 +58,6 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
     }
 )
 
-_IMAGE_WITH_DIGEST = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,62}$")
 T = TypeVar("T")
 
@@ -225,14 +225,9 @@ def _wanted_state(
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
     if runtime_image:
-        match = _IMAGE_WITH_DIGEST.match(runtime_image)
-        if match is None:
-            raise ConfigError(
-                f"--runtime-image {runtime_image!r} must be pinned by digest (REPO@sha256:<64 hex>)",
-                fix="pass IMAGE_URL's repository @ IMAGE_DIGEST from `modelpipe build`",
-            )
+        image = parse_pinned_image(runtime_image)
         properties[PROP_RUNTIME_IMAGE] = runtime_image
-        properties[PROP_RUNTIME_IMAGE_DIGEST] = match["digest"]
+        properties[PROP_RUNTIME_IMAGE_DIGEST] = image.digest
     if pipeline_run:
         properties[PROP_PIPELINE_RUN] = pipeline_run
     for label in labels:
