@@ -300,7 +300,8 @@ async def bad_request_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def serving_error_handler(_: Request, exc: Exception) -> JSONResponse:
     """Answer our serving errors with their status; 429/503 carry Retry-After."""
-    assert isinstance(exc, RuntimeServingError)
+    if not isinstance(exc, RuntimeServingError):  # registered for RuntimeServingError only
+        raise TypeError(f"serving_error_handler got {type(exc).__name__}")
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code >= 500:
         logger.warning("%s", exc.message)

@@ -164,7 +164,8 @@ def write_tiny_sd(out: Path) -> Path:
             feature_extractor=None,
             requires_safety_checker=False,
         )
-        pipeline.save_pretrained(tmp, safe_serialization=True)
+        # mypy resolves `from diffusers import` to diffusers' dummy placeholder classes (no methods).
+        pipeline.save_pretrained(tmp, safe_serialization=True)  # type: ignore[attr-defined]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

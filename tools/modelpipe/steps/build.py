@@ -137,8 +137,7 @@ def _run_logged(command: Sequence[str], *, what: str) -> None:
     log.debug("running %s", " ".join(command))
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             line = line.rstrip()
             tail.append(line)
             log.info("buildah: %s", line)

@@ -21,6 +21,7 @@ from modelpipe.registry_client import (
     core_api,
     find_version,
     registry_call,
+    returned_id,
     version_model_artifacts,
 )
 from modelpipe.s3 import parse_s3_uri
@@ -174,21 +175,23 @@ def register_model(
         action = "updated" if artifact is not None else "completed"
         artifact = _update_version(client, version, artifact, wanted)
     _label_registered_model(client, wanted)
-    assert version.id and version.registered_model_id and artifact.id
+    model_id = returned_id(version.registered_model_id, f"version {model_name}:{version_name}'s model")
+    version_id = returned_id(version.id, f"version {model_name}:{version_name}")
+    artifact_id = returned_id(artifact.id, f"the model artifact of {model_name}:{version_name}")
     log.info(
         "%s %s:%s (model %s, version %s, artifact %s) on API %s",
         action,
         model_name,
         version_name,
-        version.registered_model_id,
-        version.id,
-        artifact.id,
+        model_id,
+        version_id,
+        artifact_id,
         api_version,
     )
     return RegisterResult(
-        registered_model_id=version.registered_model_id,
-        model_version_id=version.id,
-        model_artifact_id=artifact.id,
+        registered_model_id=model_id,
+        model_version_id=version_id,
+        model_artifact_id=artifact_id,
         action=action,
         api_version=api_version,
     )
@@ -293,9 +296,9 @@ def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
 
 def _model_artifact(client: ModelRegistry, version: ModelVersion, model_name: str) -> ModelArtifact | None:
     """The version's model artifact: the one named after the model (client convention), else the first."""
-    assert version.id is not None
+    version_id = returned_id(version.id, f"version of {model_name}")
     artifacts = _registry_call(
-        f"listing artifacts of version {version.id}", version_model_artifacts, client, version.id
+        f"listing artifacts of version {version_id}", version_model_artifacts, client, version_id
     )
     named = [artifact for artifact in artifacts if artifact.name == model_name]
     return (named or artifacts or [None])[0]
@@ -335,7 +338,6 @@ def _update_version(
         version.description = wanted.description
     _registry_call(what, client.update, version)
     if artifact is None:
-        assert version.id is not None
         log.info("version %s has no model artifact (interrupted run): adding it", version.id)
         new_artifact = ModelArtifact(
             name=wanted.model_name,
@@ -348,7 +350,9 @@ def _update_version(
         return _registry_call(
             what,
             client.async_runner,
-            core_api(client).upsert_model_version_artifact(new_artifact, version.id),
+            core_api(client).upsert_model_version_artifact(
+                new_artifact, returned_id(version.id, f"version {wanted.version_name}")
+            ),
         )
     artifact.model_format_name = MODEL_FORMAT_NAME
     artifact.model_format_version = wanted.model_format_version
