@@ -12,6 +12,7 @@ import functools
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from modelpipe.demo_models.families import FAMILY_BUILDERS
@@ -223,7 +224,8 @@ def write_family(
     return _finish(tmp, out)
 
 
-DEMO_MODELS = {
+# Every writer takes the output folder (families also take variant / max_shard_size) and returns it.
+DEMO_MODELS: dict[str, Callable[..., Path]] = {
     "tiny-sd": write_tiny_sd,
     "tiny-clip": write_tiny_clip,
     **{kind: functools.partial(write_family, kind) for kind in FAMILY_BUILDERS},
