@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 
 import pytest
 from modelpipe.targets.serving_options import parse_node_selector, parse_tolerations
 
 from tests.manifests import checks
+from tests.manifests.schemas import crd_schema, schema_errors
+from tests.manifests.test_bundle import SPECS
 from tests.support.tools import REPO_ROOT, require_tool
 
 SERVING = (
@@ -74,3 +77,31 @@ def test_readme_tkn_example_is_a_scaled_gpu_placed_exposed_deploy() -> None:
     assert parse_tolerations(given["tolerations"])[0]["key"] == "nvidia.com/gpu"
     assert parse_node_selector(given["node-selector"])
     assert given["expose"] == "true"
+
+
+RUN_FLAGS = [
+    "--deploy-mode", "Serverless", "--min-replicas", "0", "--max-replicas", "4",
+    "--scale-metric", "concurrency", "--scale-target", "2", "--cpu", "8", "--memory", "48Gi",
+    "--gpus", "2", "--gpu-resource", "nvidia.com/gpu",
+    "--node-selector", "nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB",
+    "--tolerations", "[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]",
+    "--service-account", "models-sa", "--expose", "true", "--auth", "true", "--storage", "s3",
+    "--canary-percent", "10",
+]  # fmt: skip
+
+
+def test_run_script_serving_flags_render_a_valid_pipelinerun() -> None:
+    proc = subprocess.run(
+        [str(REPO_ROOT / "run-model-import.sh"), "--dry-run", "--env-file", "/dev/null", *RUN_FLAGS],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    (run,) = checks.load_all(proc.stdout)
+    schema = crd_schema(SPECS, "tekton.dev", "PipelineRun", "v1")
+    assert schema is not None
+    assert schema_errors(schema, run, "PipelineRun") == []
+    given = {p["name"]: p["value"] for p in run["spec"]["params"]}
+    declared = {p["name"] for p in checks.pipelines_by_name(REPO_ROOT)["model-import"]["spec"]["params"]}
+    assert set(given) <= declared
+    flags = dict(zip(RUN_FLAGS[::2], RUN_FLAGS[1::2], strict=True))
+    expected = {("deploy-gpus" if f == "--gpus" else f[2:]): v for f, v in flags.items()}
+    assert {k: given[k] for k in expected} == expected
