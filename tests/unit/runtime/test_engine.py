@@ -26,6 +26,7 @@ from diffusers_runtime.errors import (
     ServerBusyError,
 )
 from diffusers_runtime.metrics import RuntimeMetrics
+from kserve.errors import InvalidInput
 
 KEY = BatchKey(height=64, width=64, num_inference_steps=2, guidance_scale=7.5)
 OTHER_KEY = BatchKey(height=64, width=64, num_inference_steps=1, guidance_scale=7.5)
@@ -171,10 +172,10 @@ def test_cpu_allocator_failure_counts_as_out_of_memory() -> None:
 
 def test_other_errors_reach_the_request_as_a_generation_error_naming_the_cause() -> None:
     engine, fake = make_engine(max_batch_delay_s=0)
-    fake.fail_with = ValueError("bug")
-    with pytest.raises(GenerationError, match="ValueError: bug") as caught:
+    fake.fail_with = RuntimeError("bug")
+    with pytest.raises(GenerationError, match="RuntimeError: bug") as caught:
         engine.submit([image("x")]).result(10)
-    assert isinstance(caught.value.__cause__, ValueError)
+    assert isinstance(caught.value.__cause__, RuntimeError)
     engine.stop()
 
 
@@ -224,21 +225,31 @@ def test_straggler_waits_for_the_next_arrivals_after_the_worker_frees_up() -> No
 class PoisonAwarePipeline(FakePipeline):
     """Fails any call that holds the prompt "poison", as a tokenizer fails a whole batch on one input."""
 
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
     def __call__(self, **kwargs: Any) -> Any:
         if "poison" in kwargs["prompt"]:
             self.calls.append(kwargs)
-            raise ValueError("cannot tokenize")
+            raise self.error
         return super().__call__(**kwargs)
 
 
-def test_a_poisoned_image_fails_its_request_alone_and_its_batch_mates_succeed() -> None:
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(ValueError("cannot tokenize"), InvalidInput), (RuntimeError("kernel failed"), GenerationError)],
+)
+def test_a_poisoned_image_fails_its_request_alone_and_its_batch_mates_succeed(
+    error: Exception, expected: type[Exception]
+) -> None:
     engine, _ = make_engine(max_batch_delay_s=0.3)
-    engine.loaded.pipeline = PoisonAwarePipeline()
+    engine.loaded.pipeline = PoisonAwarePipeline(error)
     good = [engine.submit([image(f"good{i}", i)]) for i in range(2)]
     poisoned = engine.submit([image("poison")])
     more = engine.submit([image("good2", 2)])
     assert [f.result(10)[0].image[0] for f in (*good, more)] == ["good0", "good1", "good2"]
-    with pytest.raises(GenerationError, match="cannot tokenize"):
+    with pytest.raises(expected, match=str(error)):
         poisoned.result(10)
     engine.stop()
 
