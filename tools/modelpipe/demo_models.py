@@ -12,6 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from modelpipe.demo_llm import write_tiny_llm
+
 log = logging.getLogger(__name__)
 
 SEED = 0
@@ -219,4 +221,4 @@ def write_tiny_clip(out: Path) -> Path:
     return _finish(tmp, out)
 
 
-DEMO_MODELS = {"tiny-sd": write_tiny_sd, "tiny-clip": write_tiny_clip}
+DEMO_MODELS = {"tiny-sd": write_tiny_sd, "tiny-clip": write_tiny_clip, "tiny-llm": write_tiny_llm}
