@@ -10,7 +10,8 @@ from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import hf_endpoint, hf_token
 from modelpipe.errors import ConfigError
 from modelpipe.model_kinds import MODEL_KINDS, TEXT_GENERATION, parse_model_kind
-from modelpipe.steps.download import download_model, parse_source
+from modelpipe.sources import parse_source
+from modelpipe.steps.download import download_model
 
 EXAMPLES = """\
   modelpipe download --source hf://stabilityai/sd-turbo --revision main --dest /workspace/model --variant fp16
