@@ -11,7 +11,7 @@ TEKTON_LINT := tests/manifests/node_modules/.bin/tekton-lint
 VLLM_VENV := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: help setup venv vllm-venv system-tools node-tools test test-unit lint clean
+.PHONY: help setup venv vllm-venv eval-env system-tools node-tools test test-unit lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,10 @@ $(VLLM_STAMP): tools/vllm-constraints.txt tools/scripts/setup-vllm-venv.sh
 	tools/scripts/setup-vllm-venv.sh $(VLLM_VENV) >/dev/null
 	touch $@
 
+# lm-eval and guidellm in their own venv: `modelpipe evaluate` and the LLM benchmark run them from there.
+eval-env: ## create .venv-eval with lm-eval and guidellm, pinned by tools/eval-constraints.txt (idempotent)
+	tools/scripts/setup-eval-env.sh .venv-eval
+
 system-tools: ## install buildah, skopeo, docker-registry, shellcheck, crun when missing
 	tools/scripts/install-system-tools.sh
 
@@ -40,7 +44,7 @@ $(TEKTON_LINT): tests/manifests/package.json tests/manifests/package-lock.json
 	npm ci --prefix tests/manifests --no-audit --no-fund --silent
 	touch $@
 
-setup: venv vllm-venv system-tools node-tools ## everything the tests need
+setup: venv vllm-venv eval-env system-tools node-tools ## everything the tests need
 
 test: setup ## run every test (unit, integration, e2e, manifests)
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests
