@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from modelpipe.demo_llm import CONTEXT_LENGTH, IM_END
+from modelpipe.demo_models.llm import CONTEXT_LENGTH, IM_END
 
 from tests.support.tools import REPO_ROOT
 
