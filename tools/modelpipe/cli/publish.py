@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default text-to-image)",
     )
     parser.add_argument("--results", type=Path, metavar="DIR", help="`modelpipe benchmark --out` folder")
-    parser.add_argument("--eval-dir", type=Path, metavar="DIR", help="`modelpipe evaluate --eval-dir` folder")
+    parser.add_argument("--eval-dir", type=Path, metavar="DIR", help="`modelpipe evaluate --eval-dir` folder (text-generation)")
     parser.add_argument(
         "--gates",
         type=_gates,
@@ -116,8 +116,9 @@ def _publish_llm(args: argparse.Namespace) -> PublishResult:
 def _publish_images(args: argparse.Namespace) -> PublishResult:
     if args.results is None:
         raise ConfigError("--results is required", fix="pass the `modelpipe benchmark --out` folder")
-    if args.eval_dir is not None or args.gates:
-        raise ConfigError("--eval-dir and --gates apply to --model-kind text-generation")
+    # --eval-dir is passed by the publish-results Task for every kind; only --gates is refused here.
+    if args.gates:
+        raise ConfigError("--gates applies to --model-kind text-generation", fix="use --min-clip-score")
     return publish_results(
         registry=registry_settings(args),
         s3=S3Settings.from_env(),
