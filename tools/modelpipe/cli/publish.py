@@ -44,7 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default text-to-image)",
     )
     parser.add_argument("--results", type=Path, metavar="DIR", help="`modelpipe benchmark --out` folder")
-    parser.add_argument("--eval-dir", type=Path, metavar="DIR", help="`modelpipe evaluate --eval-dir` folder (text-generation)")
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        metavar="DIR",
+        help="`modelpipe evaluate --eval-dir` folder (text-generation)",
+    )
     parser.add_argument(
         "--gates",
         type=_gates,
