@@ -306,6 +306,17 @@ def get_registered_model(registry: ModelRegistry, model_id: str) -> RegisteredMo
     return model
 
 
+def returned_id(value: str | None, what: str) -> str:
+    """The id of an object the registry returned; objects read back from a registry always carry one.
+
+    Raises:
+        RegistryError: It came back without an id (a registry bug, not bad input).
+    """
+    if not value:
+        raise RegistryError(f"the registry returned {what} without an id", fix="check the registry server")
+    return value
+
+
 def _check_id(value: str, what: str) -> None:
     if not _ID.match(value or ""):
         raise ConfigError(f"{what} {value!r} is not a registry id", fix="ids are decimal numbers such as 7")
@@ -432,9 +443,8 @@ def upsert_inference_service(
                 )
             custom = dict(existing.custom_properties or {})
             custom.update(metadata_values(merged))
-            assert existing.id is not None
             return await api.update_inference_service(
-                existing.id,
+                returned_id(existing.id, f"inference service {name!r}"),
                 InferenceServiceUpdate(
                     modelVersionId=model_version_id,
                     runtime=runtime,
