@@ -245,14 +245,21 @@ def find_version(registry: ModelRegistry, model_name: str, version_name: str) ->
 
 
 def latest_model_version(
-    registry: ModelRegistry, model_name: str | None = None
+    registry: ModelRegistry, model_name: str | None = None, model_kind: str | None = None
 ) -> tuple[RegisteredModel, ModelVersion] | None:
-    """The most recently updated version of ``model_name`` (of any model when None), or None if none."""
+    """The most recently updated version of ``model_name`` (of any model when None), or None if none.
+
+    With ``model_kind``, only versions that record that kind count (versions registered before kinds
+    were recorded are text-to-image).
+    """
     best: tuple[int, RegisteredModel, ModelVersion] | None = None
     for model in registry.get_registered_models():
         if model_name is not None and model.name != model_name:
             continue
         for version in registry.get_model_versions(model.name):
+            recorded = (version.custom_properties or {}).get("model_kind", "text-to-image")
+            if model_kind is not None and recorded != model_kind:
+                continue
             stamp = int(version.last_update_time_since_epoch or 0)
             if best is None or stamp > best[0]:
                 best = (stamp, model, version)

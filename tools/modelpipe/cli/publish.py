@@ -8,6 +8,7 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import MODEL_KINDS
 from modelpipe.steps.publish import PublishResult, publish_results
 
 EXAMPLES = """\
@@ -38,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model-kind",
-        choices=("text-to-image", "text-generation"),
+        choices=MODEL_KINDS,
         default="text-to-image",
         help="text-generation publishes lm-eval scores (--eval-dir) and guidellm figures "
         "(default text-to-image)",
