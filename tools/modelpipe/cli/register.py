@@ -12,8 +12,9 @@ from modelpipe.cli.common import (
     add_step_parser,
     registry_settings,
 )
+from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
 from modelpipe.serving_defaults import parse_serving_defaults
-from modelpipe.steps.register import DEFAULT_LABELS, register_model
+from modelpipe.steps.register import register_model
 
 EXAMPLES = """\
   export MODEL_REGISTRY_URL=https://registry-rest.apps.example.com MODEL_REGISTRY_TOKEN=$(oc whoami -t)
@@ -35,9 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "register",
         help="register model, version and artifact in the Model Registry (idempotent)",
-        description="Register the model, its version and model artifact (format diffusers, data connection "
-        "as storage key) with the model-registry client. A re-run with the same artifact updates the same "
-        "version; the same version name with a different artifact is refused. Token: MODEL_REGISTRY_TOKEN. "
+        description="Register the model, its version and model artifact (format diffusers, or vLLM for "
+        "text-generation models; data connection as storage key) with the model-registry client. A re-run "
+        "with the same artifact updates the same version; the same version name with a different artifact "
+        "is refused. Token: MODEL_REGISTRY_TOKEN. "
         "Results: REGISTERED_MODEL_ID, MODEL_VERSION_ID, MODEL_ARTIFACT_ID.",
         examples=EXAMPLES,
     )
@@ -60,7 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--label",
         action="append",
         metavar="LABEL",
-        help=f"dashboard label, repeatable (default: {', '.join(DEFAULT_LABELS)})",
+        help="dashboard label, repeatable (default: the model kind)",
+    )
+    parser.add_argument(
+        "--model-kind",
+        default="",
+        metavar="KIND",
+        help=f"{' or '.join(MODEL_KINDS)}; checked against the manifest (default: the manifest's kind)",
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
     add_serving_default_flags(parser)
@@ -79,8 +87,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
         runtime_image=args.runtime_image,
         storage_key=args.storage_key,
         description=args.description,
-        labels=tuple(args.label) if args.label else DEFAULT_LABELS,
+        labels=tuple(args.label) if args.label else None,
         pipeline_run=args.pipeline_run,
+        model_kind=parse_model_kind(args.model_kind) if args.model_kind else None,
         serving_defaults=parse_serving_defaults(
             steps=args.default_steps, guidance=args.default_guidance, size=args.default_size
         ),

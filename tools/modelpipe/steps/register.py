@@ -14,12 +14,15 @@ from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
 
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError, RegistryError, VersionConflictError
-from modelpipe.manifest import files_digest, manifest_sha256, read_manifest
+from modelpipe.images import parse_pinned_image
+from modelpipe.manifest import Manifest, files_digest, manifest_path, manifest_sha256, read_manifest
+from modelpipe.model_kinds import MODEL_FORMATS, TEXT_GENERATION, ModelKind, language_model_info
 from modelpipe.registry_client import (
     connect_registry,
     core_api,
     find_version,
     registry_call,
+    returned_id,
     version_model_artifacts,
 )
 from modelpipe.s3 import parse_s3_uri
@@ -34,10 +37,8 @@ from modelpipe.serving_defaults import (
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT_NAME = "diffusers"
-# Matches the ServingRuntime's supportedModelFormats entry (diffusers, version "1").
+# Matches the ServingRuntimes' supportedModelFormats entries (diffusers and vLLM, version "1").
 MODEL_FORMAT_VERSION = "1"
-DEFAULT_LABELS: tuple[str, ...] = ("text-to-image",)
 
 # Custom property keys written on the model version (string values: the dashboard shows only strings).
 PROP_SOURCE = "source"
@@ -50,6 +51,11 @@ PROP_VARIANT = "variant"
 PROP_RUNTIME_IMAGE = "runtime_image"
 PROP_RUNTIME_IMAGE_DIGEST = "runtime_image_digest"
 PROP_PIPELINE_RUN = "pipeline_run"
+PROP_MODEL_KIND = "model_kind"
+# Language models only: what config.json and the safetensors headers say.
+PROP_ARCHITECTURE = "architecture"
+PROP_PARAMETER_COUNT = "parameter_count"
+PROP_CONTEXT_LENGTH = "context_length"
 PROPERTY_KEYS: frozenset[str] = frozenset(
     {
         PROP_SOURCE,
@@ -62,6 +68,10 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
         PROP_RUNTIME_IMAGE,
         PROP_RUNTIME_IMAGE_DIGEST,
         PROP_PIPELINE_RUN,
+        PROP_MODEL_KIND,
+        PROP_ARCHITECTURE,
+        PROP_PARAMETER_COUNT,
+        PROP_CONTEXT_LENGTH,
         PROP_DEFAULT_STEPS,
         PROP_DEFAULT_GUIDANCE,
         PROP_DEFAULT_SIZE,
@@ -69,7 +79,6 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
     }
 )
 
-_IMAGE_WITH_DIGEST = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,62}$")
 T = TypeVar("T")
 
@@ -101,6 +110,7 @@ class _Wanted:
     model_name: str
     version_name: str
     model_uri: str
+    model_format_name: str
     storage_key: str | None
     storage_path: str
     description: str | None
@@ -126,9 +136,10 @@ def register_model(
     runtime_image: str | None = None,
     storage_key: str | None = None,
     description: str | None = None,
-    labels: Sequence[str] = DEFAULT_LABELS,
+    labels: Sequence[str] | None = None,
     pipeline_run: str | None = None,
     model_format_version: str = MODEL_FORMAT_VERSION,
+    model_kind: ModelKind | None = None,
     serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> RegisterResult:
     """Register model ``model_name``, version ``version_name`` and its artifact at ``model_uri``.
@@ -141,13 +152,18 @@ def register_model(
         model_name: Registered model name.
         version_name: Version name, unique within the model.
         model_uri: ``s3://BUCKET/PREFIX`` the model was uploaded to.
-        manifest: The model's ``manifest.json`` (from ``modelpipe download``).
+        manifest: The model's ``manifest.json`` (from ``modelpipe download``), or its folder; a language
+            model's config.json and safetensors headers are read beside it.
         runtime_image: ``REPO@sha256:...`` of the serving runtime image, recorded on the version.
         storage_key: Name of the data connection (Secret) that gives access to ``model_uri``.
         description: Version description.
-        labels: Dashboard labels (empty-string properties) for the version and model.
+        labels: Dashboard labels (empty-string properties) for the version and model; None means the
+            model kind (``text-to-image`` or ``text-generation``).
         pipeline_run: PipelineRun name, recorded for provenance.
         model_format_version: Model format version matched against the ServingRuntime.
+        model_kind: The kind the caller expects; None takes the manifest's. The version records the kind
+            and registers the format its runtime serves (``diffusers`` or ``vLLM``); a language model's
+            version also records its architecture, parameter count and context length.
         serving_defaults: Steps, guidance and size requests without them get, where the model's own
             defaults do not fit (distilled models); recorded on the version, read back by deploy.
 
@@ -155,8 +171,10 @@ def register_model(
         The ids and what was done.
 
     Raises:
-        ConfigError: A name, URI, image reference or label is malformed.
+        ConfigError: A name, URI, image reference or label is malformed, or ``model_kind`` is not the
+            manifest's.
         ManifestError: The manifest is missing or invalid.
+        ModelKindError: A language model's config.json or weights cannot be read.
         VersionConflictError: The version exists with a different artifact URI or model content.
         RegistryError: The registry is unreachable or refused a request.
     """
@@ -171,6 +189,7 @@ def register_model(
         labels=labels,
         pipeline_run=pipeline_run,
         model_format_version=model_format_version,
+        model_kind=model_kind,
         serving_defaults=serving_defaults,
     )
     client = connect_registry(registry)
@@ -190,21 +209,23 @@ def register_model(
         action = "updated" if artifact is not None else "completed"
         artifact = _update_version(client, version, artifact, wanted)
     _label_registered_model(client, wanted)
-    assert version.id and version.registered_model_id and artifact.id
+    model_id = returned_id(version.registered_model_id, f"version {model_name}:{version_name}'s model")
+    version_id = returned_id(version.id, f"version {model_name}:{version_name}")
+    artifact_id = returned_id(artifact.id, f"the model artifact of {model_name}:{version_name}")
     log.info(
         "%s %s:%s (model %s, version %s, artifact %s) on API %s",
         action,
         model_name,
         version_name,
-        version.registered_model_id,
-        version.id,
-        artifact.id,
+        model_id,
+        version_id,
+        artifact_id,
         api_version,
     )
     return RegisterResult(
-        registered_model_id=version.registered_model_id,
-        model_version_id=version.id,
-        model_artifact_id=artifact.id,
+        registered_model_id=model_id,
+        model_version_id=version_id,
+        model_artifact_id=artifact_id,
         action=action,
         api_version=api_version,
     )
@@ -219,9 +240,10 @@ def _wanted_state(
     runtime_image: str | None,
     storage_key: str | None,
     description: str | None,
-    labels: Sequence[str],
+    labels: Sequence[str] | None,
     pipeline_run: str | None,
     model_format_version: str,
+    model_kind: ModelKind | None,
     serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> _Wanted:
     """Check the inputs and compute the properties and artifact fields to write."""
@@ -230,6 +252,12 @@ def _wanted_state(
             raise ConfigError(f"{flag} {value!r} must be non-empty, without '/' or surrounding spaces")
     storage_path = _storage_path(model_uri)
     parsed_manifest = read_manifest(manifest)
+    kind = parsed_manifest.model_kind
+    if model_kind is not None and model_kind != kind:
+        raise ConfigError(
+            f"--model-kind {model_kind} but {manifest_path(manifest)} records a {kind} model",
+            fix=f"pass --model-kind {kind}, or download the model again with --model-kind {model_kind}",
+        )
     properties: dict[str, SupportedTypes] = {
         PROP_SOURCE: parsed_manifest.source,
         PROP_SOURCE_REVISION: parsed_manifest.revision,
@@ -238,22 +266,20 @@ def _wanted_state(
         # Sizes as strings: the client sends ints as Int and rejects values beyond +-999,999,999.
         PROP_SIZE_BYTES: str(parsed_manifest.total_size),
         PROP_FILE_COUNT: str(len(parsed_manifest.files)),
+        PROP_MODEL_KIND: kind,
     }
+    if kind == TEXT_GENERATION:
+        properties.update(_language_model_properties(manifest, parsed_manifest))
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
     properties.update(serving_defaults.properties())
     if runtime_image:
-        match = _IMAGE_WITH_DIGEST.match(runtime_image)
-        if match is None:
-            raise ConfigError(
-                f"--runtime-image {runtime_image!r} must be pinned by digest (REPO@sha256:<64 hex>)",
-                fix="pass IMAGE_URL's repository @ IMAGE_DIGEST from `modelpipe build`",
-            )
+        image = parse_pinned_image(runtime_image)
         properties[PROP_RUNTIME_IMAGE] = runtime_image
-        properties[PROP_RUNTIME_IMAGE_DIGEST] = match["digest"]
+        properties[PROP_RUNTIME_IMAGE_DIGEST] = image.digest
     if pipeline_run:
         properties[PROP_PIPELINE_RUN] = pipeline_run
-    for label in labels:
+    for label in (kind,) if labels is None else labels:
         if not _LABEL.match(label) or label in PROPERTY_KEYS:
             raise ConfigError(
                 f"--label {label!r} is not a valid label",
@@ -264,12 +290,28 @@ def _wanted_state(
         model_name=model_name,
         version_name=version_name,
         model_uri=model_uri,
+        model_format_name=MODEL_FORMATS[kind],
         storage_key=storage_key or None,
         storage_path=storage_path,
         description=description or None,
         properties=properties,
         model_format_version=model_format_version,
     )
+
+
+def _language_model_properties(manifest: Path, parsed: Manifest) -> dict[str, SupportedTypes]:
+    """Architecture, parameter count and context length (strings, as the dashboard shows them)."""
+    info = language_model_info(
+        manifest_path(manifest).parent,
+        [item.path for item in parsed.files if item.path.endswith(".safetensors")],
+    )
+    properties: dict[str, SupportedTypes] = {
+        PROP_ARCHITECTURE: info.architecture,
+        PROP_PARAMETER_COUNT: str(info.parameter_count),
+    }
+    if info.context_length is not None:
+        properties[PROP_CONTEXT_LENGTH] = str(info.context_length)
+    return properties
 
 
 def _storage_path(model_uri: str) -> str:
@@ -300,7 +342,7 @@ def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
         client.register_model,
         wanted.model_name,
         wanted.model_uri,
-        model_format_name=MODEL_FORMAT_NAME,
+        model_format_name=wanted.model_format_name,
         model_format_version=wanted.model_format_version,
         version=wanted.version_name,
         storage_key=wanted.storage_key,
@@ -316,9 +358,9 @@ def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
 
 def _model_artifact(client: ModelRegistry, version: ModelVersion, model_name: str) -> ModelArtifact | None:
     """The version's model artifact: the one named after the model (client convention), else the first."""
-    assert version.id is not None
+    version_id = returned_id(version.id, f"version of {model_name}")
     artifacts = _registry_call(
-        f"listing artifacts of version {version.id}", version_model_artifacts, client, version.id
+        f"listing artifacts of version {version_id}", version_model_artifacts, client, version_id
     )
     named = [artifact for artifact in artifacts if artifact.name == model_name]
     return (named or artifacts or [None])[0]
@@ -358,12 +400,11 @@ def _update_version(
         version.description = wanted.description
     _registry_call(what, client.update, version)
     if artifact is None:
-        assert version.id is not None
         log.info("version %s has no model artifact (interrupted run): adding it", version.id)
         new_artifact = ModelArtifact(
             name=wanted.model_name,
             uri=wanted.model_uri,
-            model_format_name=MODEL_FORMAT_NAME,
+            model_format_name=wanted.model_format_name,
             model_format_version=wanted.model_format_version,
             storage_key=wanted.storage_key,
             storage_path=wanted.storage_path,
@@ -371,9 +412,11 @@ def _update_version(
         return _registry_call(
             what,
             client.async_runner,
-            core_api(client).upsert_model_version_artifact(new_artifact, version.id),
+            core_api(client).upsert_model_version_artifact(
+                new_artifact, returned_id(version.id, f"version {wanted.version_name}")
+            ),
         )
-    artifact.model_format_name = MODEL_FORMAT_NAME
+    artifact.model_format_name = wanted.model_format_name
     artifact.model_format_version = wanted.model_format_version
     artifact.storage_key = wanted.storage_key or artifact.storage_key
     artifact.storage_path = wanted.storage_path
