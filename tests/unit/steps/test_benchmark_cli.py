@@ -129,7 +129,7 @@ def test_values_of_the_wrong_type_are_usage_errors(
         ("--requests", "0", "requests must be >= 1"),
         ("--warmup", "-1", "warmup must be >= 0"),
         ("--timeout", "0", "timeout must be > 0"),
-        ("--guidance-scale", "nan", "guidance_scale must be >= 0"),
+        ("--guidance", "nan", "guidance_scale must be >= 0"),
     ],
 )
 def test_out_of_range_values_are_refused_by_the_step(
