@@ -418,8 +418,8 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "flag modelpipe does not have",
         edit(
             "tasks/upload-model.yaml",
-            '--dest "$PARAM_DEST"',
-            '--dest "$PARAM_DEST" --bogus-flag',
+            '--model-uri "$PARAM_MODEL_URI"',
+            '--model-uri "$PARAM_MODEL_URI" --bogus-flag',
         ),
         "--bogus-flag",
     ),

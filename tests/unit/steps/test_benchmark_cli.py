@@ -45,7 +45,7 @@ BASE = ["benchmark", "--endpoint", "http://127.0.0.1:8080", "--model-name", "tin
 
 
 def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
-    argv = [*BASE, "--out", str(tmp_path / "out"), "--prompts", "p.txt", "--concurrency", "1, 3,5"]
+    argv = [*BASE, "--benchmark-dir", str(tmp_path / "out"), "--prompts", "p.txt", "--concurrency", "1, 3,5"]
     argv += ["--requests", "6", "--warmup", "0", "--steps", "3", "--size", "64x128", "--guidance-scale", "0"]
     assert main([*argv, "--seed", "9", "--timeout", "30", "--clip-cache", str(tmp_path / "cache")]) == 0
     (call,) = spy.calls
@@ -59,7 +59,8 @@ def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
 
 
 def test_defaults_follow_the_contract(spy: StepSpy, tmp_path: Path) -> None:
-    argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m", "--out", str(tmp_path / "out")]
+    argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m"]
+    argv += ["--benchmark-dir", str(tmp_path / "out")]
     assert main(argv) == 0
     (call,) = spy.calls
     assert call["clip_model"] == "hf://openai/clip-vit-base-patch16"
@@ -72,7 +73,7 @@ def test_s3_clip_model_gets_the_data_connection(
 ) -> None:
     monkeypatch.setenv("AWS_S3_ENDPOINT", "http://127.0.0.1:9000")
     argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m", "--clip-model", "s3://b/clip"]
-    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert main([*argv, "--benchmark-dir", str(tmp_path)]) == 0
     assert spy.calls[0]["s3_settings"].endpoint_url == "http://127.0.0.1:9000"
 
 
@@ -80,7 +81,8 @@ def test_results_are_written_and_printed(
     spy: StepSpy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results_dir = tmp_path / "results"
-    assert main([*BASE, "--out", str(tmp_path / "out"), "--results-dir", str(results_dir), "--json"]) == 0
+    argv = [*BASE, "--benchmark-dir", str(tmp_path / "out"), "--results-dir", str(results_dir), "--json"]
+    assert main(argv) == 0
     written = {p.name: p.read_text() for p in results_dir.iterdir()}
     assert written == {
         "CLIP_SCORE": "21.5000",
@@ -109,7 +111,7 @@ def test_results_are_written_and_printed(
 )
 def test_bad_flag_values_are_usage_errors(spy: StepSpy, tmp_path: Path, flag: str, value: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main([*BASE, "--out", str(tmp_path), flag, value])
+        main([*BASE, "--benchmark-dir", str(tmp_path), flag, value])
     assert exit_info.value.code == 2
     assert spy.calls == []
 
@@ -119,7 +121,7 @@ def test_known_failure_is_one_line_and_exit_1(
 ) -> None:
     error = BenchmarkError("endpoint http://e unreachable: ConnectError", fix="check --endpoint")
     monkeypatch.setattr(benchmark_step, "benchmark_model", StepSpy(tmp_path, error))
-    assert main([*BASE, "--out", str(tmp_path)]) == 1
+    assert main([*BASE, "--benchmark-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert (
         err[-1]

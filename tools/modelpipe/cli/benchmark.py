@@ -7,20 +7,20 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser
-from modelpipe.config import S3Settings, hf_token
+from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
+from modelpipe.config import hf_token
 
 # ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
 DEFAULT_CLIP_MODEL = "hf://openai/clip-vit-base-patch16"
 
 EXAMPLES = """\
   modelpipe benchmark --endpoint http://127.0.0.1:8080 --model-name tiny-sd --clip-model ./tiny-clip \\
-      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --out ./bench
+      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --benchmark-dir ./bench
   modelpipe benchmark --endpoint https://sd15.models.example.com --model-name sd15 \\
-      --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --out /workspace/bench \\
+      --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --benchmark-dir /workspace/bench \\
       --results-dir /tekton/results
   # CLIP model from the Hub (the default, openai/clip-vit-base-patch16), built-in prompts:
-  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 --out ./bench
+  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 --benchmark-dir ./bench
 """
 
 
@@ -76,9 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate one image per prompt with fixed seeds through the KServe V1 predict route and score "
             "them with torchmetrics CLIPScore; then time --requests requests at each --concurrency level "
-            "after --warmup untimed ones. Writes OUT/results.json (schema: modelpipe.benchmark_schema) and "
-            "OUT/images/. s3:// CLIP models use AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; "
-            "hf:// uses HF_TOKEN. "
+            "after --warmup untimed ones. Writes BENCHMARK_DIR/results.json (schema: "
+            "modelpipe.benchmark_schema) and BENCHMARK_DIR/images/. s3:// CLIP models use AWS_S3_ENDPOINT, "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; hf:// uses HF_TOKEN. "
             "Results: CLIP_SCORE, P50_SECONDS, P95_SECONDS (lowest concurrency), IMAGES_PER_SECOND (peak)."
         ),
         examples=EXAMPLES,
@@ -133,8 +133,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--clip-cache", type=Path, metavar="DIR", help="keep downloaded CLIP models here")
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="writes results.json and images/"
+        "--benchmark-dir", type=Path, required=True, metavar="DIR", help="writes results.json and images/"
     )
+    add_data_connection_flag(parser, purpose="for s3:// CLIP models, named when its credentials are missing")
     parser.set_defaults(handler=run)
 
 
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         endpoint=args.endpoint,
         model_name=args.model_name,
         clip_model=args.clip_model,
-        out_dir=args.out,
+        out_dir=args.benchmark_dir,
         prompts_file=args.prompts,
         concurrency=args.concurrency,
         requests=args.requests,
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         guidance_scale=args.guidance_scale,
         seed=args.seed,
         timeout_seconds=args.timeout,
-        s3_settings=S3Settings.from_env(),
+        s3_settings=s3_settings(args),
         hf_token=hf_token(),
         clip_cache_dir=args.clip_cache,
     )

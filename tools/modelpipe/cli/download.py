@@ -12,9 +12,10 @@ from modelpipe.errors import ConfigError
 from modelpipe.steps.download import download_model, parse_source
 
 EXAMPLES = """\
-  modelpipe download --source hf://stabilityai/sd-turbo --revision main --dest /workspace/model --variant fp16
-  modelpipe download --source hf://segmind/tiny-sd@cad0bd7 --dest ./model --results-dir /tekton/results
-  modelpipe download --source file:///mnt/models/tiny-sd --dest ./model      # disconnected clusters
+  modelpipe download --source hf://stabilityai/sd-turbo --revision main --model-dir /workspace/model \\
+      --variant fp16
+  modelpipe download --source hf://segmind/tiny-sd@cad0bd7 --model-dir ./model --results-dir /tekton/results
+  modelpipe download --source file:///mnt/models/tiny-sd --model-dir ./model      # disconnected clusters
 """
 _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -28,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Resolve the revision to a commit, fetch only what a diffusers pipeline needs (model_index.json, "
             "configs, tokenizer and scheduler files, one safetensors set per component), keep files already "
-            "present and verified, and write DEST/manifest.json last. HF_TOKEN (gated/private repos) and "
-            "HF_ENDPOINT (mirrors) come from the environment. "
+            "present and verified, and write MODEL_DIR/manifest.json last. HF_TOKEN (gated/private repos) "
+            "and HF_ENDPOINT (mirrors) come from the environment. "
             "Results: SOURCE_REVISION, MANIFEST_SHA256, TOTAL_BYTES."
         ),
         examples=EXAMPLES,
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--revision", metavar="REV", help="branch, tag or commit for hf:// (default main)")
     parser.add_argument(
-        "--dest", type=Path, required=True, metavar="DIR", help="folder to write the model to"
+        "--model-dir", type=Path, required=True, metavar="DIR", help="folder to write the model to"
     )
     parser.add_argument("--variant", metavar="NAME", help="prefer this weight variant, e.g. fp16")
     parser.set_defaults(handler=run)
@@ -52,11 +53,11 @@ def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, download, and report SOURCE_REVISION / MANIFEST_SHA256 / TOTAL_BYTES."""
     if args.variant is not None and not _VARIANT.match(args.variant):
         raise ConfigError(f"--variant {args.variant!r} is not a variant name", fix="e.g. --variant fp16")
-    if args.dest.exists() and not args.dest.is_dir():
-        raise ConfigError(f"--dest {args.dest} exists and is not a folder")
+    if args.model_dir.exists() and not args.model_dir.is_dir():
+        raise ConfigError(f"--model-dir {args.model_dir} exists and is not a folder")
     source = parse_source(args.source, args.revision)
     result = download_model(
-        source=source, dest=args.dest, variant=args.variant, token=hf_token(), endpoint=hf_endpoint()
+        source=source, dest=args.model_dir, variant=args.variant, token=hf_token(), endpoint=hf_endpoint()
     )
     return CommandOutput(
         results={

@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
-from modelpipe.config import S3Settings
+from modelpipe.cli.common import (
+    CommandOutput,
+    add_data_connection_flag,
+    add_registry_url_flag,
+    add_step_parser,
+    registry_settings,
+    s3_settings,
+)
 from modelpipe.errors import ConfigError
 from modelpipe.steps.publish import publish_results
 
 EXAMPLES = """\
-  modelpipe publish --results /workspace/bench --model-version-id 7 \\
-      --model-uri s3://models/tiny-sd/3f2a9c1 --min-clip-score 25 --max-p95-seconds 3 \\
+  modelpipe publish --benchmark-dir /workspace/bench --model-version-id 7 \\
+      --model-uri s3://models/tiny-sd/3f2a9c1 --min-clip-score 20 --max-p95-seconds 3 \\
       --pipeline-run model-import-x7k2 --results-dir /tekton/results
-  modelpipe publish --registry-url http://127.0.0.1:8080 --results ./bench --model-version-id 7 \\
+  modelpipe publish --registry-url http://127.0.0.1:8080 --benchmark-dir ./bench --model-version-id 7 \\
       --report-dest s3://reports/tiny-sd/manual-run
 """
 
@@ -34,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=EXAMPLES,
     )
     parser.add_argument(
-        "--results", type=Path, required=True, metavar="DIR", help="`modelpipe benchmark --out` folder"
+        "--benchmark-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the folder `modelpipe benchmark --benchmark-dir` wrote",
     )
     parser.add_argument(
         "--model-version-id", required=True, metavar="ID", help="MODEL_VERSION_ID from register"
@@ -51,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded with the results")
     add_registry_url_flag(parser)
+    add_data_connection_flag(parser, purpose="where the report goes, named when its credentials are missing")
     parser.set_defaults(handler=run)
 
 
@@ -63,8 +74,8 @@ def run(args: argparse.Namespace) -> CommandOutput:
         )
     result = publish_results(
         registry=registry_settings(args),
-        s3=S3Settings.from_env(),
-        results_dir=args.results,
+        s3=s3_settings(args),
+        results_dir=args.benchmark_dir,
         model_version_id=args.model_version_id,
         model_uri=args.model_uri,
         report_dest=args.report_dest,
