@@ -107,9 +107,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, deploy (or stop the local runtime), and map the result to Tekton results."""
     _check_flags(args)
     # Imported here: the kubernetes and model-registry clients take seconds to import.
-    from modelpipe.kserve_deploy import Resources
-    from modelpipe.local.runtime_process import stop_local_runtime
     from modelpipe.steps.deploy import KServeOptions, LocalOptions, deploy_model
+    from modelpipe.targets.kserve import Resources
+    from modelpipe.targets.local_process import stop_local_runtime
 
     if args.stop:
         stopped = stop_local_runtime(args.state_dir)

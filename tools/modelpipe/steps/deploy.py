@@ -10,11 +10,8 @@ from typing import Literal
 from kubernetes.client import CustomObjectsApi
 from model_registry import ModelRegistry
 
-from modelpipe import kserve_deploy
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, RegistryError
-from modelpipe.kserve_deploy import IsvcSpec, Resources
-from modelpipe.local import runtime_process
 from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
@@ -22,6 +19,8 @@ from modelpipe.registry_client import (
     upsert_inference_service,
     upsert_serving_environment,
 )
+from modelpipe.targets import kserve, local_process
+from modelpipe.targets.kserve import IsvcSpec, Resources
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ def _deploy_kserve(
     model_version_id: str | None,
     recorder: _Recorder | None,
 ) -> DeployResult:
-    namespace = options.namespace or kserve_deploy.default_namespace(options.kubeconfig, options.kube_context)
+    namespace = options.namespace or kserve.default_namespace(options.kubeconfig, options.kube_context)
     if not namespace:
         raise ConfigError("no namespace for the InferenceService", fix="pass --namespace")
     spec = IsvcSpec(
@@ -147,13 +146,11 @@ def _deploy_kserve(
         deployment_mode=options.deployment_mode,
         resources=options.resources,
     )
-    kserve_deploy.validate_spec(spec)
-    with kserve_deploy.kube_client(options.kubeconfig, options.kube_context) as client:
+    kserve.validate_spec(spec)
+    with kserve.kube_client(options.kubeconfig, options.kube_context) as client:
         api = CustomObjectsApi(client)
-        applied, created = kserve_deploy.apply_inference_service(
-            api, kserve_deploy.build_inference_service(spec)
-        )
-        isvc = kserve_deploy.wait_until_ready(
+        applied, created = kserve.apply_inference_service(api, kserve.build_inference_service(spec))
+        isvc = kserve.wait_until_ready(
             api,
             name,
             namespace,
@@ -161,7 +158,7 @@ def _deploy_kserve(
             generation=applied["metadata"].get("generation"),
             poll_seconds=options.poll_seconds,
         )
-        url = kserve_deploy.endpoint_url(isvc, cluster_local=options.cluster_local_url)
+        url = kserve.endpoint_url(isvc, cluster_local=options.cluster_local_url)
         uid = str(isvc["metadata"]["uid"])
         log.info("InferenceService %s/%s Ready at %s", namespace, name, url)
         inference_service_id = None
@@ -169,8 +166,8 @@ def _deploy_kserve(
             inference_service_id = recorder.record(
                 environment=namespace, name=f"{name}/{uid}", runtime=options.serving_runtime, url=url
             )
-            kserve_deploy.label_inference_service(
-                api, name, namespace, {kserve_deploy.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
+            kserve.label_inference_service(
+                api, name, namespace, {kserve.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
             )
     return DeployResult(url, name, inference_service_id, isvc_uid=uid, created=created)
 
@@ -182,7 +179,7 @@ def _deploy_local(
     options: LocalOptions,
     recorder: _Recorder | None,
 ) -> DeployResult:
-    runtime = runtime_process.start_local_runtime(
+    runtime = local_process.start_local_runtime(
         model_name=name,
         model_uri=model_uri,
         s3=options.s3,

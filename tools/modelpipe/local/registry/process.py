@@ -14,7 +14,7 @@ from pathlib import Path
 from modelpipe.config import MODEL_REGISTRY_TOKEN, MODEL_REGISTRY_URL
 from modelpipe.errors import LocalRunError
 from modelpipe.local.ports import free_port
-from modelpipe.local.runtime_process import log_tail
+from modelpipe.targets.local_process import log_tail
 
 START_TIMEOUT_SECONDS = 60.0
 _LOG_TAIL_LINES = 5
