@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from modelpipe.local.ports import free_port
+from modelpipe.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # API specs and CRDs the tests validate against, vendored (tests/specs/*/SOURCE.txt says from where).

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modelpipe import processes
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, DeployError
 from modelpipe.registry_client import connect_registry
@@ -104,7 +105,7 @@ def test_cli_starts_runtime_that_outlives_the_command_records_it_and_stop_ends_i
 
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped: true" in stopped.stdout
-    assert not Path(f"/proc/{pid}").exists() or not local_process._alive(pid)
+    assert not Path(f"/proc/{pid}").exists() or not processes.alive(pid)
     assert not (state_dir / "runtime.json").exists()
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from modelpipe import processes
 from modelpipe.cli import main
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError
@@ -309,10 +310,10 @@ def test_log_tail_shows_only_this_start_and_masks_secrets(
     with log.open("a") as handle:
         handle.write("".join(f"line {n}\n" for n in range(30)) + "denied for very-secret-key\n")
 
-    tail = local_process.log_tail(log, 5, offset=offset)
+    tail = processes.log_tail(log, 5, offset=offset)
 
     assert tail.splitlines() == ["line 26", "line 27", "line 28", "line 29", "denied for ***"]
-    assert "old run" not in local_process.log_tail(log, 100, offset=offset)
+    assert "old run" not in processes.log_tail(log, 100, offset=offset)
 
 
 def _kubeconfig(path: Path) -> Path:

@@ -18,6 +18,7 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjects
 from kubernetes.client.exceptions import ApiException
 
 from modelpipe.errors import ConfigError, DeployError
+from modelpipe.names import MAX_SERVICE_NAME_LENGTH, require_dns_label
 from modelpipe.targets.serving_options import (
     DEPLOYMENT_MODES,
     Placement,
@@ -69,9 +70,6 @@ _SERVERLESS_ANNOTATIONS = {
     "sidecar.istio.io/inject": "true",
     "sidecar.istio.io/rewriteAppHTTPProbers": "true",
 }
-# odh-model-controller caps ISVC names at 53 characters (a "-predictor" suffix must still fit in 63).
-MAX_NAME_LENGTH = 53
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # modelStatus.transitionStatus values after which waiting longer cannot help.
@@ -126,16 +124,8 @@ def validate_spec(spec: IsvcSpec) -> None:
     Raises:
         ConfigError: A name, URI, image reference or mode is malformed.
     """
-    for flag, value in (("--name", spec.name), ("--namespace", spec.namespace)):
-        if not _DNS_LABEL.match(value) or len(value) > 63:
-            raise ConfigError(
-                f"{flag} {value!r} is not a DNS-1035 label",
-                fix="use lowercase letters, digits and '-', starting with a letter",
-            )
-    if len(spec.name) > MAX_NAME_LENGTH:
-        raise ConfigError(
-            f"--name {spec.name!r} is longer than {MAX_NAME_LENGTH} characters", fix="shorten it"
-        )
+    require_dns_label("--name", spec.name, MAX_SERVICE_NAME_LENGTH)
+    require_dns_label("--namespace", spec.namespace)
     check_storage(spec.storage, spec.model_uri)
     if spec.storage == "pvc" and spec.storage_key is not None:
         raise ConfigError(
