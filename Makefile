@@ -8,7 +8,7 @@ CONSTRAINTS := tools/constraints.txt
 STAMP := $(VENV)/.installed
 TEKTON_LINT := tests/manifests/node_modules/.bin/tekton-lint
 
-.PHONY: help setup venv system-tools node-tools test test-unit lint clean
+.PHONY: help setup venv eval-env system-tools node-tools test test-unit lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,10 @@ $(STAMP): tools/pyproject.toml runtime/pyproject.toml $(CONSTRAINTS)
 	@! $(PIP) show --quiet torchvision 2>/dev/null || { echo "torchvision must not be installed" >&2; exit 1; }
 	touch $@
 
+# lm-eval and guidellm in their own venv: `modelpipe evaluate` and the LLM benchmark run them from there.
+eval-env: ## create .venv-eval with lm-eval and guidellm, pinned by tools/eval-constraints.txt (idempotent)
+	tools/scripts/setup-eval-env.sh .venv-eval
+
 system-tools: ## install buildah, skopeo, docker-registry, shellcheck, crun when missing
 	tools/scripts/install-system-tools.sh
 
@@ -31,7 +35,7 @@ $(TEKTON_LINT): tests/manifests/package.json tests/manifests/package-lock.json
 	npm ci --prefix tests/manifests --no-audit --no-fund --silent
 	touch $@
 
-setup: venv system-tools node-tools ## everything the tests need
+setup: venv eval-env system-tools node-tools ## everything the tests need
 
 test: setup ## run every test (unit, integration, e2e, manifests)
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests

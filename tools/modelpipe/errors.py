@@ -95,3 +95,11 @@ class PipelineTaskFailedError(LocalRunError):
 
 class SourceUnavailableError(ModelpipeError):
     """The model source (Hugging Face Hub or a mirror) could not be reached or a file could not be fetched."""
+
+
+class EvaluationError(ModelpipeError):
+    """lm-eval or guidellm failed against the endpoint, or their output could not be read."""
+
+
+class UnknownTaskError(ConfigError):
+    """lm-eval does not know a requested task (refused before any request is sent)."""
