@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 
 from .engine import BatchingOptions, PipelineOptions
 from .errors import ModelLoadError
+from .families import ServingDefaults
 from .logs import flush_logs, log_like_kserve, write_logs_in_background
 from .model import DiffusersModel, RuntimeDataPlane, register_routes
 from .schema import MIN_SIDE, Limits
@@ -40,6 +42,39 @@ def _bool(value: str) -> bool:
     if lowered in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _optional_int(value: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or '', got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
+
+
+def _optional_float(value: str) -> float | None:
+    if not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or '', got {value!r}") from None
+    if not 0.0 <= number <= 30.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 30, got {value}")
+    return number
+
+
+def _optional_size(value: str) -> tuple[int, int] | None:
+    if not value.strip():
+        return None
+    match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", value.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 512x512 or '', got {value!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="pad every call to --max_batch_size so an image is byte-identical alone or batched "
         "(default: true)",
+    )
+    group.add_argument(
+        "--variant",
+        default=None,
+        help="weight variant to load, e.g. fp16 (default: the one manifest.json records; '' for the default "
+        "weights)",
+    )
+    group.add_argument(
+        "--default_steps",
+        type=_optional_int,
+        default=None,
+        help="num_inference_steps of requests without it (default: the model's own; '' too)",
+    )
+    group.add_argument(
+        "--default_guidance",
+        type=_optional_float,
+        default=None,
+        help="guidance_scale of requests without it (default: the model's own; '' too)",
+    )
+    group.add_argument(
+        "--default_size",
+        type=_optional_size,
+        default=None,
+        metavar="WIDTHxHEIGHT",
+        help="size of requests without one, e.g. 512x512 (default: the model's own; '' too)",
     )
     group.add_argument("--max_steps", type=int, default=100, help="max num_inference_steps (default: 100)")
     group.add_argument(
@@ -159,7 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model_name,
         model_dir=model_dir,
         pipeline_options=PipelineOptions(
-            device=args.device, dtype=args.dtype, compile=args.compile, cpu_offload=args.cpu_offload
+            device=args.device,
+            dtype=args.dtype,
+            compile=args.compile,
+            cpu_offload=args.cpu_offload,
+            variant=args.variant,
+            serving_defaults=ServingDefaults(
+                steps=args.default_steps,
+                guidance_scale=args.default_guidance,
+                width=args.default_size[0] if args.default_size else None,
+                height=args.default_size[1] if args.default_size else None,
+            ),
         ),
         batching=BatchingOptions(
             max_batch_size=args.max_batch_size,

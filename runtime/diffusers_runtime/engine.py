@@ -8,6 +8,7 @@ import contextlib
 import copy
 import gc
 import inspect
+import json
 import logging
 import math
 import threading
@@ -19,27 +20,19 @@ from typing import Any
 
 import torch
 
-from .errors import EngineStoppedError, GenerationOutOfMemoryError, ModelLoadError, QueueFullError
+from .errors import (
+    BadRequestError,
+    EngineStoppedError,
+    GenerationOutOfMemoryError,
+    ModelLoadError,
+    QueueFullError,
+)
+from .families import DEFAULT_SCHEDULER, SCHEDULERS, FamilyRules, ServingDefaults, rules_for
 from .metrics import RuntimeMetrics
 from .storage import check_model_dir
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SCHEDULER = "default"
-# Request name -> diffusers scheduler class. A name is offered only when the loaded pipeline lists the class
-# among its scheduler's `compatibles`.
-SCHEDULERS: dict[str, str] = {
-    "ddim": "DDIMScheduler",
-    "pndm": "PNDMScheduler",
-    "lms": "LMSDiscreteScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "deis": "DEISMultistepScheduler",
-    "flow_match_euler": "FlowMatchEulerDiscreteScheduler",
-}
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -51,6 +44,9 @@ class PipelineOptions:
     dtype: str = "auto"
     compile: bool = False
     cpu_offload: str = "none"
+    # Weight variant to load (e.g. fp16); None takes the one manifest.json records, "" forces the default.
+    variant: str | None = None
+    serving_defaults: ServingDefaults = field(default_factory=ServingDefaults)
 
 
 @dataclass(frozen=True)
@@ -107,6 +103,7 @@ class LoadedPipeline:
     scheduler_names: tuple[str, ...]
     supports_negative_prompt: bool
     supports_step_callback: bool
+    rules: FamilyRules | None = None
     _scheduler_templates: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -127,7 +124,8 @@ class LoadedPipeline:
             if scheduler == DEFAULT_SCHEDULER:
                 scheduler_cls = type(base)
             else:
-                scheduler_cls = next(c for c in base.compatibles if c.__name__ == SCHEDULERS[scheduler])
+                candidates = [type(base), *base.compatibles]
+                scheduler_cls = next(c for c in candidates if c.__name__ == SCHEDULERS[scheduler])
             template = self._scheduler_templates[scheduler] = scheduler_cls.from_config(base.config)
         pipe = copy.copy(self.pipeline)
         pipe.scheduler = copy.deepcopy(template)
@@ -168,25 +166,37 @@ def load_pipeline(model_dir: Path, options: PipelineOptions) -> LoadedPipeline:
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     check_model_dir(model_dir, str(model_dir))
+    recorded = read_manifest(model_dir)
+    variant = recorded.get("variant") if options.variant is None else options.variant
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+        pipe = AutoPipelineForText2Image.from_pretrained(
+            str(model_dir), dtype=dtype, local_files_only=True, variant=variant or None
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if variant:
+            reason += f" (weight variant {variant!r})"
         raise ModelLoadError(str(model_dir), reason) from err
     _place(pipe, device, options)
     pipe.set_progress_bar_config(disable=True)
-    height, width = _default_size(pipe)
+    rules = rules_for(
+        pipe,
+        model_name_hint=f"{recorded.get('source', '')} {model_dir.name}",
+        explicit=options.serving_defaults,
+    )
     call_params = inspect.signature(pipe.__call__).parameters
     loaded = LoadedPipeline(
         pipeline=pipe,
         device=device,
         dtype=dtype,
-        default_height=height,
-        default_width=width,
-        scheduler_names=_scheduler_names(pipe),
-        supports_negative_prompt="negative_prompt" in call_params,
+        default_height=rules.height,
+        default_width=rules.width,
+        scheduler_names=rules.scheduler_names,
+        supports_negative_prompt=rules.negative_prompt is None,
         supports_step_callback="callback_on_step_end" in call_params,
+        rules=rules,
     )
+    height, width = rules.height, rules.width
     logger.info(
         "loaded %s on %s (%s), default size %dx%d, schedulers %s",
         loaded.class_name,
@@ -196,7 +206,27 @@ def load_pipeline(model_dir: Path, options: PipelineOptions) -> LoadedPipeline:
         height,
         ",".join(loaded.scheduler_names),
     )
+    logger.info(
+        "serving defaults of this %s model (%s): %d steps, guidance %g, %dx%d",
+        rules.family,
+        rules.defaults_source,
+        rules.steps,
+        rules.guidance_scale,
+        rules.width,
+        rules.height,
+    )
     return loaded
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    """What modelpipe's manifest.json records (source, variant), or {} for folders without one."""
+    try:
+        content = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(str(model_dir), f"manifest.json is unreadable: {err}") from None
+    return content if isinstance(content, dict) else {}
 
 
 def _denoiser(pipe: Any) -> Any:
@@ -223,21 +253,6 @@ def _place(pipe: Any, device: torch.device, options: PipelineOptions) -> None:
                 pipe.unet = compiled
             else:
                 pipe.transformer = compiled
-
-
-def _default_size(pipe: Any) -> tuple[int, int]:
-    sample = getattr(pipe, "default_sample_size", None)
-    if sample is None:
-        sample = _denoiser(pipe).config.sample_size
-    scale = getattr(pipe, "vae_scale_factor", 8)
-    if isinstance(sample, (list, tuple)):
-        return int(sample[0]) * scale, int(sample[1]) * scale
-    return int(sample) * scale, int(sample) * scale
-
-
-def _scheduler_names(pipe: Any) -> tuple[str, ...]:
-    compatible = {cls.__name__ for cls in pipe.scheduler.compatibles} | {type(pipe.scheduler).__name__}
-    return (DEFAULT_SCHEDULER, *(name for name, cls in SCHEDULERS.items() if cls in compatible))
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -392,6 +407,9 @@ class Engine:
             _deliver(item, GeneratedImage(image=image, seed=item.request.seed))
 
     def _batch_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
+        if isinstance(err, BadRequestError):
+            logger.debug("the pipeline refused a batch of %d: %s", len(requests), err)
+            return err
         if not is_out_of_memory(err):
             logger.error("generation failed for a batch of %d", len(requests), exc_info=err)
             return err
@@ -423,10 +441,30 @@ class Engine:
             kwargs["negative_prompt"] = [r.negative_prompt or "" for r in padded]
         if self.loaded.supports_step_callback:
             kwargs["callback_on_step_end"] = _StepTimer(self._metrics)
+        if self.loaded.rules is not None:
+            kwargs.update(self.loaded.rules.call_kwargs)
         pipe = self.loaded.pipeline_for(key.scheduler)
-        with torch.inference_mode():
-            output = pipe(**kwargs)
+        try:
+            with torch.inference_mode():
+                output = pipe(**kwargs)
+        except ValueError as err:
+            # The request was validated against the family's rules; a ValueError the pipeline still raises
+            # is about the values it was given (sizes, steps, texts), so it is the client's.
+            raise request_error(err) from err
         return list(output.images[: len(requests)])
+
+
+_REQUEST_FIELDS = ("negative_prompt", "num_inference_steps", "guidance_scale", "height", "width", "prompt")
+
+
+def request_error(err: ValueError) -> BadRequestError:
+    """A pipeline's ValueError as a 400 naming the request field its message is about."""
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    lowered = message.lower()
+    named = next((name for name in _REQUEST_FIELDS if name in lowered), None)
+    if named is None and ("steps" in lowered or "timesteps" in lowered):
+        named = "num_inference_steps"
+    return BadRequestError(f"{named or 'request'}: the pipeline refused the request values: {message}")
 
 
 class _StepTimer:

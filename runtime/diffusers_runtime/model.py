@@ -42,6 +42,8 @@ from .schema import (
 logger = logging.getLogger(__name__)
 
 OPENAI_IMAGES_ROUTE = "/openai/v1/images/generations"
+OPENAI_MODELS_ROUTE = "/openai/v1/models"
+V2_METADATA_ROUTE = "/v2/models/{model_name}"
 _REJECT_REASONS = {
     InvalidInput: "invalid_input",
     QueueFullError: "queue_full",
@@ -83,12 +85,15 @@ class DiffusersModel(Model):
         """
         started = time.monotonic()
         loaded = load_pipeline(self.model_dir, self.pipeline_options)
+        rules = loaded.rules
         self.capabilities = Capabilities(
             default_height=loaded.default_height,
             default_width=loaded.default_width,
             scheduler_names=loaded.scheduler_names,
             supports_negative_prompt=loaded.supports_negative_prompt,
-            default_steps=min(30, self.limits.max_steps),
+            default_steps=min(30, self.limits.max_steps) if rules is None else rules.steps,
+            default_guidance=7.5 if rules is None else rules.guidance_scale,
+            rules=rules,
         )
         self.generator = Engine(loaded, self.batching, self.metrics)
         self.generator.start()
@@ -191,6 +196,43 @@ class DiffusersModel(Model):
             {"name": "scheduler", "datatype": "BYTES", "shape": [1]},
             {"name": "output_format", "datatype": "BYTES", "shape": [1]},
         ]
+
+    def serving_metadata(self) -> dict[str, Any]:
+        """The model's serving defaults and family rules (V2 metadata ``parameters``, OpenAI models route)."""
+        caps = self._caps()
+        if caps.rules is None:
+            return {}
+        return {
+            **caps.rules.metadata(),
+            "max_steps": self.limits.max_steps,
+            "max_pixels": self.limits.max_pixels,
+        }
+
+    async def v2_metadata(self, model_name: str) -> dict[str, Any]:
+        """``GET /v2/models/{name}``: kserve's metadata plus ``parameters`` with the serving defaults.
+
+        kserve's own handler validates its answer through a model without ``parameters`` and drops them.
+        """
+        if model_name != self.name:
+            raise ModelNotFound(model_name)
+        return {
+            "name": self.name,
+            "platform": "",
+            "inputs": self.get_input_types(),
+            "outputs": self.get_output_types(),
+            "parameters": self.serving_metadata() if self.ready else {},
+        }
+
+    async def openai_model(self, model_name: str | None = None) -> dict[str, Any]:
+        """``GET /openai/v1/models[/{name}]``: the OpenAI model object plus the serving defaults."""
+        if model_name is not None and model_name != self.name:
+            raise ModelNotFound(model_name)
+        entry = {"id": self.name, "object": "model", "created": 0, "owned_by": "diffusers-runtime"}
+        if self.ready:
+            entry["serving_defaults"] = self.serving_metadata()
+        if model_name is not None:
+            return entry
+        return {"object": "list", "data": [entry]}
 
     def get_output_types(self) -> list[dict[str, Any]]:
         return [
@@ -327,5 +369,12 @@ class RuntimeDataPlane(DataPlane):
 def register_routes(app: FastAPI, model: DiffusersModel) -> None:
     """Add the OpenAI images route and the status mapping of our errors to kserve's FastAPI app."""
     app.add_api_route(OPENAI_IMAGES_ROUTE, model.openai_images, methods=["POST"], response_model=None)
+    app.add_api_route(OPENAI_MODELS_ROUTE, model.openai_model, methods=["GET"], response_model=None)
+    app.add_api_route(
+        OPENAI_MODELS_ROUTE + "/{model_name}", model.openai_model, methods=["GET"], response_model=None
+    )
+    # Ahead of kserve's own GET /v2/models/{model_name}, which would drop the parameters.
+    app.add_api_route(V2_METADATA_ROUTE, model.v2_metadata, methods=["GET"], response_model=None)
+    app.router.routes.insert(0, app.router.routes.pop())
     app.add_exception_handler(RuntimeServingError, serving_error_handler)
     app.add_exception_handler(BadRequestError, bad_request_handler)

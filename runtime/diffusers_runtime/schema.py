@@ -13,11 +13,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .engine import DEFAULT_SCHEDULER, BatchKey, ImageRequest
 from .errors import BadRequestError
+from .families import MAX_SIDE, MIN_SIDE, FamilyRules
 
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 FORMAT_ALIASES = {"JPG": "JPEG"}
-MIN_SIDE = 64
-MAX_SIDE = 4096
 MAX_PROMPT_CHARS = 2000
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**63 - 1
@@ -44,6 +43,7 @@ class Capabilities:
     supports_negative_prompt: bool = True
     default_steps: int = 30
     default_guidance: float = 7.5
+    rules: FamilyRules | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,8 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
         raise BadRequestError(f"{where}prompt: longer than {MAX_PROMPT_CHARS} characters")
     if fields.negative_prompt is not None:
         if not caps.supports_negative_prompt:
-            raise BadRequestError(f"{where}negative_prompt: not supported by this model's pipeline")
+            why = caps.rules.negative_prompt if caps.rules is not None else None
+            raise BadRequestError(f"{where}negative_prompt: {why or 'not supported by this model pipeline'}")
         if len(fields.negative_prompt) > MAX_PROMPT_CHARS:
             raise BadRequestError(f"{where}negative_prompt: longer than {MAX_PROMPT_CHARS} characters")
     steps = caps.default_steps if fields.num_inference_steps is None else fields.num_inference_steps
@@ -145,11 +146,14 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
         )
     height = caps.default_height if fields.height is None else fields.height
     width = caps.default_width if fields.width is None else fields.width
-    for name, side in (("height", height), ("width", width)):
-        if side % 8 or not MIN_SIDE <= side <= MAX_SIDE:
-            raise BadRequestError(
-                f"{where}{name}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side}"
-            )
+    if caps.rules is not None:
+        caps.rules.check_size(where, height, width)
+    else:
+        for name, side in (("height", height), ("width", width)):
+            if side % 8 or not MIN_SIDE <= side <= MAX_SIDE:
+                raise BadRequestError(
+                    f"{where}{name}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side}"
+                )
     if height * width > limits.max_pixels:
         raise BadRequestError(
             f"{where}height x width: {width}x{height} = {width * height} pixels exceeds "
@@ -164,6 +168,18 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
             f"{where}scheduler: unknown scheduler {scheduler!r} "
             f"(this model offers: {', '.join(caps.scheduler_names)})"
         )
+    if caps.rules is not None:
+        caps.rules.check_knobs(
+            where,
+            steps=steps,
+            guidance_scale=float(guidance),
+            guidance_given=fields.guidance_scale is not None,
+            scheduler=scheduler,
+            has_negative_prompt=fields.negative_prompt is not None,
+        )
+        caps.rules.check_prompt(f"{where}prompt", fields.prompt)
+        if fields.negative_prompt:
+            caps.rules.check_prompt(f"{where}negative_prompt", fields.negative_prompt)
     key = BatchKey(
         height=height,
         width=width,
