@@ -103,3 +103,8 @@ class EvaluationError(ModelpipeError):
 
 class UnknownTaskError(ConfigError):
     """lm-eval does not know a requested task (refused before any request is sent)."""
+
+
+class ModelKindError(ModelpipeError, ValueError):
+    """A model is not of the kind asked for (a diffusers pipeline given text-generation, or the reverse),
+    or a language model lacks what serving it needs (config, tokenizer, safetensors weights)."""

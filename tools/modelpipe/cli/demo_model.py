@@ -22,11 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write a tiny, seeded, random-weight model with save_pretrained: a text-to-image "
         "pipeline of one family (tiny-sd, tiny-sd2v, tiny-turbo, tiny-sdxl, tiny-sd3, tiny-flux, "
         "tiny-flux-schnell, tiny-pixart, tiny-sana; 64x64 images) or a CLIP model for CLIP scores "
-        "(tiny-clip). The same command always writes byte-identical files.",
+        "(tiny-clip), or a Llama causal LM with a BPE tokenizer and chat template that vLLM serves "
+        "(tiny-llm). The same command always writes byte-identical files.",
         examples="  modelpipe demo-model tiny-sd .local/models/tiny-sd\n"
         "  modelpipe demo-model tiny-turbo --variant fp16 .local/models/tiny-turbo-fp16\n"
         "  modelpipe demo-model tiny-flux --max-shard-size 20KB .local/models/tiny-flux-sharded\n"
-        "  modelpipe demo-model tiny-clip .local/models/tiny-clip",
+        "  modelpipe demo-model tiny-clip .local/models/tiny-clip\n"
+        "  modelpipe demo-model tiny-llm .local/models/tiny-llm",
     )
     parser.add_argument("kind", choices=sorted(DEMO_MODELS), help="which model to write")
     parser.add_argument("out", type=Path, help="new or empty folder to write into")

@@ -13,7 +13,8 @@ from modelpipe.cli.common import (
     registry_settings,
     storage_key,
 )
-from modelpipe.steps.register import DEFAULT_LABELS, register_model
+from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
+from modelpipe.steps.register import register_model
 
 EXAMPLES = """\
   export MODEL_REGISTRY_URL=https://registry-rest.apps.example.com MODEL_REGISTRY_TOKEN=$(oc whoami -t)
@@ -32,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "register",
         help="register model, version and artifact in the Model Registry (idempotent)",
-        description="Register the model, its version and model artifact (format diffusers, the data "
-        "connection's Secret aws-connection-NAME as storage key) with the model-registry client. A re-run "
+        description="Register the model, its version and model artifact (format diffusers, or vLLM for "
+        "text-generation models; the data connection's Secret aws-connection-NAME as storage key) with the "
+        "model-registry client. A re-run "
         "with the same artifact updates the same version; the same version name with a different artifact "
         "is refused. Token: MODEL_REGISTRY_TOKEN. "
         "Results: REGISTERED_MODEL_ID, MODEL_VERSION_ID, MODEL_ARTIFACT_ID.",
@@ -59,9 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--labels",
         nargs="*",
-        default=list(DEFAULT_LABELS),
+        default=None,
         metavar="LABEL",
-        help=f"dashboard labels (default: {' '.join(DEFAULT_LABELS)})",
+        help="dashboard labels (default: the model kind)",
+    )
+    parser.add_argument(
+        "--model-kind",
+        default="",
+        metavar="KIND",
+        help=f"{' or '.join(MODEL_KINDS)}; checked against the manifest (default: the manifest's kind)",
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
     add_registry_url_flag(parser)
@@ -79,8 +87,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
         runtime_image=args.runtime_image,
         storage_key=storage_key(args),
         description=args.description,
-        labels=tuple(args.labels),
+        labels=tuple(args.labels) if args.labels else None,
         pipeline_run=args.pipeline_run,
+        model_kind=parse_model_kind(args.model_kind) if args.model_kind else None,
     )
     return CommandOutput(
         results={

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from modelpipe.demo_models.families import FAMILY_BUILDERS
+from modelpipe.demo_models.llm import write_tiny_llm
 from modelpipe.demo_models.tokenizers import clip_tokenizer as _clip_tokenizer
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,7 @@ def write_family(
 DEMO_MODELS = {
     "tiny-sd": write_tiny_sd,
     "tiny-clip": write_tiny_clip,
+    "tiny-llm": write_tiny_llm,
     **{kind: functools.partial(write_family, kind) for kind in FAMILY_BUILDERS},
 }
 """Demo model name -> writer ``(out, *, variant=None, max_shard_size=None) -> Path``."""
