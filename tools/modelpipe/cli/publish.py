@@ -56,7 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="the folder `modelpipe benchmark --benchmark-dir` wrote (required for text-to-image)",
     )
-    parser.add_argument("--eval-dir", type=Path, metavar="DIR", help="`modelpipe evaluate --eval-dir` folder")
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        metavar="DIR",
+        help="`modelpipe evaluate --eval-dir` folder (text-generation)",
+    )
     parser.add_argument(
         "--gates",
         type=_gates,
@@ -131,8 +136,9 @@ def _publish_images(args: argparse.Namespace) -> PublishResult:
         raise ConfigError(
             "--benchmark-dir is required", fix="pass the `modelpipe benchmark --benchmark-dir` folder"
         )
-    if args.eval_dir is not None or args.gates:
-        raise ConfigError("--eval-dir and --gates apply to --model-kind text-generation")
+    # --eval-dir is passed by the publish-results Task for every kind; only --gates is refused here.
+    if args.gates:
+        raise ConfigError("--gates applies to --model-kind text-generation", fix="use --min-clip-score")
     return publish_results(
         registry=registry_settings(args),
         s3=s3_settings(args),
