@@ -10,6 +10,7 @@ from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
 from modelpipe.config import hf_token
+from modelpipe.model_kinds import MODEL_KINDS
 
 # ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
 DEFAULT_CLIP_MODEL = "hf://openai/clip-vit-base-patch16"
@@ -26,7 +27,6 @@ EXAMPLES = """\
   modelpipe benchmark --model-kind text-generation --endpoint http://127.0.0.1:8000 --model-name tiny-llm \
       --tokenizer ./tiny-llm --concurrency 1,2,4 --requests 20 --benchmark-dir ./bench
 """
-MODEL_KINDS = ("text-to-image", "text-generation")
 
 
 def _levels(text: str) -> list[int]:

@@ -14,6 +14,7 @@ from modelpipe.cli.common import (
     s3_settings,
 )
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import MODEL_KINDS
 from modelpipe.steps.publish import PublishResult, publish_results
 
 EXAMPLES = """\
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model-kind",
-        choices=("text-to-image", "text-generation"),
+        choices=MODEL_KINDS,
         default="text-to-image",
         help="text-generation publishes lm-eval scores (--eval-dir) and guidellm figures "
         "(default text-to-image)",

@@ -16,6 +16,7 @@ from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
     get_version,
+    returned_id,
     upsert_inference_service,
     upsert_serving_environment,
 )
@@ -115,10 +116,9 @@ class _Recorder:
     def record(self, *, environment: str, name: str, runtime: str, url: str) -> str:
         """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
         serving_env = upsert_serving_environment(self.registry, environment)
-        assert serving_env.id is not None
         recorded = upsert_inference_service(
             self.registry,
-            serving_environment_id=serving_env.id,
+            serving_environment_id=returned_id(serving_env.id, f"serving environment {environment!r}"),
             name=name,
             registered_model_id=self.registered_model_id,
             model_version_id=self.model_version_id,
