@@ -141,10 +141,6 @@ def validate_spec(spec: IsvcSpec) -> None:
     check_canary(spec.canary_percent, spec.deployment_mode)
     if spec.resources.gpus < 0:
         raise ConfigError(f"--gpus {spec.resources.gpus} must be 0 or more", fix="pass 0 for CPU-only")
-    if (spec.registered_model_id is None) != (spec.model_version_id is None):
-        raise ConfigError(
-            "--registered-model-id and --model-version-id go together", fix="pass both or neither"
-        )
 
 
 def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
