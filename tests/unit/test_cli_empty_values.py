@@ -75,3 +75,12 @@ def test_storage_key_is_the_data_connection_secret() -> None:
     assert storage_key_for("models") == "aws-connection-models"
     with pytest.raises(ConfigError, match="--data-connection 'Bad_Name'"):
         storage_key_for("Bad_Name")
+
+
+def test_a_flag_prefix_is_not_taken_for_a_longer_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = _parser()
+    parser.add_argument("--output-tokens", type=int, default=32)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--name", "n", "--out", "dir"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --out" in capsys.readouterr().err

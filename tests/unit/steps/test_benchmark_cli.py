@@ -129,7 +129,7 @@ def test_out_of_range_values_are_refused_by_the_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, problem: str
 ) -> None:
     """The CLI only converts types; the step's one check names the problem (exit 1, nothing run)."""
-    assert main([*BASE, "--out", str(tmp_path), flag, value]) == 1
+    assert main([*BASE, "--benchmark-dir", str(tmp_path), flag, value]) == 1
     err = capsys.readouterr().err
     assert problem in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "results.json").exists()

@@ -28,6 +28,12 @@ class StepArgumentParser(argparse.ArgumentParser):
     usage error naming the flag. This is the one place that rule lives.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No prefix matching: a renamed or misspelt flag (--out) must not silently become another one
+        # (--output-tokens).
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
         # Only plain stores: an "append" flag given "" would append its whole default.
         if action.option_strings and isinstance(action, argparse._StoreAction):
