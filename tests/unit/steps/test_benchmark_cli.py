@@ -8,6 +8,7 @@ from typing import Any
 
 import modelpipe.steps.benchmark as benchmark_step
 import pytest
+from modelpipe import clip_models
 from modelpipe.benchmark_schema import BenchmarkResults
 from modelpipe.cli import main
 from modelpipe.errors import BenchmarkError
@@ -158,8 +159,8 @@ def test_hf_clip_source_records_repo_and_resolved_revision(
         calls.append((repo, kwargs))
         return str(snapshot)
 
-    monkeypatch.setattr(benchmark_step, "snapshot_download", fake_snapshot_download)
-    with benchmark_step._clip_model_dir(
+    monkeypatch.setattr(clip_models, "snapshot_download", fake_snapshot_download)
+    with clip_models.clip_model_dir(
         "hf://openai/clip-vit-base-patch16@main", s3_settings=None, hf_token=None, cache_dir=None
     ) as (folder, info):
         assert folder == snapshot
@@ -178,10 +179,10 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
     def offline(repo: str, **kwargs: Any) -> str:
         raise LocalEntryNotFoundError("cannot find the requested files\nmore detail")
 
-    monkeypatch.setattr(benchmark_step, "snapshot_download", offline)
+    monkeypatch.setattr(clip_models, "snapshot_download", offline)
     with (
         pytest.raises(BenchmarkError, match=r"cannot download CLIP model hf://o/r: LocalEntryNotFoundError"),
-        benchmark_step._clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
@@ -189,7 +190,7 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
 def test_s3_clip_source_without_a_connection_is_refused() -> None:
     with (
         pytest.raises(BenchmarkError, match="needs an S3 connection"),
-        benchmark_step._clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
@@ -198,13 +199,13 @@ def test_s3_clip_source_without_a_connection_is_refused() -> None:
 def test_unsupported_clip_sources_are_refused(source: str) -> None:
     with (
         pytest.raises(BenchmarkError, match="CLIP model source"),
-        benchmark_step._clip_model_dir(source, s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir(source, s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
 
 def test_folder_clip_source_is_used_in_place(tmp_path: Path) -> None:
-    with benchmark_step._clip_model_dir(str(tmp_path), s3_settings=None, hf_token=None, cache_dir=None) as (
+    with clip_models.clip_model_dir(str(tmp_path), s3_settings=None, hf_token=None, cache_dir=None) as (
         folder,
         info,
     ):
