@@ -71,7 +71,15 @@ def test_defaults_follow_the_contract(spy: StepSpy, tmp_path: Path) -> None:
 
 
 def test_empty_settings_mean_the_served_models_defaults(spy: StepSpy, tmp_path: Path) -> None:
-    argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m", "--out", str(tmp_path / "out")]
+    argv = [
+        "benchmark",
+        "--endpoint",
+        "http://e",
+        "--model-name",
+        "m",
+        "--benchmark-dir",
+        str(tmp_path / "out"),
+    ]
     assert main([*argv, "--steps", "", "--size", "", "--guidance", ""]) == 0
     (call,) = spy.calls
     assert (call["width"], call["steps"], call["guidance_scale"]) == (None, None, None)
