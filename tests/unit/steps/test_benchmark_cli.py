@@ -8,6 +8,7 @@ from typing import Any
 
 import modelpipe.steps.benchmark as benchmark_step
 import pytest
+from modelpipe import clip_models
 from modelpipe.benchmark_schema import BenchmarkResults
 from modelpipe.cli import main
 from modelpipe.errors import BenchmarkError
@@ -97,21 +98,40 @@ def test_results_are_written_and_printed(
     ("flag", "value"),
     [
         ("--size", "64"),
-        ("--size", "65x64"),
         ("--concurrency", "1,,2"),
-        ("--concurrency", "0,1"),
-        ("--concurrency", "2,2"),
-        ("--requests", "0"),
-        ("--warmup", "-1"),
-        ("--timeout", "0"),
-        ("--guidance-scale", "nan"),
+        ("--requests", "many"),
+        ("--timeout", "soon"),
     ],
 )
-def test_bad_flag_values_are_usage_errors(spy: StepSpy, tmp_path: Path, flag: str, value: str) -> None:
+def test_values_of_the_wrong_type_are_usage_errors(
+    spy: StepSpy, tmp_path: Path, flag: str, value: str
+) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*BASE, "--out", str(tmp_path), flag, value])
     assert exit_info.value.code == 2
     assert spy.calls == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "problem"),
+    [
+        ("--size", "65x64", "multiples of 8"),
+        ("--concurrency", "0,1", "concurrency levels must be >= 1"),
+        ("--concurrency", "2,2", "concurrency levels repeat"),
+        ("--requests", "0", "requests must be >= 1"),
+        ("--warmup", "-1", "warmup must be >= 0"),
+        ("--timeout", "0", "timeout must be > 0"),
+        ("--guidance-scale", "nan", "guidance_scale must be >= 0"),
+    ],
+)
+def test_out_of_range_values_are_refused_by_the_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, problem: str
+) -> None:
+    """The CLI only converts types; the step's one check names the problem (exit 1, nothing run)."""
+    assert main([*BASE, "--out", str(tmp_path), flag, value]) == 1
+    err = capsys.readouterr().err
+    assert problem in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "results.json").exists()
 
 
 def test_known_failure_is_one_line_and_exit_1(
@@ -137,8 +157,8 @@ def test_hf_clip_source_records_repo_and_resolved_revision(
         calls.append((repo, kwargs))
         return str(snapshot)
 
-    monkeypatch.setattr(benchmark_step, "snapshot_download", fake_snapshot_download)
-    with benchmark_step._clip_model_dir(
+    monkeypatch.setattr(clip_models, "snapshot_download", fake_snapshot_download)
+    with clip_models.clip_model_dir(
         "hf://openai/clip-vit-base-patch16@main", s3_settings=None, hf_token=None, cache_dir=None
     ) as (folder, info):
         assert folder == snapshot
@@ -157,10 +177,10 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
     def offline(repo: str, **kwargs: Any) -> str:
         raise LocalEntryNotFoundError("cannot find the requested files\nmore detail")
 
-    monkeypatch.setattr(benchmark_step, "snapshot_download", offline)
+    monkeypatch.setattr(clip_models, "snapshot_download", offline)
     with (
         pytest.raises(BenchmarkError, match=r"cannot download CLIP model hf://o/r: LocalEntryNotFoundError"),
-        benchmark_step._clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
@@ -168,7 +188,7 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
 def test_s3_clip_source_without_a_connection_is_refused() -> None:
     with (
         pytest.raises(BenchmarkError, match="needs an S3 connection"),
-        benchmark_step._clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
@@ -177,13 +197,13 @@ def test_s3_clip_source_without_a_connection_is_refused() -> None:
 def test_unsupported_clip_sources_are_refused(source: str) -> None:
     with (
         pytest.raises(BenchmarkError, match="CLIP model source"),
-        benchmark_step._clip_model_dir(source, s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir(source, s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
 
 def test_folder_clip_source_is_used_in_place(tmp_path: Path) -> None:
-    with benchmark_step._clip_model_dir(str(tmp_path), s3_settings=None, hf_token=None, cache_dir=None) as (
+    with clip_models.clip_model_dir(str(tmp_path), s3_settings=None, hf_token=None, cache_dir=None) as (
         folder,
         info,
     ):
