@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
             fix=f"pass {_MIN_PART_MIB} or more",
         )
     dest = parse_s3_uri(args.dest)
-    client = make_s3_client(S3Settings.from_env(), max_pool_connections=args.max_concurrency + 4)
+    client = make_s3_client(S3Settings.from_env(), max_pool_connections=2 * args.max_concurrency + 4)
     result = upload_model(
         src=args.src,
         dest=dest,
