@@ -30,6 +30,10 @@ REQUIRED_KEYS=(NAMESPACE AWS_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
   MODEL_REGISTRY_URL TOOLS_IMAGE RUNTIME_IMAGE_REPO GIT_URL)
 DATA_CONNECTION_SECRET=aws-connection-modelpipe
 DATA_CONNECTION_KEYS=(AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_S3_ENDPOINT AWS_DEFAULT_REGION AWS_S3_BUCKET)
+# KServe's storage initializer resolves an InferenceService's storage.key in this Secret. OpenShift AI
+# generates it from the data connection; on plain Kubernetes deploy.sh writes our entry (keyed by the
+# data connection Secret's name, the storage.key modelpipe deploy sets).
+STORAGE_CONFIG_SECRET=storage-config
 HF_TOKEN_SECRET=modelpipe-hf-token
 REGISTRY_TOKEN_SECRET=modelpipe-registry-token
 REGISTRY_AUTH_SECRET=modelpipe-registry-auth
@@ -187,6 +191,20 @@ secret_manifest() {
   "$cli" create secret "$type" "$name" -n "$namespace" "${args[@]}" --dry-run=client -o yaml
 }
 
+# storage_config_json: the data connection in the JSON layout of a KServe storage-config entry
+# (yaml_quote's double-quoted scalars follow JSON string rules).
+storage_config_json() {
+  local access secret endpoint region bucket
+  access=$(yaml_quote "$(env_value AWS_ACCESS_KEY_ID)") || exit 1
+  secret=$(yaml_quote "$(env_value AWS_SECRET_ACCESS_KEY)") || exit 1
+  endpoint=$(yaml_quote "$(env_value AWS_S3_ENDPOINT)") || exit 1
+  region=$(yaml_quote "$(env_value AWS_DEFAULT_REGION)") || exit 1
+  bucket=$(yaml_quote "$(env_value AWS_S3_BUCKET)") || exit 1
+  printf '{"type": "s3", "access_key_id": %s, "secret_access_key": %s, "endpoint_url": %s, ' \
+    "$access" "$secret" "$endpoint"
+  printf '"region": %s, "bucket": %s}' "$region" "$bucket"
+}
+
 # secrets_manifest DIR: every Secret .env asks for, as one multi-document YAML on stdout.
 secrets_manifest() {
   local dir=$1 key files=()
@@ -195,6 +213,11 @@ secrets_manifest() {
     files+=("$key=$dir/$key")
   done
   secret_manifest "$DATA_CONNECTION_SECRET" generic "${files[@]}"
+  if [ "$overlay" = kubernetes ]; then
+    storage_config_json >"$dir/storage-config.json"
+    echo "---"
+    secret_manifest "$STORAGE_CONFIG_SECRET" generic "$DATA_CONNECTION_SECRET=$dir/storage-config.json"
+  fi
   if [ -n "$(env_value HF_TOKEN)" ]; then
     printf '%s' "$(env_value HF_TOKEN)" >"$dir/HF_TOKEN"
     echo "---"
@@ -262,7 +285,8 @@ fi
 
 "$cli" apply --server-side --force-conflicts --field-manager=modelpipe-deploy -f - <<<"$rendered" >&2
 "$cli" apply --server-side --force-conflicts --field-manager=modelpipe-secrets -f - <<<"$secrets" >/dev/null
-log "Secrets applied: $DATA_CONNECTION_SECRET${ENV_VALUES[HF_TOKEN]:+ $HF_TOKEN_SECRET}${ENV_VALUES[MODEL_REGISTRY_TOKEN]:+ $REGISTRY_TOKEN_SECRET}${registry_auth_file:+ $REGISTRY_AUTH_SECRET}"
+[ "$overlay" != kubernetes ] || storage_config_note=" $STORAGE_CONFIG_SECRET (entry $DATA_CONNECTION_SECRET)"
+log "Secrets applied: $DATA_CONNECTION_SECRET${storage_config_note:-}${ENV_VALUES[HF_TOKEN]:+ $HF_TOKEN_SECRET}${ENV_VALUES[MODEL_REGISTRY_TOKEN]:+ $REGISTRY_TOKEN_SECRET}${registry_auth_file:+ $REGISTRY_AUTH_SECRET}"
 if "$cli" get crd podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com >/dev/null 2>&1; then
   "$cli" kustomize "$work/monitoring" | "$cli" apply --server-side --field-manager=modelpipe-deploy -f - >&2
 else

@@ -92,6 +92,8 @@ class DiffusersModel(Model):
         )
         self.generator = Engine(loaded, self.batching, self.metrics)
         self.generator.start()
+        if loaded.device.type == "cuda":
+            self.metrics.watch_gpus()
         self.metrics.model_loaded(self._download_seconds + time.monotonic() - started)
         # The pipeline's modules and tensors live as long as the server: move them out of the collector's
         # reach so its full collections stop rescanning them while requests are served.

@@ -704,7 +704,11 @@ def check_secrets_agree(root: Path) -> Problems:
     problems += [
         f".env.template: key {k} has no comment documenting it" for k, c in template.items() if not c.strip()
     ]
-    secret_keys = {k for keys in created.values() for k in keys if not k.startswith(".")}
+    # storage-config entries are named after data connections, not .env keys (tests/manifests/
+    # storage_credentials.py checks them).
+    secret_keys = {
+        k for name, keys in created.items() if name != "storage-config" for k in keys if not k.startswith(".")
+    }
     problems += [
         f"deploy.sh creates Secret key {k} that .env.template does not document"
         for k in secret_keys - template.keys()
@@ -786,10 +790,10 @@ def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems
 
 
 def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
-    """The InferenceService `modelpipe deploy` builds (kserve_deploy.build_inference_service, with the
+    """The InferenceService `modelpipe deploy` builds (kserve.build_inference_service, with the
     deploy-model Task's defaults) matches the KServe CRD and the bundle's ServingRuntime: runtime name,
     model format, the V1 protocol benchmark-model speaks."""
-    from modelpipe.kserve_deploy import IsvcSpec, build_inference_service
+    from modelpipe.targets.kserve import IsvcSpec, build_inference_service
 
     task = tasks_by_name(root)["deploy-model"]["spec"]
     defaults = {p["name"]: p.get("default") for p in task["params"]}

@@ -29,6 +29,18 @@ CRD_PATH = SHARED_DIR / "specs" / "kserve" / "serving.kserve.io_inferenceservice
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/?]+))?/?$"
 )
+# The core and RBAC objects deploy creates next to an InferenceService (token access) or reads (claims).
+_OTHER_PATH = re.compile(
+    r"^/(?:api/v1|apis/rbac\.authorization\.k8s\.io/v1)/namespaces/(?P<ns>[^/]+)/"
+    r"(?P<plural>serviceaccounts|secrets|persistentvolumeclaims|roles|rolebindings)(?:/(?P<name>[^/?]+))?/?$"
+)
+_KINDS = {
+    "serviceaccounts": ("v1", "ServiceAccount"),
+    "secrets": ("v1", "Secret"),
+    "persistentvolumeclaims": ("v1", "PersistentVolumeClaim"),
+    "roles": ("rbac.authorization.k8s.io/v1", "Role"),
+    "rolebindings": ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+}
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -96,6 +108,10 @@ class FakeKube:
         ]
     )  # fmt: skip
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Core/RBAC objects by (plural, namespace, name), e.g. ("roles", "models", "tiny-sd-view-role").
+    others: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    # Per InferenceService: the predictor revision that took 100% of the traffic last.
+    _rolled_out: dict[tuple[str, str], str] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     _reads: dict[tuple[str, str], int] = field(default_factory=dict)
     _server: ThreadingHTTPServer | None = None
@@ -156,10 +172,13 @@ class FakeKube:
         status = obj.setdefault("status", {})
         if self.ready_after_reads is not None and self._reads[key] >= self.ready_after_reads:
             name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+            internal = f"http://{name}-predictor.{ns}.svc.cluster.local"
             status.update(
                 observedGeneration=generation,
-                url=f"https://{name}-{ns}.apps.example.com",
-                address={"url": f"http://{name}-predictor.{ns}.svc.cluster.local"},
+                # External only when exposed, as KServe / odh-model-controller report it.
+                url=f"https://{name}-{ns}.apps.example.com" if _exposed(obj) else internal,
+                address={"url": internal},
+                components={"predictor": self._predictor_status(key, obj)},
                 conditions=[
                     {"type": "PredictorReady", "status": "True"},
                     {"type": "IngressReady", "status": "True"},
@@ -176,6 +195,25 @@ class FakeKube:
                 conditions=copy.deepcopy(self.pending_conditions),
             )
 
+    def _predictor_status(self, key: tuple[str, str], obj: dict[str, Any]) -> dict[str, Any]:
+        """Knative-style revisions: a canary splits traffic with the last rolled-out revision."""
+        latest = f"{key[1]}-predictor-{obj['metadata']['generation']:05d}"
+        canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
+        previous = self._rolled_out.get(key)
+        if canary is None or previous is None or previous == latest:
+            self._rolled_out[key] = latest
+            return {"latestReadyRevision": latest, "traffic": [
+                {"revisionName": latest, "percent": 100, "latestRevision": True}
+            ]}  # fmt: skip
+        return {
+            "latestReadyRevision": latest,
+            "previousRolledoutCanaryRevision": previous,
+            "traffic": [
+                {"revisionName": latest, "percent": canary, "latestRevision": True, "tag": "latest"},
+                {"revisionName": previous, "percent": 100 - canary, "latestRevision": False, "tag": "prev"},
+            ],
+        }
+
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: Any
     ) -> tuple[int, dict[str, Any]]:
@@ -190,6 +228,10 @@ class FakeKube:
         )
         if headers.get("authorization") != f"Bearer {self.token}":
             return _status_body(401, "Unauthorized", "Unauthorized")
+        other = _OTHER_PATH.match(path.split("?", 1)[0])
+        if other:
+            with self._lock:
+                return self._handle_other(method, other["plural"], other["ns"], other["name"], headers, body)
         match = _PATH.match(path.split("?", 1)[0])
         if not match:
             return _status_body(
@@ -231,6 +273,37 @@ class FakeKube:
                     )
                 return self._patch(key, body)
         return _status_body(405, "MethodNotAllowed", f"{method} not served")
+
+    def _handle_other(
+        self, method: str, plural: str, ns: str, name: str | None, headers: dict[str, str], body: Any
+    ) -> tuple[int, dict[str, Any]]:
+        api_version, kind = _KINDS[plural]
+        if method == "POST" and name is None:
+            obj = copy.deepcopy(body)
+            errors = _core_errors(obj, api_version, kind, ns)
+            if errors:
+                return _status_body(
+                    422, "Invalid", f'{kind} "{obj["metadata"].get("name")}" is invalid: {errors}'
+                )
+            key = (plural, ns, obj["metadata"]["name"])
+            if key in self.others:
+                return _status_body(409, "AlreadyExists", f'{plural} "{key[2]}" already exists')
+            obj["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), resourceVersion=self._next_version())
+            self.others[key] = obj
+            return 201, copy.deepcopy(obj)
+        key = (plural, ns, name or "")
+        if key not in self.others:
+            return _status_body(404, "NotFound", f'{plural} "{name}" not found')
+        if method == "GET":
+            return 200, copy.deepcopy(self.others[key])
+        if method == "PATCH" and headers.get("content-type") == "application/merge-patch+json":
+            merged = merge_patch(self.others[key], body)
+            errors = _core_errors(merged, api_version, kind, ns)
+            if errors:
+                return _status_body(422, "Invalid", f'{kind} "{name}" is invalid: {errors}')
+            self.others[key] = merged
+            return 200, copy.deepcopy(merged)
+        return _status_body(405, "MethodNotAllowed", f"{method} {headers.get('content-type')} not served")
 
     def _create(self, ns: str, body: Any) -> tuple[int, dict[str, Any]]:
         obj = copy.deepcopy(body)
@@ -279,6 +352,25 @@ class FakeKube:
         merged["metadata"]["resourceVersion"] = self._next_version()
         self.objects[key] = merged
         return 200, copy.deepcopy(merged)
+
+
+def _exposed(isvc: dict[str, Any]) -> bool:
+    labels = isvc["metadata"].get("labels") or {}
+    if isvc["metadata"].get("annotations", {}).get("serving.kserve.io/deploymentMode") == "Serverless":
+        return labels.get("networking.knative.dev/visibility") != "cluster-local"
+    return labels.get("networking.kserve.io/visibility") == "exposed"
+
+
+def _core_errors(obj: dict[str, Any], api_version: str, kind: str, ns: str) -> list[str]:
+    """Unknown or mistyped fields per the kubernetes client's models, plus the kind and namespace."""
+    from tests.manifests.schemas import CORE_MODELS, model_errors
+
+    errors = list(model_errors(obj, CORE_MODELS[(api_version, kind)], kind))
+    if obj.get("apiVersion") != api_version or obj.get("kind") != kind:
+        errors.append(f"apiVersion/kind must be {api_version} {kind}")
+    if obj.get("metadata", {}).get("namespace", ns) != ns:
+        errors.append("metadata.namespace does not match the request")
+    return errors
 
 
 def _status_body(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:

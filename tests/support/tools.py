@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from modelpipe.local.ports import free_port
+from modelpipe.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DIR = REPO_ROOT.parent / "shared"

@@ -1,4 +1,4 @@
-"""Content hash of a container build context, honouring .containerignore/.dockerignore like buildah does."""
+"""A container build context: its content hash (honouring .containerignore like buildah) and base images."""
 
 from __future__ import annotations
 
@@ -146,3 +146,26 @@ def context_digest(context: Path, containerfile: Path, build_args: Mapping[str, 
 def context_tag(context: Path, containerfile: Path, build_args: Mapping[str, str]) -> str:
     """Image tag naming this exact build recipe: ``ctx-`` plus the first 24 hex chars of its digest."""
     return TAG_PREFIX + context_digest(context, containerfile, build_args)[:TAG_HEX_CHARS]
+
+
+def base_images(containerfile: str) -> list[str]:
+    """External images a Containerfile starts FROM (ARG defaults filled in; stages and scratch left out)."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    bases = []
+    for line in containerfile.splitlines():
+        arg = re.match(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", line)
+        if arg:
+            args.setdefault(arg.group(1), arg.group(2).strip("\"'"))
+            continue
+        start = re.match(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
+        if not start:
+            continue
+        image = re.sub(
+            r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), start.group(1)
+        )
+        if image != "scratch" and image not in stages:
+            bases.append(image)
+        if start.group(2):
+            stages.add(start.group(2))
+    return bases

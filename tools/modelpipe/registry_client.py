@@ -335,6 +335,21 @@ def find_version(registry: ModelRegistry, model_name: str, version_name: str) ->
     return registry.async_runner(core_api(registry).get_model_version_by_params(model.id, version_name))
 
 
+def latest_model_version(
+    registry: ModelRegistry, model_name: str | None = None
+) -> tuple[RegisteredModel, ModelVersion] | None:
+    """The most recently updated version of ``model_name`` (of any model when None), or None if none."""
+    best: tuple[int, RegisteredModel, ModelVersion] | None = None
+    for model in registry.get_registered_models():
+        if model_name is not None and model.name != model_name:
+            continue
+        for version in registry.get_model_versions(model.name):
+            stamp = int(version.last_update_time_since_epoch or 0)
+            if best is None or stamp > best[0]:
+                best = (stamp, model, version)
+    return None if best is None else (best[1], best[2])
+
+
 def get_version(registry: ModelRegistry, version_id: str) -> ModelVersion:
     """The model version with id ``version_id``.
 

@@ -511,6 +511,21 @@ def download_prefix(
     return dest
 
 
+def download_folder_of(client: S3Client, uri: str, dest: Path) -> Path:
+    """Download every object beside ``uri`` (its "folder", e.g. a report's HTML and images) into ``dest``.
+
+    Returns:
+        The local path of ``uri``'s own object.
+
+    Raises:
+        StorageError: ``uri`` is malformed, the folder is empty, or a transfer failed.
+    """
+    location = parse_s3_uri(uri)
+    folder, _, file_name = location.key.rpartition("/")
+    download_prefix(client, S3Location(location.bucket, folder), dest)
+    return dest / file_name
+
+
 def _local_copy_current(client: S3Client, source: S3Location, target: Path, size: int) -> bool:
     if not target.is_file() or target.stat().st_size != size:
         return False

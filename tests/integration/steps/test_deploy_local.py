@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from modelpipe import processes
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, DeployError
-from modelpipe.local import runtime_process
 from modelpipe.registry_client import connect_registry
 from modelpipe.steps.deploy import LocalOptions, deploy_model
+from modelpipe.targets import local_process
 from pydantic import SecretStr
 
 from tests.fixtures.registry import RegistryServer
@@ -50,7 +51,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     try:
         yield state
     finally:
-        runtime_process.stop_local_runtime(state)
+        local_process.stop_local_runtime(state)
 
 
 def _ready(url: str, name: str) -> int:
@@ -104,7 +105,7 @@ def test_cli_starts_runtime_that_outlives_the_command_records_it_and_stop_ends_i
 
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped: true" in stopped.stdout
-    assert not Path(f"/proc/{pid}").exists() or not runtime_process._alive(pid)
+    assert not Path(f"/proc/{pid}").exists() or not processes.alive(pid)
     assert not (state_dir / "runtime.json").exists()
 
 
@@ -141,7 +142,7 @@ def test_port_in_use_is_refused_before_starting(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=f"port {port} on 127.0.0.1 is already in use"):
-            runtime_process.start_local_runtime(
+            local_process.start_local_runtime(
                 model_name="m", model_uri="s3://b/p", s3=s3, state_dir=tmp_path, port=port
             )
     assert not (tmp_path / "runtime.json").exists()

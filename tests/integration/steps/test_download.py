@@ -12,7 +12,8 @@ import pytest
 from modelpipe.cli import main
 from modelpipe.errors import InvalidSourceError, NotADiffusersModelError, SourceUnavailableError
 from modelpipe.manifest import MANIFEST_NAME, files_digest, read_manifest, sha256_file, verify_files
-from modelpipe.steps.download import HubSource, LocalSource, download_model
+from modelpipe.sources import HubSource, LocalSource
+from modelpipe.steps.download import download_model
 from pydantic import SecretStr
 
 from tests.support.fake_hub import FakeHub

@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from modelpipe import kserve_deploy
+from modelpipe import processes
 from modelpipe.cli import main
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError
-from modelpipe.kserve_deploy import (
+from modelpipe.steps.deploy import DeployResult
+from modelpipe.targets import kserve, local_process
+from modelpipe.targets.kserve import (
     IsvcSpec,
     Resources,
     build_inference_service,
     validate_spec,
 )
-from modelpipe.local import runtime_process
-from modelpipe.steps.deploy import DeployResult
 from pydantic import SecretStr
 
 from tests.support.fake_kube import validation_errors
@@ -107,7 +107,7 @@ def _isvc(generation: int, observed: int, ready: str, url: str | None = "https:/
     ],
 )
 def test_ready_needs_current_generation_ready_condition_and_url(isvc: dict[str, Any], ready: bool) -> None:
-    assert kserve_deploy._is_ready(isvc, isvc["metadata"]["generation"]) is ready
+    assert kserve._is_ready(isvc, isvc["metadata"]["generation"]) is ready
 
 
 def test_conditions_are_described_with_reason_message_and_model_failure() -> None:
@@ -125,16 +125,16 @@ def test_conditions_are_described_with_reason_message_and_model_failure() -> Non
             "modelStatus": {"lastFailureInfo": {"message": "CUDA out of memory"}},
         }
     }
-    assert kserve_deploy.describe_conditions(isvc) == (
+    assert kserve.describe_conditions(isvc) == (
         "PredictorReady=False (Crash: OOMKilled); Ready=Unknown; model failure: CUDA out of memory"
     )
-    assert kserve_deploy.describe_conditions({}) == "no conditions reported yet"
+    assert kserve.describe_conditions({}) == "no conditions reported yet"
 
 
 def test_endpoint_url_prefers_status_url_unless_cluster_local() -> None:
     isvc = {"status": {"url": "https://ext", "address": {"url": "http://int.svc"}}}
-    assert kserve_deploy.endpoint_url(isvc) == "https://ext"
-    assert kserve_deploy.endpoint_url(isvc, cluster_local=True) == "http://int.svc"
+    assert kserve.endpoint_url(isvc) == "https://ext"
+    assert kserve.endpoint_url(isvc, cluster_local=True) == "http://int.svc"
 
 
 def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secrets() -> None:
@@ -145,7 +145,7 @@ def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secret
         "eu-west-1",
         "models",
     )
-    env = runtime_process.runtime_env(
+    env = local_process.runtime_env(
         "s3://models/x",
         s3,
         {"PATH": "/bin", "HF_TOKEN": "hf_abc", "MODEL_REGISTRY_TOKEN": "t0ken"},
@@ -163,7 +163,7 @@ def test_runtime_env_sets_storage_uri_and_data_connection_and_drops_other_secret
 
 
 def test_runtime_command_uses_kserve_flags_and_disables_grpc() -> None:
-    command = runtime_process.runtime_command("m", 8123, ["--max_batch_size", "2"], "/py", Path("/st/model"))
+    command = local_process.runtime_command("m", 8123, ["--max_batch_size", "2"], "/py", Path("/st/model"))
     assert command == [
         "/py",
         "-m",
@@ -184,20 +184,20 @@ def test_runtime_command_uses_kserve_flags_and_disables_grpc() -> None:
 def test_runtime_command_is_accepted_by_the_runtime_parser() -> None:
     from diffusers_runtime.__main__ import parse_args
 
-    command = runtime_process.runtime_command("m", 8123, ["--max_batch_size=2"], "/py", Path("/st/model"))
+    command = local_process.runtime_command("m", 8123, ["--max_batch_size=2"], "/py", Path("/st/model"))
     args = parse_args([*command[3:], "--model_dir", "s3://b/p"])
     assert (args.model_name, args.http_port, args.enable_grpc, args.max_batch_size) == ("m", 8123, False, 2)
 
 
 def test_stop_without_state_reports_nothing_running(tmp_path: Path) -> None:
-    assert runtime_process.stop_local_runtime(tmp_path) is False
+    assert local_process.stop_local_runtime(tmp_path) is False
 
 
 def test_stop_refuses_a_pid_that_is_not_the_runtime() -> None:
     import os
 
     with pytest.raises(Exception, match="not a diffusers_runtime process"):
-        runtime_process.stop_local_runtime(os.getpid())
+        local_process.stop_local_runtime(os.getpid())
 
 
 def test_cli_maps_flags_to_deploy_model_and_results(
@@ -310,10 +310,10 @@ def test_log_tail_shows_only_this_start_and_masks_secrets(
     with log.open("a") as handle:
         handle.write("".join(f"line {n}\n" for n in range(30)) + "denied for very-secret-key\n")
 
-    tail = runtime_process.log_tail(log, 5, offset=offset)
+    tail = processes.log_tail(log, 5, offset=offset)
 
     assert tail.splitlines() == ["line 26", "line 27", "line 28", "line 29", "denied for ***"]
-    assert "old run" not in runtime_process.log_tail(log, 100, offset=offset)
+    assert "old run" not in processes.log_tail(log, 100, offset=offset)
 
 
 def _kubeconfig(path: Path) -> Path:
@@ -332,12 +332,12 @@ current-context: dev
 
 
 def test_default_namespace_is_the_current_contexts(tmp_path: Path) -> None:
-    assert kserve_deploy.default_namespace(_kubeconfig(tmp_path / "kubeconfig")) == "dev-models"
+    assert kserve.default_namespace(_kubeconfig(tmp_path / "kubeconfig")) == "dev-models"
 
 
 def test_default_namespace_follows_an_explicit_kube_context(tmp_path: Path) -> None:
     kubeconfig = _kubeconfig(tmp_path / "kubeconfig")
-    assert kserve_deploy.default_namespace(kubeconfig, "prod") == "prod-models"
+    assert kserve.default_namespace(kubeconfig, "prod") == "prod-models"
 
 
 def test_ids_without_a_registry_url_deploy_without_connecting(
@@ -347,9 +347,9 @@ def test_ids_without_a_registry_url_deploy_without_connecting(
 
     started: list[dict[str, Any]] = []
 
-    def fake_start(**kwargs: Any) -> runtime_process.LocalRuntime:
+    def fake_start(**kwargs: Any) -> local_process.LocalRuntime:
         started.append(kwargs)
-        return runtime_process.LocalRuntime(
+        return local_process.LocalRuntime(
             pid=4242,
             endpoint_url="http://127.0.0.1:8099",
             model_name="m",
@@ -357,7 +357,7 @@ def test_ids_without_a_registry_url_deploy_without_connecting(
             started=True,
         )
 
-    monkeypatch.setattr(runtime_process, "start_local_runtime", fake_start)
+    monkeypatch.setattr(local_process, "start_local_runtime", fake_start)
     monkeypatch.setattr(step, "connect_registry", lambda settings: pytest.fail("must not connect"))
     result = step.deploy_model(
         target="local",

@@ -9,7 +9,8 @@ import pytest
 from modelpipe.cli import download as download_cli
 from modelpipe.cli import main
 from modelpipe.errors import NotADiffusersModelError
-from modelpipe.steps.download import DownloadResult, HubSource, LocalSource
+from modelpipe.sources import HubSource, LocalSource
+from modelpipe.steps.download import DownloadResult
 
 TOKEN = "hf_secret_token_value_123456"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from modelpipe.errors import ConfigError, InvalidSourceError, NotADiffusersModelError
 from modelpipe.model_files import pipeline_components, select_files
-from modelpipe.steps.download import HubSource, LocalSource, parse_source
+from modelpipe.sources import HubSource, LocalSource, parse_source
 
 SD_COMPONENTS = ["scheduler", "text_encoder", "tokenizer", "unet", "vae"]
 

@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "benchmark",
     "publish",
     "demo_model",
+    "parse_source",
     "registry",
     "local",
 )

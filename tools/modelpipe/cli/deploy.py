@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
+from modelpipe.cli.deploy_serving import add_serving_flags, served_model_uri, serving_options
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
 
@@ -14,6 +15,12 @@ EXAMPLES = """\
   modelpipe deploy --target kserve --name tiny-sd --namespace models --model-uri s3://models/tiny-sd/abc123 \\
       --runtime-image quay.io/org/diffusers-runtime@sha256:... --storage-key my-data-connection \\
       --registered-model-id 1 --model-version-id 2 --registry-url https://registry-rest.apps.example.com
+  modelpipe deploy --target kserve --name tiny-sd --model-uri s3://models/tiny-sd/abc123 \\
+      --deploy-mode Serverless --min-replicas 0 --max-replicas 4 --scale-metric concurrency \\
+      --scale-target 2 --gpus 1 --node-selector nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB \\
+      --tolerations '[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]' --expose true --auth true
+  modelpipe deploy --target kserve --name tiny-sd --model-uri s3://models/tiny-sd/v2 \\
+      --deploy-mode Serverless --canary-percent 10      # then --canary-percent 100 promotes v2
   modelpipe deploy --target local --name tiny-sd --model-uri s3://models/tiny-sd/abc123 \\
       --port 8080 --state-dir .local/runtime --results-dir out/
   modelpipe deploy --target local --stop --state-dir .local/runtime
@@ -53,12 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument(
         "--storage-key", metavar="DATA_CONNECTION", help="data connection name (storage-config key)"
     )
-    k.add_argument("--service-account", help="predictor service account (default: the namespace's default)")
-    k.add_argument("--deployment-mode", choices=("RawDeployment", "Serverless"), default="RawDeployment")
-    k.add_argument("--gpus", type=int, default=1, help="GPU limit (0 for CPU; default: %(default)s)")
-    k.add_argument("--gpu-resource", default="nvidia.com/gpu", help="default: %(default)s")
-    k.add_argument("--cpu", default="4", help="CPU request and limit (default: %(default)s)")
-    k.add_argument("--memory", default="16Gi", help="memory request and limit (default: %(default)s)")
+    add_serving_flags(k)
     k.add_argument(
         "--registry-name", help="ModelRegistry instance name for the modelregistry.opendatahub.io/name label"
     )
@@ -83,8 +85,6 @@ def _check_flags(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{flag.replace('_', '-')} is required", fix="see modelpipe deploy --help")
     if args.target == "local" and args.state_dir is None:
         raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
-    if args.gpus < 0:
-        raise ConfigError(f"--gpus {args.gpus} must be 0 or more", fix="pass 0 for CPU-only")
     if args.timeout is not None and args.timeout <= 0:
         raise ConfigError(f"--timeout {args.timeout} must be positive", fix="pass seconds, e.g. 900")
 
@@ -93,22 +93,22 @@ def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, deploy (or stop the local runtime), and map the result to Tekton results."""
     _check_flags(args)
     # Imported here: the kubernetes and model-registry clients take seconds to import.
-    from modelpipe.kserve_deploy import Resources
-    from modelpipe.local.runtime_process import stop_local_runtime
     from modelpipe.steps.deploy import KServeOptions, LocalOptions, deploy_model
+    from modelpipe.targets.local_process import stop_local_runtime
 
     if args.stop:
         stopped = stop_local_runtime(args.state_dir)
         return CommandOutput(summary={"stopped": "true" if stopped else "false (nothing running)"})
+    options = serving_options(args)
+    model_uri = served_model_uri(args)
     kserve = KServeOptions(
         namespace=args.namespace,
         serving_runtime=args.serving_runtime,
         runtime_image=args.runtime_image,
-        storage_key=args.storage_key,
-        service_account=args.service_account,
-        deployment_mode=args.deployment_mode,
+        # A pvc:// model needs no S3 credentials.
+        storage_key=None if options["storage"] == "pvc" else args.storage_key,
         registry_name=args.registry_name,
-        resources=Resources(cpu=args.cpu, memory=args.memory, gpus=args.gpus, gpu_resource=args.gpu_resource),
+        **options,
         kubeconfig=args.kubeconfig,
         kube_context=args.kube_context,
         cluster_local_url=args.cluster_local_url,
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
     result = deploy_model(
         target=args.target,
         name=args.name,
-        model_uri=args.model_uri,
+        model_uri=model_uri,
         # Tekton passes unset params as "": treat them as not given.
         registered_model_id=args.registered_model_id or None,
         model_version_id=args.model_version_id or None,
@@ -145,4 +145,8 @@ def run(args: argparse.Namespace) -> CommandOutput:
     summary = {"created": str(result.created).lower()}
     if result.isvc_uid:
         summary["isvc_uid"] = result.isvc_uid
+    if result.traffic:
+        summary["traffic"] = ", ".join(f"{rev}={pct}%" for rev, pct in result.traffic.items())
+    if result.token_secret:
+        summary["token_secret"] = result.token_secret
     return CommandOutput(results=results, summary=summary)

@@ -9,7 +9,8 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import hf_endpoint, hf_token
 from modelpipe.errors import ConfigError
-from modelpipe.steps.download import download_model, parse_source
+from modelpipe.sources import parse_source
+from modelpipe.steps.download import download_model
 
 EXAMPLES = """\
   modelpipe download --source hf://stabilityai/sd-turbo --revision main --dest /workspace/model --variant fp16

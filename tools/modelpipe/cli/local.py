@@ -6,11 +6,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.cli.local_s3 import add_s3_parser
 from modelpipe.config import local_state_dir
 from modelpipe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from modelpipe.local.session import SessionSettings
 
 RUN_EXAMPLES = """\
   modelpipe local run pipelines/model-import.yaml -p model-name=tiny-sd -p source=file:///models/tiny \\
@@ -143,11 +147,38 @@ def run_command(args: argparse.Namespace) -> CommandOutput:
     )
 
 
+def session_settings(args: argparse.Namespace) -> SessionSettings:
+    """Settings from the `local import|test` flags; the repository is the git tree around the cwd."""
+    from modelpipe.local.session import SessionSettings
+    from modelpipe.local.tekton.api import default_source_dir
+
+    repo_dir = default_source_dir(Path.cwd() / "pipelines" / "model-import.yaml")
+    if not (repo_dir / "pipelines" / "model-import.yaml").is_file():
+        raise ConfigError(
+            f"pipelines/model-import.yaml not found under {repo_dir}", fix="run from the repository root"
+        )
+    if args.secrets_file is not None and not args.secrets_file.is_file():
+        raise ConfigError(f"secrets file {args.secrets_file} not found")
+    return SessionSettings(
+        repo_dir=repo_dir,
+        state_dir=args.state_dir.resolve(),
+        environ=os.environ,
+        venv_bin=Path(sys.executable).parent,
+        secrets_file=args.secrets_file,
+        name=args.name,
+        keep_running=args.keep_running,
+        clip_model=args.clip_model,
+        s3_port=args.s3_port or None,
+        registry_port=args.registry_port or None,
+        image_repo=getattr(args, "image_repo", None),
+    )
+
+
 def import_command(args: argparse.Namespace) -> CommandOutput:
-    from modelpipe.local.session import import_model, session_settings
+    from modelpipe.local.session import import_model
 
     outcome = import_model(
-        session_settings(args, environ=os.environ, venv_bin=Path(sys.executable).parent),
+        session_settings(args),
         source=args.source,
         version=args.version,
     )
@@ -155,7 +186,7 @@ def import_command(args: argparse.Namespace) -> CommandOutput:
 
 
 def test_command(args: argparse.Namespace) -> CommandOutput:
-    from modelpipe.local.session import session_settings, test_model
+    from modelpipe.local.session import test_model
 
-    outcome = test_model(session_settings(args, environ=os.environ, venv_bin=Path(sys.executable).parent))
+    outcome = test_model(session_settings(args))
     return CommandOutput(summary=outcome.summary())

@@ -1,15 +1,22 @@
-"""`modelpipe registry serve`: the local Model Registry REST server (SQLite) in the foreground."""
+"""`modelpipe registry serve`: the local Model Registry REST server (SQLite) in the foreground.
+
+``python -m modelpipe.cli.registry`` runs the same command without loading every other subcommand
+(what the local session and the test fixtures start).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from modelpipe.cli import configure_logging
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import MODEL_REGISTRY_TOKEN, RegistrySettings
-from modelpipe.errors import ConfigError
+from modelpipe.errors import ConfigError, ModelpipeError
 from modelpipe.local.registry import API_VERSIONS, serve_registry
-from modelpipe.redaction import register_secret
+from modelpipe.redaction import redact, register_secret
 
 
 def api_versions(value: str) -> tuple[str, ...]:
@@ -45,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of `registry serve` (shared with the lean `python -m modelpipe.local.registry` entry)."""
+    """The flags of `registry serve` (shared with the lean ``main`` entry)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     parser.add_argument("--db", type=Path, required=True, help="SQLite database file (created when missing)")
@@ -107,3 +114,24 @@ def run(args: argparse.Namespace) -> CommandOutput | None:
         on_listening=lambda url: print(f"REGISTRY_URL: {url}", flush=True),
     )
     return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the `registry serve` flags and serve; a known failure prints one line and returns 1."""
+    parser = argparse.ArgumentParser(prog="python -m modelpipe.cli.registry", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging on stderr")
+    add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        run(args)
+    except ModelpipeError as err:
+        print(redact(f"modelpipe registry serve: error: {err.one_line()}"), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

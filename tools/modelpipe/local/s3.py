@@ -6,22 +6,19 @@ import logging
 import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from modelpipe.config import S3Settings
 from modelpipe.errors import LocalRunError
-from modelpipe.local.ports import port_is_free
+from modelpipe.processes import ChildProcess, port_is_free, start_process
+from modelpipe.s3 import S3Client, make_s3_client
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +103,7 @@ class SeaweedS3:
         self.bucket = bucket
         self.region = region
         self.port = port
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: ChildProcess | None = None
         self._log_path = data_dir.parent / f"{data_dir.name}.weed.log"
 
     @property
@@ -152,16 +149,15 @@ class SeaweedS3:
                     fix="pick another port, or leave the port out to get a free one",
                 )
         for attempt in range(1, BIND_ATTEMPTS + 1):
-            log_offset = self._log_path.stat().st_size if self._log_path.exists() else 0
-            self._launch()
+            process = self._launch(self.port)
             try:
-                self._wait_until_ready()
+                self._wait_until_ready(process, self.port)
                 self._ensure_bucket()
                 break
             except LocalRunError:
                 self.stop()
                 # Another process can grab one of weed's internal ports between our check and weed's bind.
-                if attempt == BIND_ATTEMPTS or "address already in use" not in self._log_since(log_offset):
+                if attempt == BIND_ATTEMPTS or "address already in use" not in process.output():
                     raise
                 log.info("SeaweedFS lost a port race; retrying with other ports")
             except BaseException:
@@ -170,9 +166,8 @@ class SeaweedS3:
         log.info("S3 (SeaweedFS) serving %s on %s, data in %s", self.bucket, self.endpoint_url, self.data_dir)
         return self
 
-    def _launch(self) -> None:
-        assert self.port is not None
-        taken = {self.port}
+    def _launch(self, port: int) -> ChildProcess:
+        taken = {port}
         ports = {}
         for name in ("master", "volume", "filer", "admin"):
             ports[name] = free_port_with_grpc(taken)
@@ -189,55 +184,39 @@ class SeaweedS3:
             "-webdav=false",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
-            f"-s3.port={self.port}",
+            f"-s3.port={port}",
             f"-master.port={ports['master']}",
             f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}",
             f"-admin.port={ports['admin']}",
         ]
         env = {**os.environ, **self.data_connection_env()}
-        with self._log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                command, env=env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
+        self._process = start_process(command, log_path=self._log_path, env=env)
+        return self._process
 
-    def _log_since(self, offset: int) -> str:
-        try:
-            with self._log_path.open("rb") as handle:
-                handle.seek(offset)
-                return handle.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
+    def client(self) -> S3Client:
+        """A boto3 S3 client with this server's endpoint and credentials (the one factory in modelpipe.s3)."""
+        return make_s3_client(S3Settings.from_env(self.data_connection_env()))
 
-    def client(self):  # -> botocore S3 client
-        """A boto3 S3 client with this server's endpoint and credentials."""
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.credentials.access_key_id,
-            aws_secret_access_key=self.credentials.secret_access_key,
-            region_name=self.region,
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-        )
-
-    def _wait_until_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        assert self._process is not None and self.port is not None
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise LocalRunError(
-                    f"SeaweedFS exited with code {self._process.returncode}", fix=f"see {self._log_path}"
-                )
+    def _wait_until_ready(self, process: ChildProcess, port: int) -> None:
+        def answers() -> bool:
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
+                with socket.create_connection((self.host, port), timeout=0.5):
                     pass
                 self.client().list_buckets()
-                return
             except (OSError, BotoCoreError, ClientError):
-                time.sleep(0.2)
-        raise LocalRunError(
-            f"SeaweedFS S3 did not answer on {self.endpoint_url} within {START_TIMEOUT_SECONDS:.0f}s"
-        )
+                return False
+            return True
+
+        outcome = process.wait_ready(answers, timeout=START_TIMEOUT_SECONDS, poll_seconds=0.2)
+        if outcome == "exited":
+            raise LocalRunError(
+                f"SeaweedFS exited with code {process.exit_code()}", fix=f"see {self._log_path}"
+            )
+        if outcome == "timeout":
+            raise LocalRunError(
+                f"SeaweedFS S3 did not answer on {self.endpoint_url} within {START_TIMEOUT_SECONDS:.0f}s"
+            )
 
     def _ensure_bucket(self) -> None:
         client = self.client()
@@ -248,20 +227,14 @@ class SeaweedS3:
 
     def request_stop(self) -> None:
         """Send SIGTERM to weed without waiting (safe inside a signal handler)."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
+        if self._process is not None:
+            self._process.request_stop()
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM weed and wait; SIGKILL if it does not stop in time."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            process.stop(timeout)
 
     @property
     def pid(self) -> int | None:
@@ -269,9 +242,14 @@ class SeaweedS3:
         return self._process.pid if self._process is not None else None
 
     def wait(self) -> int:
-        """Block until weed exits; its exit code."""
-        assert self._process is not None
-        return self._process.wait()
+        """Block until weed exits; its exit code.
+
+        Raises:
+            LocalRunError: weed is not started.
+        """
+        if self._process is None:
+            raise LocalRunError("SeaweedFS is not started")
+        return self._process.popen.wait()
 
     def __enter__(self) -> SeaweedS3:
         return self.start()

@@ -159,7 +159,7 @@ def running_services(
 
 
 def stop_runtime(runtime_dir: Path) -> None:
-    from modelpipe.local.runtime_process import stop_local_runtime
+    from modelpipe.targets.local_process import stop_local_runtime
 
     if runtime_dir.is_dir() and stop_local_runtime(runtime_dir):
         log.info("stopped the local runtime recorded in %s", runtime_dir)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
-import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -12,8 +10,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelpipe.errors import ConfigError, LocalRunError
-from modelpipe.local.ports import free_port
+from modelpipe.build_context import base_images
+from modelpipe.errors import LocalRunError
 from modelpipe.local.services import (
     BUCKET,
     Services,
@@ -21,9 +19,12 @@ from modelpipe.local.services import (
     sigterm_as_interrupt,
     stop_command,
 )
-from modelpipe.local.tekton.api import default_source_dir, run_pipeline_cli
+from modelpipe.local.tekton.api import run_pipeline_cli
 from modelpipe.local.tekton.parsing import load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult
+from modelpipe.names import dns_label
+from modelpipe.processes import free_port
+from modelpipe.sources import HubSource, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -61,32 +62,6 @@ class SessionSettings:
     image_repo: str | None = None
 
 
-def session_settings(
-    args: argparse.Namespace, *, environ: Mapping[str, str], venv_bin: Path
-) -> SessionSettings:
-    """Settings from the `local import|test` flags; the repository is the git tree around the cwd."""
-    repo_dir = default_source_dir(Path.cwd() / "pipelines" / "model-import.yaml")
-    if not (repo_dir / "pipelines" / "model-import.yaml").is_file():
-        raise ConfigError(
-            f"pipelines/model-import.yaml not found under {repo_dir}", fix="run from the repository root"
-        )
-    if args.secrets_file is not None and not args.secrets_file.is_file():
-        raise ConfigError(f"secrets file {args.secrets_file} not found")
-    return SessionSettings(
-        repo_dir=repo_dir,
-        state_dir=args.state_dir.resolve(),
-        environ=environ,
-        venv_bin=venv_bin,
-        secrets_file=args.secrets_file,
-        name=args.name,
-        keep_running=args.keep_running,
-        clip_model=args.clip_model,
-        s3_port=args.s3_port or None,
-        registry_port=args.registry_port or None,
-        image_repo=getattr(args, "image_repo", None),
-    )
-
-
 @dataclass(frozen=True)
 class SessionOutcome:
     """What a local import or test produced, for the printed summary."""
@@ -108,29 +83,6 @@ def _services(settings: SessionSettings) -> AbstractContextManager[Services]:
     )
 
 
-def _base_images(containerfile: str) -> list[str]:
-    """External images the Containerfile starts FROM (ARG defaults filled in; stages and scratch left out)."""
-    args: dict[str, str] = {}
-    stages: set[str] = set()
-    bases = []
-    for line in containerfile.splitlines():
-        arg = re.match(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", line)
-        if arg:
-            args.setdefault(arg.group(1), arg.group(2).strip("\"'"))
-            continue
-        start = re.match(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", line, re.IGNORECASE)
-        if not start:
-            continue
-        image = re.sub(
-            r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), start.group(1)
-        )
-        if image != "scratch" and image not in stages:
-            bases.append(image)
-        if start.group(2):
-            stages.add(start.group(2))
-    return bases
-
-
 def build_decision(
     repo_dir: Path, tasks_dir: Path, environ: Mapping[str, str], image_repo: str | None = "local"
 ) -> tuple[bool, str]:
@@ -141,7 +93,7 @@ def build_decision(
     containerfile = repo_dir / "runtime" / "Containerfile"
     if not containerfile.is_file():
         return False, f"{containerfile.relative_to(repo_dir)} not found"
-    bases = _base_images(containerfile.read_text(encoding="utf-8"))
+    bases = base_images(containerfile.read_text(encoding="utf-8"))
     if not bases:
         return False, f"no FROM line found in {containerfile}"
     for base in bases:
@@ -176,13 +128,13 @@ def _model_source(settings: SessionSettings, source: str | None) -> tuple[str, s
             log.info("writing the tiny demo model to %s", folder)
             write_tiny_sd(folder)
         return folder.resolve().as_uri(), "tiny-sd"
-    if source.startswith("hf://"):
-        name = source.removeprefix("hf://").split("@")[0].rstrip("/").split("/")[-1]
-    elif source.startswith("file://"):
-        name = Path(source.removeprefix("file://")).name
-    else:
-        raise ConfigError(f"--source {source!r} must start with hf:// or file://")
-    return source, name
+    return source, parse_source(source).name
+
+
+def _default_version(uri: str) -> str:
+    """The ``@REV`` of an hf:// source names the version; anything else is v1."""
+    parsed = parse_source(uri)
+    return parsed.revision if isinstance(parsed, HubSource) and parsed.pinned else "v1"
 
 
 def _clip_model(settings: SessionSettings) -> str:
@@ -194,13 +146,6 @@ def _clip_model(settings: SessionSettings) -> str:
     if not (folder / "config.json").is_file():
         write_tiny_clip(folder)
     return str(folder.resolve())
-
-
-def dns_label(name: str) -> str:
-    """``name`` as a DNS-1035 label (InferenceService names): lowercase, dashes, starts with a letter."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
-    label = label if label[:1].isalpha() else f"m-{label}"
-    return label[:63].rstrip("-") or "model"
 
 
 def _run(
@@ -244,16 +189,12 @@ def _task_result(run: PipelineRunResult, task: str, name: str) -> str:
 def _report_copy(settings: SessionSettings, services: Services, report_uri: str, run: str) -> str:
     """Download the report folder (HTML and its images) beside the run's logs; the local HTML path."""
     from modelpipe.config import S3Settings
-    from modelpipe.s3 import S3Location, download_prefix, make_s3_client, parse_s3_uri
+    from modelpipe.s3 import download_folder_of, make_s3_client
 
     if not report_uri.startswith("s3://"):
         return "-"
-    report = parse_s3_uri(report_uri)
-    folder, _, file_name = report.key.rpartition("/")
-    dest_dir = settings.state_dir / "reports" / run
     client = make_s3_client(S3Settings.from_env(services.s3_env))
-    download_prefix(client, S3Location(report.bucket, folder), dest_dir)
-    return str(dest_dir / file_name)
+    return str(download_folder_of(client, report_uri, settings.state_dir / "reports" / run))
 
 
 def _summary(
@@ -284,7 +225,7 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
     """
     uri, default_name = _model_source(settings, source)
     name = settings.name or default_name
-    version = version or (uri.split("@", 1)[1] if uri.startswith("hf://") and "@" in uri else "v1")
+    version = version or _default_version(uri)
     can_build, why = build_decision(
         settings.repo_dir, settings.repo_dir / "tasks", settings.environ, settings.image_repo
     )
@@ -327,23 +268,16 @@ def latest_version(registry_url: str, name: str | None) -> tuple[str, str, str, 
         LocalRunError: Nothing (or nothing named ``name``) is registered.
     """
     from modelpipe.config import RegistrySettings
-    from modelpipe.registry_client import connect_registry
+    from modelpipe.registry_client import connect_registry, latest_model_version
 
     registry = connect_registry(RegistrySettings(url=registry_url, token=None, author=AUTHOR))
-    best = None
-    for model in registry.get_registered_models():
-        if name is not None and model.name != name:
-            continue
-        for version in registry.get_model_versions(model.name):
-            stamp = int(version.last_update_time_since_epoch or 0)
-            if best is None or stamp > best[0]:
-                best = (stamp, model, version)
-    if best is None:
+    latest = latest_model_version(registry, name)
+    if latest is None:
         raise LocalRunError(
             f"no registered {'model ' + name if name else 'model'} in the local registry",
             fix="run ./run-model-import.sh --local first",
         )
-    _, model, version = best
+    model, version = latest
     artifact = registry.get_model_artifact(model.name, version.name)
     if artifact is None or not artifact.uri:
         raise LocalRunError(f"version {model.name}/{version.name} has no model artifact URI")

@@ -35,7 +35,7 @@ from modelpipe.benchmark_schema import (
 )
 from modelpipe.clip import load_clip_score
 from modelpipe.config import S3Settings
-from modelpipe.errors import BenchmarkError
+from modelpipe.errors import BenchmarkError, InvalidSourceError
 from modelpipe.loadgen import (
     GeneratedImage,
     ImageRequest,
@@ -48,12 +48,12 @@ from modelpipe.loadgen import (
 )
 from modelpipe.prompts import Prompts, default_prompts, read_prompt_file
 from modelpipe.redaction import redact
+from modelpipe.sources import HubSource, LocalSource, parse_source
 
 log = logging.getLogger(__name__)
 
 # Files a CLIP model folder needs (config, weights, tokenizer, processor); .bin weights are skipped.
 CLIP_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
-_HF_SOURCE = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<rev>[\w./-]+))?/?$")
 # Warm-up and sweep seeds sit far above the CLIP images' seeds (--seed + prompt index, default 0..N-1).
 SWEEP_SEED_OFFSET = 1_000_000
 WARMUP_SEED = SWEEP_SEED_OFFSET - 1_000
@@ -272,17 +272,30 @@ def _clip_model_dir(
             fix="pass hf://ORG/REPO[@REV], s3://BUCKET/PREFIX or a local folder",
         )
     else:
-        folder = Path(source.removeprefix("file://")).resolve()
+        folder = (_local_clip(source) if source.startswith("file://") else Path(source)).resolve()
         yield folder, ClipModelInfo(source=source, id=folder.name or str(folder))
+
+
+def _local_clip(source: str) -> Path:
+    try:
+        parsed = parse_source(source)
+    except InvalidSourceError as err:
+        raise BenchmarkError(f"CLIP model source {source!r}: {err}", fix="use file:///ABS/DIR") from err
+    if not isinstance(parsed, LocalSource):
+        raise BenchmarkError(f"CLIP model source {source!r} is not a file:// folder")
+    return parsed.path
 
 
 def _download_hf_clip(
     source: str, *, hf_token: SecretStr | None, cache_dir: Path | None
 ) -> tuple[Path, ClipModelInfo]:
-    match = _HF_SOURCE.match(source)
-    if match is None:
+    try:
+        hub = parse_source(source)
+    except InvalidSourceError as err:
+        raise BenchmarkError(f"CLIP model source {source!r} is not hf://ORG/REPO[@REV]") from err
+    if not isinstance(hub, HubSource):
         raise BenchmarkError(f"CLIP model source {source!r} is not hf://ORG/REPO[@REV]")
-    repo, revision = match["repo"], match["rev"]
+    repo, revision = hub.repo_id, (hub.revision if hub.pinned else None)
     log.info("downloading CLIP model %s", source)
     try:
         folder = snapshot_download(

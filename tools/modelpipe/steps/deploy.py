@@ -10,11 +10,8 @@ from typing import Literal
 from kubernetes.client import CustomObjectsApi
 from model_registry import ModelRegistry
 
-from modelpipe import kserve_deploy
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, RegistryError
-from modelpipe.kserve_deploy import IsvcSpec, Resources
-from modelpipe.local import runtime_process
 from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
@@ -22,6 +19,9 @@ from modelpipe.registry_client import (
     upsert_inference_service,
     upsert_serving_environment,
 )
+from modelpipe.targets import kserve, kserve_access, local_process
+from modelpipe.targets.kserve import IsvcSpec, Resources
+from modelpipe.targets.serving_options import Placement, Scaling
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,12 @@ class KServeOptions:
     deployment_mode: str = "RawDeployment"
     registry_name: str | None = None
     resources: Resources = field(default_factory=Resources)
+    scaling: Scaling = field(default_factory=Scaling)
+    placement: Placement = field(default_factory=Placement)
+    storage: str = "s3"
+    expose: bool = False
+    auth: bool = False
+    canary_percent: int | None = None
     timeout: float = 1200.0
     poll_seconds: float = 5.0
     kubeconfig: Path | None = None
@@ -73,6 +79,8 @@ class DeployResult:
         runtime_pid: Process id of the local runtime (local target only).
         isvc_uid: Kubernetes uid of the InferenceService (kserve target only).
         created: True when the InferenceService or process was created rather than updated/reused.
+        traffic: Percent of traffic per predictor revision, when KServe reports it (canary rollouts).
+        token_secret: Secret holding the access token, when the endpoint requires one (``--auth``).
     """
 
     endpoint_url: str
@@ -81,6 +89,8 @@ class DeployResult:
     runtime_pid: int | None = None
     isvc_uid: str | None = None
     created: bool = True
+    traffic: dict[str, int] = field(default_factory=dict)
+    token_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ def _deploy_kserve(
     model_version_id: str | None,
     recorder: _Recorder | None,
 ) -> DeployResult:
-    namespace = options.namespace or kserve_deploy.default_namespace(options.kubeconfig, options.kube_context)
+    namespace = options.namespace or kserve.default_namespace(options.kubeconfig, options.kube_context)
     if not namespace:
         raise ConfigError("no namespace for the InferenceService", fix="pass --namespace")
     spec = IsvcSpec(
@@ -146,14 +156,24 @@ def _deploy_kserve(
         registry_name=options.registry_name,
         deployment_mode=options.deployment_mode,
         resources=options.resources,
+        scaling=options.scaling,
+        placement=options.placement,
+        storage=options.storage,
+        expose=options.expose,
+        auth=options.auth,
+        canary_percent=options.canary_percent,
     )
-    kserve_deploy.validate_spec(spec)
-    with kserve_deploy.kube_client(options.kubeconfig, options.kube_context) as client:
+    kserve.validate_spec(spec)
+    with kserve.kube_client(options.kubeconfig, options.kube_context) as client:
         api = CustomObjectsApi(client)
-        applied, created = kserve_deploy.apply_inference_service(
-            api, kserve_deploy.build_inference_service(spec)
-        )
-        isvc = kserve_deploy.wait_until_ready(
+        # Everything that can refuse is checked before the first write.
+        kserve.check_canary_base(kserve.get_inference_service(api, name, namespace), spec)
+        if spec.storage == "pvc":
+            kserve.check_model_claim(client, namespace, model_uri.removeprefix("pvc://").split("/", 1)[0])
+        applied, created = kserve.apply_inference_service(api, kserve.build_inference_service(spec))
+        if spec.auth:
+            kserve_access.apply_access_objects(client, kserve_access.build_access_objects(applied))
+        isvc = kserve.wait_until_ready(
             api,
             name,
             namespace,
@@ -161,7 +181,8 @@ def _deploy_kserve(
             generation=applied["metadata"].get("generation"),
             poll_seconds=options.poll_seconds,
         )
-        url = kserve_deploy.endpoint_url(isvc, cluster_local=options.cluster_local_url)
+        # An exposed endpoint is recorded by its external URL: that is what it was exposed for.
+        url = kserve.endpoint_url(isvc, cluster_local=options.cluster_local_url and not spec.expose)
         uid = str(isvc["metadata"]["uid"])
         log.info("InferenceService %s/%s Ready at %s", namespace, name, url)
         inference_service_id = None
@@ -169,10 +190,18 @@ def _deploy_kserve(
             inference_service_id = recorder.record(
                 environment=namespace, name=f"{name}/{uid}", runtime=options.serving_runtime, url=url
             )
-            kserve_deploy.label_inference_service(
-                api, name, namespace, {kserve_deploy.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
+            kserve.label_inference_service(
+                api, name, namespace, {kserve.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
             )
-    return DeployResult(url, name, inference_service_id, isvc_uid=uid, created=created)
+    return DeployResult(
+        url,
+        name,
+        inference_service_id,
+        isvc_uid=uid,
+        created=created,
+        traffic=kserve.traffic(isvc),
+        token_secret=kserve_access.token_secret_name(name) if spec.auth else None,
+    )
 
 
 def _deploy_local(
@@ -182,7 +211,7 @@ def _deploy_local(
     options: LocalOptions,
     recorder: _Recorder | None,
 ) -> DeployResult:
-    runtime = runtime_process.start_local_runtime(
+    runtime = local_process.start_local_runtime(
         model_name=name,
         model_uri=model_uri,
         s3=options.s3,
@@ -220,7 +249,7 @@ def deploy_model(
     Args:
         target: ``kserve`` (InferenceService on a cluster) or ``local`` (runtime process on this machine).
         name: InferenceService name, also the served model name.
-        model_uri: ``s3://bucket/prefix`` of the uploaded model.
+        model_uri: ``s3://bucket/prefix`` of the uploaded model (``pvc://CLAIM/PATH`` with storage pvc).
         registered_model_id: Registry id of the model (labels the ISVC; recorded with the deployment).
         model_version_id: Registry id of the version served.
         registry_settings: Where the Model Registry is; recording happens only when its URL is set.

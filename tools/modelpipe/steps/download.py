@@ -15,7 +15,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 # huggingface_hub raises transport failures as httpx2 exceptions (its HTTP client), so we catch those too.
 import httpx2
@@ -23,19 +22,16 @@ from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
-    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import validate_repo_id
 from pydantic import SecretStr
 from tqdm import tqdm
 
 from modelpipe.config import HF_ENDPOINT, HF_TOKEN
 from modelpipe.errors import (
     ChecksumMismatchError,
-    ConfigError,
     InvalidSourceError,
     ManifestError,
     NotADiffusersModelError,
@@ -55,37 +51,14 @@ from modelpipe.manifest import (
 from modelpipe.model_files import MODEL_INDEX, read_components, select_files
 from modelpipe.progress import LOG_EVERY_SECONDS
 from modelpipe.redaction import register_secret
+from modelpipe.sources import HubSource, LocalSource
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REVISION = "main"
 _DOWNLOAD_WORKERS = 4
 _CHUNK_BYTES = 8 * 1024 * 1024
 _LOG_PROGRESS_MIN_BYTES = 64 * 1024 * 1024
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@dataclass(frozen=True)
-class HubSource:
-    """``hf://ORG/REPO`` at a revision (branch, tag or commit)."""
-
-    repo_id: str
-    revision: str
-
-    @property
-    def uri(self) -> str:
-        return f"hf://{self.repo_id}"
-
-
-@dataclass(frozen=True)
-class LocalSource:
-    """``file:///ABS/DIR``: a diffusers folder on disk (disconnected clusters, local runs)."""
-
-    path: Path
-
-    @property
-    def uri(self) -> str:
-        return self.path.as_uri()
 
 
 @dataclass(frozen=True)
@@ -124,37 +97,6 @@ class _Expected:
     size: int
     lfs_sha256: str | None
     git_sha1: str | None
-
-
-def parse_source(uri: str, revision: str | None = None) -> HubSource | LocalSource:
-    """Parse ``--source`` (and ``--revision``) into a source.
-
-    Raises:
-        InvalidSourceError: Unknown scheme, malformed repo id, or a relative file:// path.
-        ConfigError: ``--revision`` contradicts ``@REV`` in the URI, or is given for a file:// source.
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme == "hf":
-        repo, _, at_rev = f"{parsed.netloc}{parsed.path}".partition("@")
-        repo = repo.strip("/")
-        try:
-            validate_repo_id(repo)
-        except HFValidationError as err:
-            raise InvalidSourceError(
-                f"{uri!r}: {repo!r} is not a valid repo id", fix="use hf://ORG/REPO"
-            ) from err
-        if at_rev and revision and at_rev != revision:
-            raise ConfigError(f"--revision {revision} contradicts {uri!r}", fix="give the revision once")
-        return HubSource(repo_id=repo, revision=at_rev or revision or DEFAULT_REVISION)
-    if parsed.scheme == "file":
-        if revision:
-            raise ConfigError("--revision applies to hf:// sources only", fix="drop --revision for file://")
-        if parsed.netloc not in {"", "localhost"} or not parsed.path.startswith("/"):
-            raise InvalidSourceError(f"{uri!r} is not an absolute file:// URI", fix="use file:///ABS/DIR")
-        return LocalSource(path=Path(unquote(parsed.path)))
-    raise InvalidSourceError(
-        f"{uri!r} has no supported scheme", fix="use hf://ORG/REPO[@REV] or file:///ABS/DIR"
-    )
 
 
 # --- the step --------------------------------------------------------------------------------------------

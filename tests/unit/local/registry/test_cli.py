@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from modelpipe.cli import registry as registry_cli
-from modelpipe.local.registry.__main__ import main
 from modelpipe.local.registry.server import bind_socket, serve_registry
 
 
@@ -22,7 +21,9 @@ def served(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_serve_passes_flags_to_the_server(served: dict[str, Any], tmp_path: Path) -> None:
     db = str(tmp_path / "r.db")
-    code = main(["--port", "9999", "--db", db, "--token", "tok-123", "--api-versions", "v1alpha3"])
+    code = registry_cli.main(
+        ["--port", "9999", "--db", db, "--token", "tok-123", "--api-versions", "v1alpha3"]
+    )
     assert code == 0
     assert served["port"] == 9999 and served["host"] == "127.0.0.1"
     assert served["db"] == tmp_path / "r.db" and served["token"] == "tok-123"
@@ -33,7 +34,7 @@ def test_token_defaults_to_model_registry_token(
     served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODEL_REGISTRY_TOKEN", "from-env-token")
-    main(["--db", str(tmp_path / "r.db")])
+    registry_cli.main(["--db", str(tmp_path / "r.db")])
     assert served["token"] == "from-env-token"
     assert served["api_versions"] == ("v1", "v1alpha3")
 
@@ -72,7 +73,7 @@ def test_help_warns_that_the_token_flag_is_visible_to_other_users(capsys: pytest
 
 def test_unknown_api_version_is_a_usage_error(served: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--db", str(tmp_path / "r.db"), "--api-versions", "v1,v2"])
+        registry_cli.main(["--db", str(tmp_path / "r.db"), "--api-versions", "v1,v2"])
     assert exit_info.value.code == 2 and not served
 
 
@@ -86,7 +87,7 @@ def test_taken_port_is_one_line_error_exit_1(tmp_path: Path, capsys: pytest.Capt
     holder = bind_socket("127.0.0.1", 0)
     port = holder.getsockname()[1]
     try:
-        code = main(["--port", str(port), "--db", str(tmp_path / "r.db")])
+        code = registry_cli.main(["--port", str(port), "--db", str(tmp_path / "r.db")])
     finally:
         holder.close()
     captured = capsys.readouterr()
@@ -98,7 +99,7 @@ def test_taken_port_is_one_line_error_exit_1(tmp_path: Path, capsys: pytest.Capt
 def test_url_is_printed_once_the_port_listens(
     served: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main(["--port", "9999", "--db", str(tmp_path / "r.db")])
+    registry_cli.main(["--port", "9999", "--db", str(tmp_path / "r.db")])
     assert capsys.readouterr().out == ""
     served["on_listening"]("http://127.0.0.1:9999")
     assert capsys.readouterr().out == "REGISTRY_URL: http://127.0.0.1:9999\n"

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from modelpipe.errors import ConfigError, LocalRunError
+from modelpipe.build_context import base_images
+from modelpipe.errors import InvalidSourceError, LocalRunError
 from modelpipe.local.services import check_no_leftover, s3_credentials
-from modelpipe.local.session import (
-    SessionSettings,
-    _base_images,
-    _model_source,
-    build_decision,
-    dns_label,
-)
+from modelpipe.local.session import SessionSettings, _model_source, build_decision
+from modelpipe.names import dns_label
 
 from tests.unit.local.tekton.helpers import sh, task
 
@@ -94,7 +90,7 @@ def test_base_images_fill_arg_defaults_and_skip_stages_and_scratch():
         "FROM ${BASE} AS build\nFROM build AS final\nFROM scratch\n"
         "FROM --platform=linux/amd64 quay.io/x/y:2\n"
     )
-    assert _base_images(containerfile) == [
+    assert base_images(containerfile) == [
         "docker.io/library/python:3.11-slim",
         "quay.io/x/y:2",
     ]
@@ -128,8 +124,8 @@ def test_model_name_comes_from_the_source(tmp_path, source, name):
     assert _model_source(_settings(tmp_path), source) == (source, name)
 
 
-def test_unknown_source_scheme_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="hf:// or file://"):
+def test_unknown_source_scheme_is_refused(tmp_path):
+    with pytest.raises(InvalidSourceError, match="no supported scheme"):
         _model_source(_settings(tmp_path), "s3://bucket/model")
 
 

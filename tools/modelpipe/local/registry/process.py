@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -13,15 +11,14 @@ from pathlib import Path
 
 from modelpipe.config import MODEL_REGISTRY_TOKEN, MODEL_REGISTRY_URL
 from modelpipe.errors import LocalRunError
-from modelpipe.local.ports import free_port
-from modelpipe.local.runtime_process import log_tail
+from modelpipe.processes import ChildProcess, free_port, start_process
 
 START_TIMEOUT_SECONDS = 60.0
 _LOG_TAIL_LINES = 5
 
 
 class RegistryServerProcess:
-    """``python -m modelpipe.local.registry`` on 127.0.0.1; ``stop()`` then ``start()`` keeps port and DB.
+    """`modelpipe registry serve` as a child on 127.0.0.1; ``stop()`` then ``start()`` keeps port and DB.
 
     Args:
         db: SQLite file (created if missing).
@@ -49,8 +46,7 @@ class RegistryServerProcess:
         self.api_versions = tuple(api_versions or ("v1", "v1alpha3"))
         self.token = token
         self.python = python
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
+        self._process: ChildProcess | None = None
 
     def api(self, version: str | None = None) -> str:
         """Base URL of the API for ``version`` (default: the first served one)."""
@@ -85,51 +81,40 @@ class RegistryServerProcess:
         if self.token:
             env[MODEL_REGISTRY_TOKEN] = self.token
         command = [
-            self.python, "-m", "modelpipe.local.registry", "--host", "127.0.0.1", "--port", str(self.port),
+            self.python, "-m", "modelpipe.cli.registry", "--host", "127.0.0.1", "--port", str(self.port),
             "--db", str(self.db), "--api-versions", ",".join(self.api_versions),
         ]  # fmt: skip
-        with self.log_path.open("ab") as log_file:
-            self._log_offset = log_file.tell()
-            self._process = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
-        self._wait_ready(timeout)
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
+        process = start_process(command, log_path=self.log_path, env=env)
+        self._process = process
         probe = urllib.request.Request(f"{self.api()}/registered_models?pageSize=1", headers=self.headers)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                code, self._process = self._process.returncode, None
-                raise LocalRunError(f"registry server exited with code {code}: {self._log_tail()}")
-            try:
-                with urllib.request.urlopen(probe, timeout=2.0):
-                    return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.1)
-        self.stop()
-        raise LocalRunError(
-            f"registry server did not answer on {self.url} within {timeout:.0f}s: {self._log_tail()}"
-        )
-
-    def _log_tail(self) -> str:
-        """The last lines this start wrote (the log is appended across sessions), on one line."""
-        lines = [
-            line.strip()
-            for line in log_tail(self.log_path, _LOG_TAIL_LINES, offset=self._log_offset).splitlines()
-            if line.strip()
-        ]
-        return " | ".join(lines) if lines else f"no output (log {self.log_path})"
+        outcome = process.wait_ready(lambda: _answers(probe), timeout=timeout)
+        if outcome == "exited":
+            self._process = None
+            raise LocalRunError(
+                f"registry server exited with code {process.exit_code()}: {_one_line(process)}"
+            )
+        if outcome == "timeout":
+            self.stop()
+            raise LocalRunError(
+                f"registry server did not answer on {self.url} within {timeout:.0f}s: {_one_line(process)}"
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout`` seconds."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            process.stop(timeout)
+
+
+def _answers(probe: urllib.request.Request) -> bool:
+    try:
+        with urllib.request.urlopen(probe, timeout=2.0):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _one_line(process: ChildProcess) -> str:
+    """The last lines this start wrote (the log is appended across sessions), on one line."""
+    lines = [line.strip() for line in process.tail(_LOG_TAIL_LINES).splitlines() if line.strip()]
+    return " | ".join(lines) if lines else f"no output (log {process.log_path})"

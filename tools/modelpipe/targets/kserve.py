@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import urllib3
 from kubernetes import config as kube_config
-from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
 from modelpipe.errors import ConfigError, DeployError
+from modelpipe.names import MAX_SERVICE_NAME_LENGTH, require_dns_label
+from modelpipe.targets.serving_options import (
+    DEPLOYMENT_MODES,
+    Placement,
+    Scaling,
+    check_canary,
+    check_scaling,
+    check_storage,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +35,6 @@ VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 KIND = "InferenceService"
 MODEL_FORMAT = "diffusers"
-DEPLOYMENT_MODES: tuple[str, ...] = ("RawDeployment", "Serverless")
 
 # Labels the odh-model-controller and the OpenShift AI dashboard read.
 LABEL_DASHBOARD = "opendatahub.io/dashboard"
@@ -35,15 +44,32 @@ LABEL_REGISTRY_NAME = "modelregistry.opendatahub.io/name"
 LABEL_INFERENCE_SERVICE_ID = "modelregistry.opendatahub.io/inference-service-id"
 ANNOTATION_DEPLOYMENT_MODE = "serving.kserve.io/deploymentMode"
 ANNOTATION_DISPLAY_NAME = "openshift.io/display-name"
+# Token authentication as the OpenShift AI dashboard turns it on (Authorino / kube-rbac-proxy in front).
+ANNOTATION_ENABLE_AUTH = "security.opendatahub.io/enable-auth"
+# External exposure as the dashboard sets it: RawDeployment opts in (odh-model-controller then creates a
+# Route; plain KServe an Ingress), Serverless is external unless labelled cluster-local.
+LABEL_RAW_VISIBILITY = "networking.kserve.io/visibility"
+LABEL_KNATIVE_VISIBILITY = "networking.knative.dev/visibility"
+# Fields deploy owns that a re-deploy may drop: removed (merge-patch null) when the new body lacks them.
+_OWNED_PATHS: tuple[tuple[str, ...], ...] = (
+    ("metadata", "labels", LABEL_RAW_VISIBILITY),
+    ("metadata", "labels", LABEL_KNATIVE_VISIBILITY),
+    ("metadata", "labels", LABEL_REGISTERED_MODEL_ID),
+    ("metadata", "labels", LABEL_MODEL_VERSION_ID),
+    ("metadata", "annotations", ANNOTATION_ENABLE_AUTH),
+    *(("spec", "predictor", f) for f in (
+        "canaryTrafficPercent", "scaleMetric", "scaleTarget", "nodeSelector", "tolerations",
+        "serviceAccountName",
+    )),
+    ("spec", "predictor", "model", "storage"),
+    ("spec", "predictor", "model", "image"),
+)  # fmt: skip
 # What the dashboard adds for Serverless (Knative + Istio) deployments.
 _SERVERLESS_ANNOTATIONS = {
     "serving.knative.openshift.io/enablePassthrough": "true",
     "sidecar.istio.io/inject": "true",
     "sidecar.istio.io/rewriteAppHTTPProbers": "true",
 }
-# odh-model-controller caps ISVC names at 53 characters (a "-predictor" suffix must still fit in 63).
-MAX_NAME_LENGTH = 53
-_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # modelStatus.transitionStatus values after which waiting longer cannot help.
@@ -83,9 +109,13 @@ class IsvcSpec:
     model_version_id: str | None = None
     registry_name: str | None = None
     deployment_mode: str = "RawDeployment"
-    resources: Resources = Resources()
-    min_replicas: int = 1
-    max_replicas: int = 1
+    resources: Resources = field(default_factory=Resources)
+    scaling: Scaling = field(default_factory=Scaling)
+    placement: Placement = field(default_factory=Placement)
+    storage: str = "s3"
+    expose: bool = False
+    auth: bool = False
+    canary_percent: int | None = None
 
 
 def validate_spec(spec: IsvcSpec) -> None:
@@ -94,19 +124,13 @@ def validate_spec(spec: IsvcSpec) -> None:
     Raises:
         ConfigError: A name, URI, image reference or mode is malformed.
     """
-    for flag, value in (("--name", spec.name), ("--namespace", spec.namespace)):
-        if not _DNS_LABEL.match(value) or len(value) > 63:
-            raise ConfigError(
-                f"{flag} {value!r} is not a DNS-1035 label",
-                fix="use lowercase letters, digits and '-', starting with a letter",
-            )
-    if len(spec.name) > MAX_NAME_LENGTH:
+    require_dns_label("--name", spec.name, MAX_SERVICE_NAME_LENGTH)
+    require_dns_label("--namespace", spec.namespace)
+    check_storage(spec.storage, spec.model_uri)
+    if spec.storage == "pvc" and spec.storage_key is not None:
         raise ConfigError(
-            f"--name {spec.name!r} is longer than {MAX_NAME_LENGTH} characters", fix="shorten it"
-        )
-    if not spec.model_uri.startswith("s3://") or len(spec.model_uri) <= len("s3://"):
-        raise ConfigError(
-            f"--model-uri {spec.model_uri!r} is not an s3:// URI", fix="pass the upload MODEL_URI"
+            "--storage pvc reads the model from the claim: a data connection (storage key) does not apply",
+            fix="drop --data-connection or use --storage s3",
         )
     if spec.runtime_image is not None and not _DIGEST_REF.match(spec.runtime_image):
         raise ConfigError(
@@ -115,8 +139,12 @@ def validate_spec(spec: IsvcSpec) -> None:
         )
     if spec.deployment_mode not in DEPLOYMENT_MODES:
         raise ConfigError(
-            f"deployment mode {spec.deployment_mode!r} unknown", fix=f"use one of {DEPLOYMENT_MODES}"
+            f"--deploy-mode {spec.deployment_mode!r} unknown", fix=f"use one of {DEPLOYMENT_MODES}"
         )
+    check_scaling(spec.scaling, spec.deployment_mode)
+    check_canary(spec.canary_percent, spec.deployment_mode)
+    if spec.resources.gpus < 0:
+        raise ConfigError(f"--gpus {spec.resources.gpus} must be 0 or more", fix="pass 0 for CPU-only")
     if (spec.registered_model_id is None) != (spec.model_version_id is None):
         raise ConfigError(
             "--registered-model-id and --model-version-id go together", fix="pass both or neither"
@@ -138,6 +166,12 @@ def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
     annotations = {ANNOTATION_DISPLAY_NAME: spec.name, ANNOTATION_DEPLOYMENT_MODE: spec.deployment_mode}
     if spec.deployment_mode == "Serverless":
         annotations.update(_SERVERLESS_ANNOTATIONS)
+        if not spec.expose:
+            labels[LABEL_KNATIVE_VISIBILITY] = "cluster-local"
+    elif spec.expose:
+        labels[LABEL_RAW_VISIBILITY] = "exposed"
+    if spec.auth:
+        annotations[ANNOTATION_ENABLE_AUTH] = "true"
     model: dict[str, Any] = {
         "modelFormat": {"name": MODEL_FORMAT},
         "runtime": spec.serving_runtime,
@@ -149,12 +183,22 @@ def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
     if spec.storage_key is not None:
         model["storage"] = {"key": spec.storage_key}
     predictor: dict[str, Any] = {
-        "minReplicas": spec.min_replicas,
-        "maxReplicas": spec.max_replicas,
+        "minReplicas": spec.scaling.min_replicas,
+        "maxReplicas": spec.scaling.upper,
         "model": model,
     }
+    if spec.scaling.metric is not None:
+        predictor["scaleMetric"] = spec.scaling.metric
+    if spec.scaling.target is not None:
+        predictor["scaleTarget"] = spec.scaling.target
+    if spec.placement.node_selector:
+        predictor["nodeSelector"] = dict(spec.placement.node_selector)
+    if spec.placement.tolerations:
+        predictor["tolerations"] = [dict(t) for t in spec.placement.tolerations]
     if spec.service_account is not None:
         predictor["serviceAccountName"] = spec.service_account
+    if spec.canary_percent is not None and spec.canary_percent < 100:
+        predictor["canaryTrafficPercent"] = spec.canary_percent
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
@@ -270,6 +314,37 @@ def get_inference_service(api: CustomObjectsApi, name: str, namespace: str) -> d
     return cast(dict[str, Any], found)
 
 
+def check_model_claim(client: ApiClient, namespace: str, claim: str) -> None:
+    """The claim a ``pvc://`` model lives on exists and outlives the PipelineRun that filled it.
+
+    Raises:
+        ConfigError: No such claim, or a workspace volumeClaimTemplate (deleted with its run).
+        DeployError: The API server refused the read or is unreachable.
+    """
+    try:
+        pvc = CoreV1Api(client).read_namespaced_persistent_volume_claim(claim, namespace)
+    except ApiException as err:
+        if err.status == 404:
+            raise ConfigError(
+                f"--storage pvc: no PersistentVolumeClaim {namespace}/{claim}",
+                fix="bind the model workspace to an existing claim (persistentVolumeClaim.claimName)",
+            ) from err
+        raise DeployError(
+            f"cannot read claim {namespace}/{claim}: HTTP {err.status} {_status_message(err)}",
+            fix="grant the pipeline service account get on persistentvolumeclaims",
+        ) from err
+    except urllib3.exceptions.HTTPError as err:
+        raise DeployError(f"Kubernetes API unreachable reading claim {namespace}/{claim}") from err
+    references = (pvc.metadata.owner_references if pvc.metadata else None) or []
+    owners = [o.kind for o in references if o.kind in ("PipelineRun", "TaskRun")]
+    if owners:
+        raise ConfigError(
+            f"--storage pvc: claim {claim} belongs to a {owners[0]} (a volumeClaimTemplate) and is deleted "
+            "with it, taking the served model along",
+            fix="bind the model workspace to a named persistentVolumeClaim that outlives the run",
+        )
+
+
 def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """Create the InferenceService, or merge-patch it when it exists. Returns (object, created).
 
@@ -278,7 +353,8 @@ def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> t
     """
     name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     args = (GROUP, VERSION, namespace, PLURAL)
-    if get_inference_service(api, name, namespace) is None:
+    existing = get_inference_service(api, name, namespace)
+    if existing is None:
         created = _call(
             "create", name, namespace, lambda: api.create_namespaced_custom_object(*args, dict(body))
         )
@@ -289,7 +365,7 @@ def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> t
         name,
         namespace,
         lambda: api.patch_namespaced_custom_object(
-            *args, name, dict(body), _content_type="application/merge-patch+json"
+            *args, name, merge_patch_body(existing, body), _content_type="application/merge-patch+json"
         ),
     )
     logger.info(
@@ -299,6 +375,63 @@ def apply_inference_service(api: CustomObjectsApi, body: Mapping[str, Any]) -> t
         patched["metadata"].get("generation"),
     )
     return patched, False
+
+
+def merge_patch_body(existing: Mapping[str, Any], body: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` as a merge patch that also removes the owned fields ``existing`` has and ``body`` lacks.
+
+    A plain merge patch only adds: without the nulls, dropping --tolerations, --auth or a finished
+    canary would leave the old value in place.
+    """
+    patch = copy.deepcopy(dict(body))
+    for path in _OWNED_PATHS:
+        if _lookup(existing, path) is not None and _lookup(body, path) is None:
+            node = patch
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = None
+    return patch
+
+
+def _lookup(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = obj
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def check_canary_base(existing: Mapping[str, Any] | None, spec: IsvcSpec) -> None:
+    """A canary needs a Ready InferenceService of that name: the revision the rest of the traffic stays on.
+
+    Raises:
+        ConfigError: No InferenceService yet, or one that is not Ready (nothing to split with).
+    """
+    if spec.canary_percent is None or spec.canary_percent == 100:
+        return
+    where = f"InferenceService {spec.namespace}/{spec.name}"
+    if existing is None:
+        raise ConfigError(
+            f"--canary-percent {spec.canary_percent}: {where} does not exist, so there is no previous "
+            "revision to keep serving the rest",
+            fix="deploy the first version without --canary-percent",
+        )
+    if not _is_ready(existing, None):
+        raise ConfigError(
+            f"--canary-percent {spec.canary_percent}: {where} is not Ready ({describe_conditions(existing)})",
+            fix="fix or finish the current rollout first, then roll the canary",
+        )
+
+
+def traffic(isvc: Mapping[str, Any]) -> dict[str, int]:
+    """Percent of traffic per predictor revision (``status.components.predictor.traffic``)."""
+    predictor = ((isvc.get("status") or {}).get("components") or {}).get("predictor") or {}
+    return {
+        str(t.get("revisionName")): int(t.get("percent") or 0)
+        for t in predictor.get("traffic") or []
+        if t.get("revisionName")
+    }
 
 
 def label_inference_service(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from modelpipe.local.ports import free_port, port_is_free
+from modelpipe.processes import free_port, port_is_free
 
 
 def test_a_listening_port_is_not_free() -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -27,8 +24,8 @@ from modelpipe.config import (
 )
 from modelpipe.errors import ConfigError, DeployError
 from modelpipe.files import write_text_atomic
-from modelpipe.local.ports import port_is_free
-from modelpipe.redaction import SECRET_ENV_NAMES, redact
+from modelpipe.processes import alive, log_tail, port_is_free, start_process, stop_group, wait_ready
+from modelpipe.redaction import SECRET_ENV_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +34,6 @@ LOG_FILE = "runtime.log"
 MODEL_DIR = "model"
 HOST = "127.0.0.1"
 RUNTIME_MODULE = "diffusers_runtime"
-_TAIL_LINES = 20
 # Secrets the runtime never needs; the data-connection keys it does need are set explicitly.
 _DROP_FROM_CHILD_ENV = tuple(
     name for name in SECRET_ENV_NAMES if name not in (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)
@@ -114,32 +110,6 @@ def runtime_command(
     ]  # fmt: skip
 
 
-def log_tail(path: Path, lines: int = _TAIL_LINES, *, offset: int = 0) -> str:
-    """The last ``lines`` lines of a log file from byte ``offset`` on, secrets masked ("" without a log)."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            text = handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    return redact("\n".join(line.rstrip() for line in collections.deque(text.splitlines(), maxlen=lines)))
-
-
-def _alive(pid: int) -> bool:
-    """True when ``pid`` runs (a zombie counts as gone; our own exited children are reaped)."""
-    try:
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
 def _is_runtime(pid: int) -> bool:
     """Guard against a recycled pid: the process must be our runtime module."""
     try:
@@ -193,38 +163,19 @@ def stop_local_runtime(target: int | Path, *, timeout: float = 20.0) -> bool:
         pid = state.pid
     else:
         pid = target
-    running = _alive(pid)
+    running = alive(pid)
     if running and not _is_runtime(pid):
         if state_dir is not None:  # the recorded runtime is long gone and its pid was reused
             (state_dir / STATE_FILE).unlink(missing_ok=True)
             return False
         raise DeployError(f"process {pid} is not a {RUNTIME_MODULE} process; not stopping it")
     if running:
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            logger.warning("runtime %d ignored SIGTERM for %.0f s; killing it", pid, timeout)
-            _signal_group(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _alive(pid):
-                raise DeployError(f"runtime process {pid} survived SIGKILL")
+        if not stop_group(pid, timeout=timeout):
+            raise DeployError(f"runtime process {pid} survived SIGKILL")
         logger.info("stopped local runtime %d", pid)
     if state_dir is not None:
         (state_dir / STATE_FILE).unlink(missing_ok=True)
     return running
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, sig)
 
 
 def _reuse(
@@ -235,7 +186,7 @@ def _reuse(
     if state is None:
         return None
     same = (state.model_name, state.model_uri, state.port, state.args) == (model_name, model_uri, port, args)
-    if same and _alive(state.pid) and _is_runtime(state.pid) and model_ready(state.endpoint_url, model_name):
+    if same and alive(state.pid) and _is_runtime(state.pid) and model_ready(state.endpoint_url, model_name):
         return state
     logger.info("replacing the local runtime recorded in %s (pid %d)", state_dir, state.pid)
     stop_local_runtime(state_dir)
@@ -279,24 +230,19 @@ def start_local_runtime(
     shutil.rmtree(download_dir, ignore_errors=True)
     download_dir.mkdir()
     command = runtime_command(model_name, port, args, python, download_dir)
-    with log_file.open("ab") as log_handle:
-        log_handle.write(f"--- modelpipe: starting {model_name} from {model_uri} on port {port}\n".encode())
-        log_handle.flush()
-        log_offset = log_handle.tell()
-        child = subprocess.Popen(
-            command,
-            env=runtime_env(model_uri, s3, os.environ),
-            stdin=subprocess.DEVNULL,
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            cwd=state_dir,
-            start_new_session=True,
-        )
+    child = start_process(
+        command,
+        log_path=log_file,
+        env=runtime_env(model_uri, s3, os.environ),
+        cwd=state_dir,
+        detach=True,
+        banner=f"--- modelpipe: starting {model_name} from {model_uri} on port {port}",
+    )
     state = RuntimeState(child.pid, port, model_name, model_uri, args, str(log_file), time.time())
     _write_state(state_dir, state)
     logger.info("started local runtime pid %d on port %d (log %s)", child.pid, port, log_file)
     _wait_ready(
-        state, (log_file, log_offset), timeout=timeout, poll_seconds=poll_seconds, state_dir=state_dir
+        state, (log_file, child.log_offset), timeout=timeout, poll_seconds=poll_seconds, state_dir=state_dir
     )
     return LocalRuntime(child.pid, state.endpoint_url, model_name, log_file, started=True)
 
@@ -315,20 +261,22 @@ def _wait_ready(
     state: RuntimeState, log: tuple[Path, int], *, timeout: float, poll_seconds: float, state_dir: Path
 ) -> None:
     started = time.monotonic()
-    while not model_ready(state.endpoint_url, state.model_name):
-        if not _alive(state.pid):
-            (state_dir / STATE_FILE).unlink(missing_ok=True)
-            raise DeployError(
-                _failure(f"local runtime for {state.model_name} exited before it was ready", log),
-                fix=f"read {log[0]}; check the model URI and the S3 data connection",
-            )
-        if time.monotonic() - started > timeout:
-            stop_local_runtime(state_dir)
-            raise DeployError(
-                _failure(
-                    f"local runtime for {state.model_name} not ready after {timeout:.0f} s (stopped)", log
-                ),
-                fix=f"read {log[0]}, or raise --timeout",
-            )
-        time.sleep(poll_seconds)
+    outcome = wait_ready(
+        lambda: model_ready(state.endpoint_url, state.model_name),
+        lambda: alive(state.pid),
+        timeout=timeout,
+        poll_seconds=poll_seconds,
+    )
+    if outcome == "exited":
+        (state_dir / STATE_FILE).unlink(missing_ok=True)
+        raise DeployError(
+            _failure(f"local runtime for {state.model_name} exited before it was ready", log),
+            fix=f"read {log[0]}; check the model URI and the S3 data connection",
+        )
+    if outcome == "timeout":
+        stop_local_runtime(state_dir)
+        raise DeployError(
+            _failure(f"local runtime for {state.model_name} not ready after {timeout:.0f} s (stopped)", log),
+            fix=f"read {log[0]}, or raise --timeout",
+        )
     logger.info("local runtime %d ready in %.1f s", state.pid, time.monotonic() - started)

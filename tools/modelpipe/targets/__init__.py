@@ -1,0 +1,1 @@
+"""Where a deploy puts the model server: a KServe InferenceService or a local process."""
