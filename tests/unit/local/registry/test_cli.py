@@ -44,7 +44,7 @@ def test_token_file_wins_over_the_environment(
 ) -> None:
     monkeypatch.setenv("MODEL_REGISTRY_TOKEN", "from-env-token")
     (tmp_path / "token").write_text("from-file-token\n")
-    assert main(["--db", str(tmp_path / "r.db"), "--token-file", str(tmp_path / "token")]) == 0
+    assert registry_cli.main(["--db", str(tmp_path / "r.db"), "--token-file", str(tmp_path / "token")]) == 0
     assert served["token"] == "from-file-token"
 
 
@@ -55,19 +55,19 @@ def test_unusable_token_file_is_one_line_error_exit_1(
     token_file = tmp_path / "token"
     if content is not None:
         token_file.write_text(content)
-    assert main(["--db", str(tmp_path / "r.db"), "--token-file", str(token_file)]) == 1
+    assert registry_cli.main(["--db", str(tmp_path / "r.db"), "--token-file", str(token_file)]) == 1
     assert "--token-file" in capsys.readouterr().err and not served
 
 
 def test_token_and_token_file_together_is_a_usage_error(served: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--db", str(tmp_path / "r.db"), "--token", "t", "--token-file", str(tmp_path / "token")])
+        registry_cli.main(["--db", str(tmp_path / "r.db"), "--token", "t", "--token-file", str(tmp_path / "token")])
     assert exit_info.value.code == 2 and not served
 
 
 def test_help_warns_that_the_token_flag_is_visible_to_other_users(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        main(["--help"])
+        registry_cli.main(["--help"])
     assert "visible to other local users" in " ".join(capsys.readouterr().out.split())
 
 
