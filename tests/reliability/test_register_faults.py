@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from modelpipe.config import RegistrySettings
+from modelpipe.errors import RegistryError, VersionConflictError
 from modelpipe.manifest import build_manifest, hash_files, write_manifest
 from modelpipe.registry_client import request_budget
+from modelpipe.steps.register import register_model
 
 from tests.fixtures.registry import RegistryServer
 from tests.support.tools import REPO_ROOT
@@ -85,18 +88,31 @@ def test_six_concurrent_identical_registers_all_succeed_with_the_same_ids(
 def test_concurrent_register_of_conflicting_content_still_fails(
     registry_server: RegistryServer, tmp_path: Path
 ) -> None:
-    first = _model(tmp_path / "a")
-    other = _model(tmp_path / "b", '{"_class_name": "StableDiffusionXLPipeline"}')
-    with ThreadPoolExecutor(2) as pool:
-        runs = list(
-            pool.map(
-                lambda job: _register(registry_server.url, job[0], tmp_path / job[1]),
-                [(first, "ra"), (other, "rb")],
+    # In-process threads: the same race as separate runs, without two interpreter start-ups.
+    settings = RegistrySettings(url=registry_server.url, token=None, author="tests")
+    manifests = [
+        _model(tmp_path / "a") / "manifest.json",
+        _model(tmp_path / "b", '{"_class_name": "StableDiffusionXLPipeline"}') / "manifest.json",
+    ]
+
+    def attempt(manifest: Path) -> BaseException | None:
+        try:
+            register_model(
+                registry=settings,
+                model_name="tiny-sd",
+                version_name="1.0",
+                model_uri=MODEL_URI,
+                manifest=manifest,
             )
-        )
-    assert sorted(run.returncode for run in runs) == [0, 1], [run.stderr[-500:] for run in runs]
-    failed = next(run for run in runs if run.returncode == 1)
-    assert "--version-name" in failed.stderr
+        except RegistryError as err:
+            return err
+        return None
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(attempt, manifests))
+    failures = [outcome for outcome in outcomes if outcome is not None]
+    assert len(failures) == 1, outcomes
+    assert isinstance(failures[0], VersionConflictError), repr(failures[0])
 
 
 @pytest.fixture

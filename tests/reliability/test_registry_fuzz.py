@@ -22,7 +22,7 @@ from tests.integration.registry.test_openapi_conformance import _spec_for
 
 pytestmark = pytest.mark.integration
 
-MAX_EXAMPLES = 6
+MAX_EXAMPLES = 4
 LISTS = (
     "registered_models",
     "model_versions",

@@ -69,7 +69,7 @@ def _everything_reads(client: httpx.Client, model_id: str | None) -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     derandomize=True,
     suppress_health_check=list(HealthCheck),

@@ -140,7 +140,7 @@ def test_upload_survives_a_short_s3_restart(big_model: Path, s3_server: Any, tmp
     while _parts_done(client, s3_server.bucket) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     s3_server.stop()
-    time.sleep(5)
+    time.sleep(3)
     s3_server.start()
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr[-2000:]
