@@ -7,8 +7,11 @@ PIP := $(VENV)/bin/pip
 CONSTRAINTS := tools/constraints.txt
 STAMP := $(VENV)/.installed
 TEKTON_LINT := tests/manifests/node_modules/.bin/tekton-lint
+# The vLLM CPU build pins its own torch and transformers, so it lives in a venv of its own.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: help setup venv system-tools node-tools test test-unit lint clean
+.PHONY: help setup venv vllm-venv eval-env system-tools node-tools test test-unit lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +25,16 @@ $(STAMP): tools/pyproject.toml runtime/pyproject.toml $(CONSTRAINTS)
 	@! $(PIP) show --quiet torchvision 2>/dev/null || { echo "torchvision must not be installed" >&2; exit 1; }
 	touch $@
 
+vllm-venv: $(VLLM_STAMP) ## create .venv-vllm with the vLLM CPU server (idempotent; used by LLM tests and local runs)
+
+$(VLLM_STAMP): tools/vllm-constraints.txt tools/scripts/setup-vllm-venv.sh
+	tools/scripts/setup-vllm-venv.sh $(VLLM_VENV) >/dev/null
+	touch $@
+
+# lm-eval and guidellm in their own venv: `modelpipe evaluate` and the LLM benchmark run them from there.
+eval-env: ## create .venv-eval with lm-eval and guidellm, pinned by tools/eval-constraints.txt (idempotent)
+	tools/scripts/setup-eval-env.sh .venv-eval
+
 system-tools: ## install buildah, skopeo, docker-registry, shellcheck, crun when missing
 	tools/scripts/install-system-tools.sh
 
@@ -31,7 +44,7 @@ $(TEKTON_LINT): tests/manifests/package.json tests/manifests/package-lock.json
 	npm ci --prefix tests/manifests --no-audit --no-fund --silent
 	touch $@
 
-setup: venv system-tools node-tools ## everything the tests need
+setup: venv vllm-venv eval-env system-tools node-tools ## everything the tests need
 
 test: setup ## run every test (unit, integration, e2e, manifests)
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests

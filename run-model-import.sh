@@ -8,7 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 usage() {
   cat <<'USAGE'
 usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--version V]
-                             [--param KEY=VALUE]... [--namespace NS] [--env-file FILE]
+                             [SERVING FLAGS] [--param KEY=VALUE]... [--namespace NS] [--env-file FILE]
                              [--follow] [--dry-run] [--local [ARGS...]]
 
   --model      Hugging Face repository ORG/REPO, or a full hf:// / file:// source
@@ -17,6 +17,13 @@ usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--ver
   --name       registered model name and InferenceService name (default: from --model)
   --version    model version name (default: v1)
   --param      any other model-import param, e.g. --param build-image=true (repeatable)
+
+serving flags (each sets the model-import param of the same name; README "Serving options"):
+  --deploy-mode RawDeployment|Serverless   --min-replicas N   --max-replicas N
+  --scale-metric cpu|memory|concurrency|rps   --scale-target N   --cpu Q   --memory Q
+  --gpus N (param deploy-gpus)   --gpu-resource NAME   --node-selector LABEL=VALUE,...
+  --tolerations YAML   --service-account SA   --expose true|false   --auth true|false
+  --storage s3|pvc   --canary-percent 1-100
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
   --env-file   settings file that must exist (default: .env next to this script, when present);
                only non-secret keys are read: NAMESPACE, AWS_S3_BUCKET, GIT_URL, GIT_REVISION,
@@ -28,6 +35,9 @@ usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--ver
 examples:
   ./run-model-import.sh --model stabilityai/sd-turbo --revision main --version v1 --follow
   ./run-model-import.sh --dry-run --param deploy=false
+  ./run-model-import.sh --min-replicas 2 --max-replicas 4 --gpus 1 \
+      --node-selector nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB \
+      --tolerations '[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]' --expose true --auth true
   ./run-model-import.sh --local
 USAGE
 }
@@ -40,15 +50,21 @@ model=stabilityai/sd-turbo
 revision=""
 name=""
 version=v1
+# Serving choices: flag --X sets pipeline param X (--gpus sets deploy-gpus); modelpipe deploy checks them.
+SERVING_FLAGS="--deploy-mode --min-replicas --max-replicas --scale-metric --scale-target --cpu --memory --gpus
+  --gpu-resource --node-selector --tolerations --service-account --expose --auth --storage --canary-percent"
+serving_params=()
 set_flag() {
   case $1 in
     --model) model=$2 ;;
     --revision) revision=$2 ;;
     --name) name=$2 ;;
     --version) version=$2 ;;
+    --gpus) serving_params+=("deploy-gpus=$2") ;;
+    *) serving_params+=("${1#--}=$2") ;;
   esac
 }
-parse_run_args "--model --revision --name --version" set_flag "$@"
+parse_run_args "--model --revision --name --version ${SERVING_FLAGS//$'\n'/ }" set_flag "$@"
 
 if [[ $model == *://* ]]; then
   source_uri=$model
@@ -65,7 +81,8 @@ fi
 require_dns_label --name "$name"
 
 load_run_env "$here/.env"
-params=("model-source=$source_uri" "model-name=$name" "version-name=$version" "deploy-name=$name")
+params=("model-source=$source_uri" "model-name=$name" "version-name=$version" "deploy-name=$name"
+  ${serving_params[@]+"${serving_params[@]}"})
 [ -z "$revision" ] || params+=("model-revision=$revision")
 [ -z "$(env_value AWS_S3_BUCKET)" ] || params+=("s3-bucket=$(env_value AWS_S3_BUCKET)")
 [ -z "$(env_value GIT_URL)" ] || params+=("git-url=$(env_value GIT_URL)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -18,7 +19,8 @@ from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 
 from .engine import BatchingOptions, PipelineOptions
 from .errors import ModelLoadError
-from .logs import flush_logs, log_like_kserve, write_logs_in_background
+from .families import ServingDefaults
+from .logs import flush_logs, log_like_kserve, quiet_client_errors, write_logs_in_background
 from .model import DiffusersModel, RuntimeDataPlane, register_routes
 from .schema import MIN_SIDE, Limits
 from .storage import check_model_dir, download_model, is_remote, local_path
@@ -33,6 +35,10 @@ EXAMPLES = """examples:
 """
 
 
+DEFAULT_REQUEST_PIXEL_STEPS = 4 * 1024 * 1024 * 50
+DEFAULT_SERVER_PIXEL_STEPS = 4 * DEFAULT_REQUEST_PIXEL_STEPS
+
+
 def _bool(value: str) -> bool:
     lowered = value.lower()
     if lowered in ("true", "1", "yes"):
@@ -40,6 +46,39 @@ def _bool(value: str) -> bool:
     if lowered in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _optional_int(value: str) -> int | None:
+    if not value.strip():
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or '', got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
+
+
+def _optional_float(value: str) -> float | None:
+    if not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or '', got {value!r}") from None
+    if not 0.0 <= number <= 30.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 30, got {value}")
+    return number
+
+
+def _optional_size(value: str) -> tuple[int, int] | None:
+    if not value.strip():
+        return None
+    match = re.fullmatch(r"(\d{2,5})x(\d{2,5})", value.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 512x512 or '', got {value!r}")
+    return int(match.group(1)), int(match.group(2))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,12 +122,71 @@ def build_parser() -> argparse.ArgumentParser:
         help="pad every call to --max_batch_size so an image is byte-identical alone or batched "
         "(default: true)",
     )
+    group.add_argument(
+        "--variant",
+        default=None,
+        help="weight variant to load, e.g. fp16 (default: the one manifest.json records; '' for the default "
+        "weights)",
+    )
+    group.add_argument(
+        "--default_steps",
+        type=_optional_int,
+        default=None,
+        help="num_inference_steps of requests without it (default: the model's own; '' too)",
+    )
+    group.add_argument(
+        "--default_guidance",
+        type=_optional_float,
+        default=None,
+        help="guidance_scale of requests without it (default: the model's own; '' too)",
+    )
+    group.add_argument(
+        "--default_size",
+        type=_optional_size,
+        default=None,
+        metavar="WIDTHxHEIGHT",
+        help="size of requests without one, e.g. 512x512 (default: the model's own; '' too)",
+    )
     group.add_argument("--max_steps", type=int, default=100, help="max num_inference_steps (default: 100)")
     group.add_argument(
         "--max_pixels", type=int, default=1024 * 1024, help="max width*height (default: 1048576)"
     )
     group.add_argument(
         "--max_images_per_request", type=int, default=4, help="max images per request (default: 4)"
+    )
+    group.add_argument(
+        "--max_request_pixel_steps",
+        type=int,
+        default=DEFAULT_REQUEST_PIXEL_STEPS,
+        help="max width*height*steps summed over a request's images; more is a 400 "
+        f"(default: {DEFAULT_REQUEST_PIXEL_STEPS}, four 1024x1024 images at 50 steps)",
+    )
+    group.add_argument(
+        "--max_server_pixel_steps",
+        type=int,
+        default=DEFAULT_SERVER_PIXEL_STEPS,
+        help="max width*height*steps of all images queued or running; a request beyond it gets 429 "
+        f"with Retry-After (default: {DEFAULT_SERVER_PIXEL_STEPS})",
+    )
+    group.add_argument(
+        "--request_timeout_s",
+        type=float,
+        default=0.0,
+        help="deadline of every request in seconds, 0 for none; a Request-Timeout header may shorten it. "
+        "Past it the answer is 503 and the request's images are dropped (default: 0)",
+    )
+    group.add_argument(
+        "--enable_repository_routes",
+        type=_bool,
+        default=False,
+        help="serve kserve's /v2/repository load/unload routes, which let any client unload the model "
+        "(default: false, 404)",
+    )
+    group.add_argument(
+        "--enable_explain_route",
+        type=_bool,
+        default=False,
+        help="serve kserve's :explain route (not implemented by this model: 501) (default: false, 404)",
     )
     return parser
 
@@ -109,6 +207,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--max_pixels must be >= {MIN_SIDE * MIN_SIDE}")
     if args.max_queue < args.max_images_per_request:
         parser.error("--max_queue must be >= --max_images_per_request")
+    if args.max_request_pixel_steps < MIN_SIDE * MIN_SIDE:
+        parser.error(
+            f"--max_request_pixel_steps must be >= {MIN_SIDE * MIN_SIDE} (one {MIN_SIDE}x{MIN_SIDE} step)"
+        )
+    if args.max_server_pixel_steps < args.max_request_pixel_steps:
+        parser.error("--max_server_pixel_steps must be >= --max_request_pixel_steps")
+    if not 0 <= args.request_timeout_s < float("inf"):
+        parser.error("--request_timeout_s must be >= 0 (0: no deadline)")
     return args
 
 
@@ -159,18 +265,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.model_name,
         model_dir=model_dir,
         pipeline_options=PipelineOptions(
-            device=args.device, dtype=args.dtype, compile=args.compile, cpu_offload=args.cpu_offload
+            device=args.device,
+            dtype=args.dtype,
+            compile=args.compile,
+            cpu_offload=args.cpu_offload,
+            variant=args.variant,
+            serving_defaults=ServingDefaults(
+                steps=args.default_steps,
+                guidance_scale=args.default_guidance,
+                width=args.default_size[0] if args.default_size else None,
+                height=args.default_size[1] if args.default_size else None,
+            ),
         ),
         batching=BatchingOptions(
             max_batch_size=args.max_batch_size,
             max_batch_delay_s=args.max_batch_delay_ms / 1000.0,
             max_queue=args.max_queue,
             batch_invariant=args.batch_invariant,
+            max_pending_pixel_steps=args.max_server_pixel_steps,
         ),
         limits=Limits(
             max_steps=args.max_steps,
             max_pixels=args.max_pixels,
             max_images_per_request=args.max_images_per_request,
+            max_request_pixel_steps=args.max_request_pixel_steps,
         ),
         download_seconds=download_seconds,
     )
@@ -191,11 +309,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     configure_latency_logging(args.enable_latency_logging)
     log_like_kserve(logger.name)
+    quiet_client_errors()
     write_logs_in_background()
     server.dataplane = RuntimeDataPlane(model_registry=server.registered_models)
     # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
     server.register_model(model)
-    register_routes(model_server.app, model)
+    register_routes(
+        model_server.app,
+        model,
+        enable_repository_routes=args.enable_repository_routes,
+        enable_explain_route=args.enable_explain_route,
+        request_timeout_s=args.request_timeout_s or None,
+    )
     threading.Thread(target=_load_or_exit, args=(model,), name="model-load", daemon=True).start()
     server.start([])
     return 0

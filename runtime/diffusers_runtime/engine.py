@@ -8,6 +8,7 @@ import contextlib
 import copy
 import gc
 import inspect
+import json
 import logging
 import math
 import threading
@@ -19,27 +20,22 @@ from typing import Any
 
 import torch
 
-from .errors import EngineStoppedError, GenerationOutOfMemoryError, ModelLoadError, QueueFullError
+from .errors import (
+    BadRequestError,
+    DeadlineExceededError,
+    EngineStoppedError,
+    GenerationError,
+    GenerationOutOfMemoryError,
+    ModelLoadError,
+    QueueFullError,
+    ServerBusyError,
+)
+from .families import DEFAULT_SCHEDULER, SCHEDULERS, FamilyRules, ServingDefaults, rules_for
 from .metrics import RuntimeMetrics
 from .storage import check_model_dir
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SCHEDULER = "default"
-# Request name -> diffusers scheduler class. A name is offered only when the loaded pipeline lists the class
-# among its scheduler's `compatibles`.
-SCHEDULERS: dict[str, str] = {
-    "ddim": "DDIMScheduler",
-    "pndm": "PNDMScheduler",
-    "lms": "LMSDiscreteScheduler",
-    "euler": "EulerDiscreteScheduler",
-    "euler_a": "EulerAncestralDiscreteScheduler",
-    "heun": "HeunDiscreteScheduler",
-    "dpmpp_2m": "DPMSolverMultistepScheduler",
-    "unipc": "UniPCMultistepScheduler",
-    "deis": "DEISMultistepScheduler",
-    "flow_match_euler": "FlowMatchEulerDiscreteScheduler",
-}
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -51,20 +47,27 @@ class PipelineOptions:
     dtype: str = "auto"
     compile: bool = False
     cpu_offload: str = "none"
+    # Weight variant to load (e.g. fp16); None takes the one manifest.json records, "" forces the default.
+    variant: str | None = None
+    serving_defaults: ServingDefaults = field(default_factory=ServingDefaults)
 
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    """Dynamic batching: images per call, how long the oldest waits for company, queue bound in images."""
+    """Dynamic batching: images per call, how long the oldest waits for company, queue bound in images,
+    and the server-wide bound on the pixel-steps queued or running (None: no bound)."""
 
     max_batch_size: int = 4
     max_batch_delay_s: float = 0.01
     max_queue: int = 64
     batch_invariant: bool = True
+    max_pending_pixel_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_queue < 1 or self.max_batch_delay_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_batch_delay_s >= 0")
+        if self.max_pending_pixel_steps is not None and self.max_pending_pixel_steps < 1:
+            raise ValueError("max_pending_pixel_steps must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class BatchKey:
     guidance_scale: float
     scheduler: str = DEFAULT_SCHEDULER
     has_negative_prompt: bool = False
+
+    @property
+    def pixel_steps(self) -> int:
+        """The cost of one image: width x height x steps (what the cost limits count)."""
+        return self.height * self.width * self.num_inference_steps
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class LoadedPipeline:
     scheduler_names: tuple[str, ...]
     supports_negative_prompt: bool
     supports_step_callback: bool
+    rules: FamilyRules | None = None
     _scheduler_templates: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -127,7 +136,8 @@ class LoadedPipeline:
             if scheduler == DEFAULT_SCHEDULER:
                 scheduler_cls = type(base)
             else:
-                scheduler_cls = next(c for c in base.compatibles if c.__name__ == SCHEDULERS[scheduler])
+                candidates = [type(base), *base.compatibles]
+                scheduler_cls = next(c for c in candidates if c.__name__ == SCHEDULERS[scheduler])
             template = self._scheduler_templates[scheduler] = scheduler_cls.from_config(base.config)
         pipe = copy.copy(self.pipeline)
         pipe.scheduler = copy.deepcopy(template)
@@ -168,25 +178,37 @@ def load_pipeline(model_dir: Path, options: PipelineOptions) -> LoadedPipeline:
     device = resolve_device(options.device)
     dtype = resolve_dtype(options.dtype, device)
     check_model_dir(model_dir, str(model_dir))
+    recorded = read_manifest(model_dir)
+    variant = recorded.get("variant") if options.variant is None else options.variant
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(str(model_dir), dtype=dtype, local_files_only=True)
+        pipe = AutoPipelineForText2Image.from_pretrained(
+            str(model_dir), dtype=dtype, local_files_only=True, variant=variant or None
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if variant:
+            reason += f" (weight variant {variant!r})"
         raise ModelLoadError(str(model_dir), reason) from err
     _place(pipe, device, options)
     pipe.set_progress_bar_config(disable=True)
-    height, width = _default_size(pipe)
+    rules = rules_for(
+        pipe,
+        model_name_hint=f"{recorded.get('source', '')} {model_dir.name}",
+        explicit=options.serving_defaults,
+    )
     call_params = inspect.signature(pipe.__call__).parameters
     loaded = LoadedPipeline(
         pipeline=pipe,
         device=device,
         dtype=dtype,
-        default_height=height,
-        default_width=width,
-        scheduler_names=_scheduler_names(pipe),
-        supports_negative_prompt="negative_prompt" in call_params,
+        default_height=rules.height,
+        default_width=rules.width,
+        scheduler_names=rules.scheduler_names,
+        supports_negative_prompt=rules.negative_prompt is None,
         supports_step_callback="callback_on_step_end" in call_params,
+        rules=rules,
     )
+    height, width = rules.height, rules.width
     logger.info(
         "loaded %s on %s (%s), default size %dx%d, schedulers %s",
         loaded.class_name,
@@ -196,7 +218,27 @@ def load_pipeline(model_dir: Path, options: PipelineOptions) -> LoadedPipeline:
         height,
         ",".join(loaded.scheduler_names),
     )
+    logger.info(
+        "serving defaults of this %s model (%s): %d steps, guidance %g, %dx%d",
+        rules.family,
+        rules.defaults_source,
+        rules.steps,
+        rules.guidance_scale,
+        rules.width,
+        rules.height,
+    )
     return loaded
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    """What modelpipe's manifest.json records (source, variant), or {} for folders without one."""
+    try:
+        content = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(str(model_dir), f"manifest.json is unreadable: {err}") from None
+    return content if isinstance(content, dict) else {}
 
 
 def _denoiser(pipe: Any) -> Any:
@@ -225,21 +267,6 @@ def _place(pipe: Any, device: torch.device, options: PipelineOptions) -> None:
                 pipe.transformer = compiled
 
 
-def _default_size(pipe: Any) -> tuple[int, int]:
-    sample = getattr(pipe, "default_sample_size", None)
-    if sample is None:
-        sample = _denoiser(pipe).config.sample_size
-    scale = getattr(pipe, "vae_scale_factor", 8)
-    if isinstance(sample, (list, tuple)):
-        return int(sample[0]) * scale, int(sample[1]) * scale
-    return int(sample) * scale, int(sample) * scale
-
-
-def _scheduler_names(pipe: Any) -> tuple[str, ...]:
-    compatible = {cls.__name__ for cls in pipe.scheduler.compatibles} | {type(pipe.scheduler).__name__}
-    return (DEFAULT_SCHEDULER, *(name for name, cls in SCHEDULERS.items() if cls in compatible))
-
-
 def is_out_of_memory(err: BaseException) -> bool:
     """True for CUDA OOM, CPU allocator failures and Python MemoryError."""
     if isinstance(err, (torch.OutOfMemoryError, MemoryError)):
@@ -263,6 +290,18 @@ class _Pending:
     enqueued: float
 
 
+class _BatchAbandoned(Exception):
+    """Raised from the step callback: every request of the running batch is gone (client or deadline)."""
+
+
+def abandon_reason(future: concurrent.futures.Future[Any]) -> str:
+    """Why a request's future settled before its images: ``cancelled`` (client gone), ``deadline``, or
+    ``failed`` (another image of the same request failed)."""
+    if future.cancelled():
+        return "cancelled"
+    return "deadline" if isinstance(future.exception(), DeadlineExceededError) else "failed"
+
+
 class Engine:
     """Runs pipeline calls on one worker thread, batching compatible images from concurrent requests.
 
@@ -284,6 +323,7 @@ class Engine:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._pending_pixel_steps = 0  # queued and running images, for the server-wide limit
         self._batch_seconds = 1.0  # moving average, for Retry-After
         self._thread = threading.Thread(target=self._run, name="diffusers-engine", daemon=True)
 
@@ -295,6 +335,7 @@ class Engine:
         with self._cond:
             self._stopping = True
             pending, self._queue = list(self._queue), collections.deque()
+            self._pending_pixel_steps -= sum(item.request.key.pixel_steps for item in pending)
             self._cond.notify_all()
         for item in pending:
             _fail(item.job, EngineStoppedError())
@@ -305,26 +346,45 @@ class Engine:
     def queued_images(self) -> int:
         return len(self._queue)
 
+    @property
+    def pending_pixel_steps(self) -> int:
+        """Pixel-steps of the images queued or running."""
+        return self._pending_pixel_steps
+
     def submit(self, images: Sequence[ImageRequest]) -> concurrent.futures.Future[list[GeneratedImage]]:
-        """Queue images of one request; the future resolves with them in order, or with the batch's error.
+        """Queue images of one request; the future resolves with them in order, or with the error of the
+        request's own images.
+
+        Settling the future early (cancel it when the client goes away, or fail it with
+        DeadlineExceededError) abandons the request: its queued images are dropped and a running batch
+        made only of abandoned requests stops at its next denoising step.
 
         Raises:
             QueueFullError: Adding these images would exceed ``max_queue``.
+            ServerBusyError: Their pixel-steps would exceed ``max_pending_pixel_steps``.
             EngineStoppedError: The engine is shutting down.
         """
         if not images:
             raise ValueError("submit needs at least one image")
         job = _Job(concurrent.futures.Future(), [None] * len(images), len(images))
+        cost = sum(request.key.pixel_steps for request in images)
         with self._cond:
             if self._stopping:
                 raise EngineStoppedError()
+            self._drop_abandoned()
             queued = len(self._queue)
+            batches_ahead = queued / self.batching.max_batch_size + 1
+            retry = max(1, math.ceil(batches_ahead * self._batch_seconds))
             if queued + len(images) > self.batching.max_queue:
-                batches_ahead = queued / self.batching.max_batch_size + 1
-                retry = max(1, math.ceil(batches_ahead * self._batch_seconds))
                 raise QueueFullError(
                     queued=queued, requested=len(images), limit=self.batching.max_queue, retry_after=retry
                 )
+            limit = self.batching.max_pending_pixel_steps
+            if limit is not None and self._pending_pixel_steps + cost > limit:
+                raise ServerBusyError(
+                    pending=self._pending_pixel_steps, requested=cost, limit=limit, retry_after=retry
+                )
+            self._pending_pixel_steps += cost
             now = time.monotonic()
             self._queue.extend(_Pending(request, job, i, now) for i, request in enumerate(images))
             self._metrics.queue_depth(len(self._queue))
@@ -349,8 +409,7 @@ class Engine:
             while True:
                 if self._stopping:
                     return None
-                while self._queue and self._queue[0].job.future.done():
-                    self._queue.popleft()  # cancelled by the client, or failed with an earlier batch
+                self._drop_abandoned()
                 if not self._queue:
                     self._metrics.queue_depth(0)
                     self._cond.wait()
@@ -371,19 +430,54 @@ class Engine:
             self._metrics.queue_depth(len(self._queue))
             return picked
 
+    def _drop_abandoned(self) -> None:
+        """Remove the queued images of requests already settled (client gone, deadline, sibling failed)."""
+        if not any(item.job.future.done() for item in self._queue):
+            return
+        kept: collections.deque[_Pending] = collections.deque()
+        for item in self._queue:
+            if item.job.future.done():
+                self._pending_pixel_steps -= item.request.key.pixel_steps
+                self._metrics.image_dropped(abandon_reason(item.job.future), "queued")
+            else:
+                kept.append(item)
+        self._queue = kept
+        self._metrics.queue_depth(len(kept))
+
     def _generate(self, batch: list[_Pending]) -> None:
         started = time.monotonic()
         for item in batch:
             self._metrics.queue_wait(started - item.enqueued)
+        try:
+            self._generate_batch(batch, started)
+        finally:
+            with self._cond:
+                self._pending_pixel_steps -= sum(item.request.key.pixel_steps for item in batch)
+
+    def _generate_batch(self, batch: list[_Pending], started: float) -> None:
         requests = [item.request for item in batch]
         try:
-            images = self._call_pipeline(requests)
-        # The worker thread must survive anything a batch raises; the error goes to the requests' futures
-        # (kserve answers an unknown one with a 500 and its traceback in the log).
-        except Exception as err:
-            error = self._batch_error(err, requests)
+            images = self._call_pipeline(requests, batch)
+        except _BatchAbandoned:
             for item in batch:
-                _fail(item.job, error)
+                self._metrics.image_dropped(abandon_reason(item.job.future), "running")
+            return
+        # The worker thread must survive anything a batch raises; the error goes to the requests' futures.
+        except Exception as err:
+            if is_out_of_memory(err):
+                error = self._out_of_memory(err, requests)
+                for item in batch:
+                    _fail(item.job, error)
+            elif len({id(item.job) for item in batch}) > 1:
+                # One request's input can fail the whole call (a prompt the tokenizer rejects): run each
+                # image alone so only the guilty request fails.
+                logger.warning("a batch of %d failed (%s); retrying its images one by one", len(batch), err)
+                for item in batch:
+                    self._generate_alone(item)
+            else:
+                error = self._request_error(err, requests)
+                for item in batch:
+                    _fail(item.job, error)
             return
         seconds = time.monotonic() - started
         self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * seconds
@@ -391,10 +485,31 @@ class Engine:
         for item, image in zip(batch, images, strict=False):
             _deliver(item, GeneratedImage(image=image, seed=item.request.seed))
 
-    def _batch_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
-        if not is_out_of_memory(err):
-            logger.error("generation failed for a batch of %d", len(requests), exc_info=err)
+    def _generate_alone(self, item: _Pending) -> None:
+        if item.job.future.done():
+            return
+        try:
+            images = self._call_pipeline([item.request], [item])
+        except _BatchAbandoned:
+            self._metrics.image_dropped(abandon_reason(item.job.future), "running")
+            return
+        except Exception as err:
+            _fail(item.job, self._request_error(err, [item.request]))
+            return
+        self._metrics.batch(1, 0.0)
+        _deliver(item, GeneratedImage(image=images[0], seed=item.request.seed))
+
+    def _request_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
+        """The error a request gets when its own images failed: the pipeline's 400, OOM's 503, else 500."""
+        if isinstance(err, BadRequestError):
+            logger.debug("the pipeline refused a request of %d image(s): %s", len(requests), err)
             return err
+        if is_out_of_memory(err):
+            return self._out_of_memory(err, requests)
+        logger.error("generation failed for a request of %d image(s)", len(requests), exc_info=err)
+        return GenerationError(err)
+
+    def _out_of_memory(self, err: Exception, requests: list[ImageRequest]) -> Exception:
         key = requests[0].key
         logger.warning("out of memory: batch of %d at %dx%d: %s", len(requests), key.width, key.height, err)
         gc.collect()
@@ -404,7 +519,7 @@ class Engine:
             batch_size=len(requests), height=key.height, width=key.width, device=str(self.loaded.device)
         )
 
-    def _call_pipeline(self, requests: list[ImageRequest]) -> list[Any]:
+    def _call_pipeline(self, requests: list[ImageRequest], batch: Sequence[_Pending] = ()) -> list[Any]:
         key = requests[0].key
         padded = list(requests)
         if self.batching.batch_invariant:
@@ -422,18 +537,41 @@ class Engine:
         if key.has_negative_prompt:
             kwargs["negative_prompt"] = [r.negative_prompt or "" for r in padded]
         if self.loaded.supports_step_callback:
-            kwargs["callback_on_step_end"] = _StepTimer(self._metrics)
+            kwargs["callback_on_step_end"] = _StepWatch(self._metrics, [item.job.future for item in batch])
+        if self.loaded.rules is not None:
+            kwargs.update(self.loaded.rules.call_kwargs)
         pipe = self.loaded.pipeline_for(key.scheduler)
-        with torch.inference_mode():
-            output = pipe(**kwargs)
+        try:
+            with torch.inference_mode():
+                output = pipe(**kwargs)
+        except ValueError as err:
+            # The request was validated against the family's rules; a ValueError the pipeline still raises
+            # is about the values it was given (sizes, steps, texts), so it is the client's.
+            raise request_error(err) from err
         return list(output.images[: len(requests)])
 
 
-class _StepTimer:
-    """``callback_on_step_end`` that observes the seconds between consecutive denoising steps."""
+_REQUEST_FIELDS = ("negative_prompt", "num_inference_steps", "guidance_scale", "height", "width", "prompt")
 
-    def __init__(self, metrics: RuntimeMetrics) -> None:
+
+def request_error(err: ValueError) -> BadRequestError:
+    """A pipeline's ValueError as a 400 naming the request field its message is about."""
+    message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    lowered = message.lower()
+    named = next((name for name in _REQUEST_FIELDS if name in lowered), None)
+    if named is None and ("steps" in lowered or "timesteps" in lowered):
+        named = "num_inference_steps"
+    return BadRequestError(f"{named or 'request'}: the pipeline refused the request values: {message}")
+
+
+class _StepWatch:
+    """``callback_on_step_end``: observes the seconds per denoising step, and stops the call when every
+    request in it has been abandoned (raising skips the remaining steps and the VAE decode, where
+    diffusers' own ``interrupt`` flag would still decode)."""
+
+    def __init__(self, metrics: RuntimeMetrics, futures: Sequence[concurrent.futures.Future[Any]]) -> None:
         self._metrics = metrics
+        self._futures = futures
         self._last = time.monotonic()
 
     def __call__(
@@ -442,6 +580,8 @@ class _StepTimer:
         now = time.monotonic()
         self._metrics.step(now - self._last)
         self._last = now
+        if self._futures and all(future.done() for future in self._futures):
+            raise _BatchAbandoned()
         return callback_kwargs
 
 

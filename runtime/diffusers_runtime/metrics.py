@@ -54,6 +54,12 @@ QUEUE_DEPTH = Gauge("diffusers_queue_depth", "Images waiting for a batch", ["mod
 REJECTED = Counter(
     "diffusers_requests_rejected", "Requests answered with an error, by reason", ["model_name", "reason"]
 )
+IMAGES_DROPPED = Counter(
+    "diffusers_images_dropped",
+    "Images not generated because their request was abandoned (client gone, deadline, sibling failed), "
+    "by reason and by stage: dropped from the queue, or stopped at a denoising step",
+    ["model_name", "reason", "stage"],
+)
 
 # GPU figures, read from torch.cuda when Prometheus scrapes (nothing is sampled in between). Memory is what
 # PyTorch's caching allocator reports for this process: tensors (allocated), the cache holding them
@@ -149,6 +155,9 @@ class RuntimeMetrics:
         self._batch_size.observe(size)
         self._batch_seconds.observe(seconds)
         self._images.inc(size)
+
+    def image_dropped(self, reason: str, stage: str) -> None:
+        IMAGES_DROPPED.labels(model_name=self.model_name, reason=reason, stage=stage).inc()
 
     def step(self, seconds: float) -> None:
         self._step.observe(seconds)

@@ -13,11 +13,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .engine import DEFAULT_SCHEDULER, BatchKey, ImageRequest
 from .errors import BadRequestError
+from .families import MAX_SIDE, MIN_SIDE, FamilyRules
 
 OUTPUT_FORMATS = ("PNG", "JPEG", "WEBP")
 FORMAT_ALIASES = {"JPG": "JPEG"}
-MIN_SIDE = 64
-MAX_SIDE = 4096
 MAX_PROMPT_CHARS = 2000
 MAX_GUIDANCE = 30.0
 MAX_SEED = 2**63 - 1
@@ -32,6 +31,8 @@ class Limits:
     max_steps: int = 100
     max_pixels: int = 1024 * 1024
     max_images_per_request: int = 4
+    # width x height x steps summed over a request's images; None: no bound beyond the ones above.
+    max_request_pixel_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class Capabilities:
     supports_negative_prompt: bool = True
     default_steps: int = 30
     default_guidance: float = 7.5
+    rules: FamilyRules | None = None
 
 
 @dataclass(frozen=True)
@@ -124,13 +126,16 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
     Raises:
         BadRequestError: A value is empty, out of range or not offered by this model; the message names it.
     """
+    check_text(fields.prompt, f"{where}prompt")
     if not fields.prompt.strip():
         raise BadRequestError(f"{where}prompt: must not be empty")
     if len(fields.prompt) > MAX_PROMPT_CHARS:
         raise BadRequestError(f"{where}prompt: longer than {MAX_PROMPT_CHARS} characters")
     if fields.negative_prompt is not None:
+        check_text(fields.negative_prompt, f"{where}negative_prompt")
         if not caps.supports_negative_prompt:
-            raise BadRequestError(f"{where}negative_prompt: not supported by this model's pipeline")
+            why = caps.rules.negative_prompt if caps.rules is not None else None
+            raise BadRequestError(f"{where}negative_prompt: {why or 'not supported by this model pipeline'}")
         if len(fields.negative_prompt) > MAX_PROMPT_CHARS:
             raise BadRequestError(f"{where}negative_prompt: longer than {MAX_PROMPT_CHARS} characters")
     steps = caps.default_steps if fields.num_inference_steps is None else fields.num_inference_steps
@@ -145,11 +150,14 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
         )
     height = caps.default_height if fields.height is None else fields.height
     width = caps.default_width if fields.width is None else fields.width
-    for name, side in (("height", height), ("width", width)):
-        if side % 8 or not MIN_SIDE <= side <= MAX_SIDE:
-            raise BadRequestError(
-                f"{where}{name}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side}"
-            )
+    if caps.rules is not None:
+        caps.rules.check_size(where, height, width)
+    else:
+        for name, side in (("height", height), ("width", width)):
+            if side % 8 or not MIN_SIDE <= side <= MAX_SIDE:
+                raise BadRequestError(
+                    f"{where}{name}: must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE}, got {side}"
+                )
     if height * width > limits.max_pixels:
         raise BadRequestError(
             f"{where}height x width: {width}x{height} = {width * height} pixels exceeds "
@@ -164,6 +172,18 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
             f"{where}scheduler: unknown scheduler {scheduler!r} "
             f"(this model offers: {', '.join(caps.scheduler_names)})"
         )
+    if caps.rules is not None:
+        caps.rules.check_knobs(
+            where,
+            steps=steps,
+            guidance_scale=float(guidance),
+            guidance_given=fields.guidance_scale is not None,
+            scheduler=scheduler,
+            has_negative_prompt=fields.negative_prompt is not None,
+        )
+        caps.rules.check_prompt(f"{where}prompt", fields.prompt)
+        if fields.negative_prompt:
+            caps.rules.check_prompt(f"{where}negative_prompt", fields.negative_prompt)
     key = BatchKey(
         height=height,
         width=width,
@@ -176,6 +196,39 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
     return ImageTask(
         request=request, output_format=parse_output_format(fields.output_format, f"{where}output_format")
     )
+
+
+def check_text(value: str, field: str) -> None:
+    """Refuse a string that is not encodable text before it is queued.
+
+    JSON allows escapes of lone UTF-16 surrogates (``"\\udc00"``) and Python's parser keeps them; the
+    tokenizer then raises inside the pipeline call, failing every request batched with this one.
+
+    Raises:
+        BadRequestError: ``value`` holds a lone surrogate; the message names ``field`` and the position.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(value[err.start])
+        raise BadRequestError(
+            f"{field}: not valid text: lone surrogate U+{code:04X} at character {err.start}"
+        ) from None
+
+
+def check_cost(tasks: list[ImageTask], limits: Limits) -> None:
+    """Refuse a request whose images together exceed ``--max_request_pixel_steps``.
+
+    Raises:
+        BadRequestError: The message gives the request's pixel-steps and the limit.
+    """
+    limit = limits.max_request_pixel_steps
+    cost = sum(task.request.key.pixel_steps for task in tasks)
+    if limit is not None and cost > limit:
+        raise BadRequestError(
+            f"request: {len(tasks)} image(s) cost {cost} pixel-steps (width x height x steps, summed), "
+            f"more than --max_request_pixel_steps={limit}; ask for fewer or smaller images or fewer steps"
+        )
 
 
 def parse_output_format(value: str | None, field: str) -> str:
@@ -214,6 +267,7 @@ def parse_v1(body: Any, limits: Limits, caps: Capabilities) -> list[ImageTask]:
     for i, instance in enumerate(instances):
         where = f"instances[{i}]."
         tasks.append(resolve_image(_validate(ImageFields, instance, where), where, limits, caps))
+    check_cost(tasks, limits)
     return tasks
 
 
@@ -252,6 +306,7 @@ def parse_openai(body: Any, limits: Limits, caps: Capabilities) -> tuple[OpenAII
             output_format=request.output_format,
         )
         tasks.append(resolve_image(fields, "", limits, caps))
+    check_cost(tasks, limits)
     return request, tasks
 
 
@@ -313,6 +368,7 @@ def parse_v2(
         fields["prompt"] = prompt
         where = "" if count == 1 else f"[{i}] "
         tasks.append(resolve_image(_validate(ImageFields, fields, where), where, limits, caps))
+    check_cost(tasks, limits)
     return tasks
 
 

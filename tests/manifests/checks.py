@@ -47,6 +47,7 @@ SCRIPTS = (
     "gitops/scripts/lib.sh",
     ".ci/run",
     "tools/scripts/install-system-tools.sh",
+    "tools/scripts/setup-vllm-venv.sh",
 )
 CONTAINERFILES = ("tools/Containerfile", "runtime/Containerfile")
 # Tasks resolved from the cluster (OpenShift Pipelines) or Tekton Hub: their contract, for linting.

@@ -25,6 +25,8 @@ MODEL_REGISTRY_TIMEOUT = "MODEL_REGISTRY_TIMEOUT"
 DEFAULT_REGISTRY_TIMEOUT = 30.0
 MODELPIPE_LOG_LEVEL = "MODELPIPE_LOG_LEVEL"
 MODELPIPE_DEBUG = "MODELPIPE_DEBUG"
+# Folder with lm_eval, guidellm and their python (the evaluation venv's bin); default: lm_eval on PATH.
+MODELPIPE_EVAL_BIN = "MODELPIPE_EVAL_BIN"
 DEFAULT_REGION = "us-east-1"
 
 
@@ -160,3 +162,8 @@ MODELPIPE_LOCAL_DIR = "MODELPIPE_LOCAL_DIR"
 def local_state_dir(env: Mapping[str, str] | None = None) -> str:
     """Where local runs keep state (S3 data, registry.db, runs/): MODELPIPE_LOCAL_DIR, default ``.local``."""
     return _env(env).get(MODELPIPE_LOCAL_DIR) or ".local"
+
+
+def eval_bin_dir(env: Mapping[str, str] | None = None) -> str | None:
+    """The evaluation tools folder from MODELPIPE_EVAL_BIN, or None to look lm_eval up on PATH."""
+    return _env(env).get(MODELPIPE_EVAL_BIN) or None

@@ -99,3 +99,16 @@ class PipelineTaskFailedError(LocalRunError):
 
 class SourceUnavailableError(ModelpipeError):
     """The model source (Hugging Face Hub or a mirror) could not be reached or a file could not be fetched."""
+
+
+class EvaluationError(ModelpipeError):
+    """lm-eval or guidellm failed against the endpoint, or their output could not be read."""
+
+
+class UnknownTaskError(ConfigError):
+    """lm-eval does not know a requested task (refused before any request is sent)."""
+
+
+class ModelKindError(ModelpipeError, ValueError):
+    """A model is not of the kind asked for (a diffusers pipeline given text-generation, or the reverse),
+    or a language model lacks what serving it needs (config, tokenizer, safetensors weights)."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from modelpipe.errors import ChecksumMismatchError, ManifestError
 from modelpipe.files import write_text_atomic
+from modelpipe.model_kinds import DEFAULT_MODEL_KIND, ModelKind
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
@@ -82,6 +83,8 @@ class Manifest(BaseModel):
         revision: Commit sha for hf:// sources; for file:// the sha256 of the file list
             (see ``files_digest``).
         variant: Weight variant chosen (e.g. ``fp16``), or None.
+        model_kind: ``text-to-image`` (a diffusers pipeline) or ``text-generation`` (a causal LM);
+            manifests written before kinds existed are text-to-image.
         created: When the manifest was written (UTC).
         files: Every file of the model, sorted by path.
         total_size: Sum of all file sizes in bytes.
@@ -93,6 +96,7 @@ class Manifest(BaseModel):
     source: str
     revision: str
     variant: str | None = None
+    model_kind: ModelKind = DEFAULT_MODEL_KIND
     created: datetime
     files: tuple[ManifestFile, ...]
     total_size: int
@@ -164,6 +168,7 @@ def build_manifest(
     revision: str,
     files: Sequence[ManifestFile],
     variant: str | None = None,
+    model_kind: ModelKind = DEFAULT_MODEL_KIND,
     created: datetime | None = None,
 ) -> Manifest:
     """A Manifest for already-hashed files (total size computed, files sorted)."""
@@ -172,6 +177,7 @@ def build_manifest(
         source=source,
         revision=revision,
         variant=variant,
+        model_kind=model_kind,
         created=created or datetime.now(UTC),
         files=ordered,
         total_size=sum(item.size for item in ordered),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -480,19 +480,45 @@ def download_prefix(
     objects = list_objects(client, location)
     if not objects:
         raise StorageError(f"no objects under {location.uri}", fix="check the URI; upload the model first")
-    todo: list[tuple[str, int]] = []
-    for relative, size in sorted(objects.items()):
+    download_objects(client, location, sorted(objects), dest, config=config, callback=callback, sizes=objects)
+    if MANIFEST_NAME in objects:
+        verify_files(dest, read_manifest(dest / MANIFEST_NAME))
+    return dest
+
+
+def download_objects(
+    client: S3Client,
+    location: S3Location,
+    relatives: Sequence[str],
+    dest: Path,
+    *,
+    config: TransferConfig | None = None,
+    callback: Callable[[int], None] | None = None,
+    sizes: Mapping[str, int] | None = None,
+) -> int:
+    """Download the named objects under ``location`` into ``dest``, in parallel; returns how many moved.
+
+    A local file that already has the object's size and sha256 metadata is kept.
+
+    Raises:
+        StorageError: A key is unsafe or missing, or a transfer failed.
+    """
+    known = sizes if sizes is not None else list_objects(client, location)
+    todo: list[str] = []
+    for relative in relatives:
         pure = PurePosixPath(relative)
         if pure.is_absolute() or ".." in pure.parts:
             raise StorageError(f"refusing unsafe object key {location.child(relative).uri}")
-        if _local_copy_current(client, location.child(relative), dest / relative, size):
+        if relative not in known:
+            raise StorageError(f"{location.child(relative).uri} does not exist")
+        if _local_copy_current(client, location.child(relative), dest / relative, known[relative]):
             continue
-        todo.append((relative, size))
-    log.info("downloading %d of %d objects from %s to %s", len(todo), len(objects), location.uri, dest)
+        todo.append(relative)
+    log.info("downloading %d of %d objects from %s to %s", len(todo), len(relatives), location.uri, dest)
     subscribers = [ProgressCallbackInvoker(callback)] if callback else None
     with create_transfer_manager(client, config or transfer_config()) as manager:
         futures = []
-        for relative, _ in todo:
+        for relative in todo:
             target = dest / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             source = location.child(relative)
@@ -506,9 +532,7 @@ def download_prefix(
                 raise storage_error(
                     err, action="downloading", uri=source.uri, endpoint=client.meta.endpoint_url
                 ) from err
-    if MANIFEST_NAME in objects:
-        verify_files(dest, read_manifest(dest / MANIFEST_NAME))
-    return dest
+    return len(todo)
 
 
 def download_folder_of(client: S3Client, uri: str, dest: Path) -> Path:

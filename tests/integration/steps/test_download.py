@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 from modelpipe.cli import main
-from modelpipe.errors import InvalidSourceError, NotADiffusersModelError, SourceUnavailableError
+from modelpipe.errors import (
+    InvalidSourceError,
+    ModelKindError,
+    NotADiffusersModelError,
+    SourceUnavailableError,
+)
 from modelpipe.manifest import MANIFEST_NAME, files_digest, read_manifest, sha256_file, verify_files
 from modelpipe.sources import HubSource, LocalSource
 from modelpipe.steps.download import download_model
@@ -208,7 +213,8 @@ def test_hub_repo_without_model_index_is_refused(hub: FakeHub, tmp_path: Path) -
     (plain / "config.json").write_text("{}")
     (plain / "model.safetensors").write_bytes(b"\0" * 100)
     hub.add_repo("org/plain", plain)
-    with pytest.raises(NotADiffusersModelError, match="not a diffusers pipeline"):
+    # A transformers folder: the refusal names the model kind that may fit.
+    with pytest.raises(ModelKindError, match="not a text-to-image diffusers pipeline"):
         _download(hub, tmp_path / "dest", source=HubSource("org/plain", "main"))
     assert not (tmp_path / "dest" / MANIFEST_NAME).exists()
 

@@ -68,25 +68,27 @@ def test_numbers_are_written_as_doubles_with_string_copies(
 def test_report_goes_next_to_the_model_in_a_folder_named_by_run_time(
     results: BenchmarkResults,
 ) -> None:
-    where = step.report_location(results, model_uri="s3://models/tiny-sd/0123abcd", report_dest=None)
+    where = step.report_location(results.created, model_uri="s3://models/tiny-sd/0123abcd", report_dest=None)
     assert where.uri == "s3://models/tiny-sd/reports/0123abcd/20261122T080000Z"
 
 
 def test_model_at_bucket_top_level_gets_reports_at_bucket_top_level(
     results: BenchmarkResults,
 ) -> None:
-    where = step.report_location(results, model_uri="s3://models/tiny-sd", report_dest=None)
+    where = step.report_location(results.created, model_uri="s3://models/tiny-sd", report_dest=None)
     assert where.uri == "s3://models/reports/tiny-sd/20261122T080000Z"
 
 
 def test_report_dest_overrides_the_model_location(results: BenchmarkResults) -> None:
-    where = step.report_location(results, model_uri="s3://models/tiny-sd", report_dest="s3://reports/manual/")
+    where = step.report_location(
+        results.created, model_uri="s3://models/tiny-sd", report_dest="s3://reports/manual/"
+    )
     assert where.uri == "s3://reports/manual"
 
 
 def test_no_destination_is_a_config_error(results: BenchmarkResults) -> None:
     with pytest.raises(ConfigError, match="no report destination"):
-        step.report_location(results, model_uri=None, report_dest=None)
+        step.report_location(results.created, model_uri=None, report_dest=None)
 
 
 @pytest.fixture

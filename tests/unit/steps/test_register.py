@@ -36,9 +36,10 @@ def wanted(manifest: Path, **overrides: Any) -> step._Wanted:
         "runtime_image": None,
         "storage_key": "models-connection",
         "description": None,
-        "labels": step.DEFAULT_LABELS,
+        "labels": None,
         "pipeline_run": None,
         "model_format_version": step.MODEL_FORMAT_VERSION,
+        "model_kind": None,
     }
     arguments.update(overrides)
     return step._wanted_state(**arguments)
@@ -176,13 +177,13 @@ def test_cli_passes_flags_and_writes_the_three_id_results(
     }
 
 
-def test_cli_defaults_to_the_text_to_image_label(
+def test_cli_leaves_labels_and_kind_to_the_manifest_unless_given(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, only_register_subcommand: None
 ) -> None:
-    seen: list[tuple[str, ...]] = []
+    seen: list[tuple[Any, Any]] = []
 
     def fake_register_model(**kwargs: Any) -> RegisterResult:
-        seen.append(kwargs["labels"])
+        seen.append((kwargs["labels"], kwargs["model_kind"]))
         return RegisterResult("1", "2", "3", action="updated", api_version="v1")
 
     monkeypatch.setattr("modelpipe.cli.register.register_model", fake_register_model)
@@ -192,9 +193,34 @@ def test_cli_defaults_to_the_text_to_image_label(
         "--version-name=v",
         "--model-uri=s3://b/m",
         "--manifest=x",
+        "--registry-url=http://r:1",
     ]
-    assert cli.main([*base, "--registry-url=http://r:1"]) == 0
-    assert seen == [("text-to-image",)]
+    assert cli.main(base) == 0
+    assert cli.main([*base, "--model-kind=text-generation"]) == 0
+    assert seen == [(None, None), (None, "text-generation")]
+
+
+def test_cli_unknown_model_kind_exits_1_naming_the_kinds(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], only_register_subcommand: None
+) -> None:
+    monkeypatch.setattr("modelpipe.cli.register.register_model", lambda **kwargs: None)
+    args = ["register", "--model-name=m", "--version-name=v", "--model-uri=s3://b/m", "--manifest=x"]
+    assert cli.main([*args, "--model-kind=llm", "--registry-url=http://r:1"]) == 1
+    err = capsys.readouterr().err
+    assert "--model-kind 'llm' is not a model kind" in err
+    assert "text-to-image, text-generation" in err
+
+
+def test_labels_default_to_the_manifest_kind(tmp_path: Path) -> None:
+    state = wanted(write_model(tmp_path / "m"))
+    assert state.properties["text-to-image"] == ""
+    assert state.properties["model_kind"] == "text-to-image"
+    assert state.model_format_name == "diffusers"
+
+
+def test_kind_other_than_the_manifests_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="records a text-to-image model"):
+        wanted(write_model(tmp_path / "m"), model_kind="text-generation")
 
 
 def test_cli_conflict_exits_1_with_one_line(

@@ -25,6 +25,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "register",
     "deploy",
     "benchmark",
+    "evaluate",
     "publish",
     "demo_model",
     "parse_source",

@@ -1,8 +1,9 @@
-"""`modelpipe benchmark`: CLIP score and latency of a live KServe V1 text-to-image endpoint."""
+"""`modelpipe benchmark`: CLIP score and latency of an image endpoint; guidellm figures of an LLM one."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,11 @@ EXAMPLES = """\
       --results-dir /tekton/results
   # CLIP model from the Hub (the default, openai/clip-vit-base-patch16), built-in prompts:
   modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 --out ./bench
+  # a language model (vLLM): guidellm synchronous, then 2 and 4 concurrent streams
+  modelpipe benchmark --model-kind text-generation --endpoint http://127.0.0.1:8000 --model-name tiny-llm \
+      --tokenizer ./tiny-llm --concurrency 1,2,4 --requests 20 --out ./bench
 """
+MODEL_KINDS = ("text-to-image", "text-generation")
 
 
 def _levels(text: str) -> list[int]:
@@ -83,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         examples=EXAMPLES,
     )
+    parser.add_argument(
+        "--model-kind",
+        choices=MODEL_KINDS,
+        default="text-to-image",
+        help="text-to-image: CLIP score and latency; text-generation: guidellm (default text-to-image)",
+    )
     parser.add_argument("--endpoint", required=True, metavar="URL", help="inference service base URL")
     parser.add_argument("--model-name", required=True, metavar="NAME", help="served model name")
     parser.add_argument(
@@ -135,11 +146,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="writes results.json and images/"
     )
+    llm = parser.add_argument_group("text-generation (guidellm)")
+    llm.add_argument(
+        "--tokenizer", metavar="DIR|s3://BUCKET/PREFIX", help="model folder or uploaded model URI (required)"
+    )
+    llm.add_argument(
+        "--prompt-tokens", type=_positive, default=64, metavar="N", help="synthetic prompt length (64)"
+    )
+    llm.add_argument(
+        "--output-tokens", type=_positive, default=32, metavar="N", help="tokens generated per request (32)"
+    )
+    llm.add_argument(
+        "--eval-bin", metavar="DIR", help="folder with guidellm (default: env MODELPIPE_EVAL_BIN)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> CommandOutput:
-    """Benchmark and report CLIP_SCORE, P50_SECONDS, P95_SECONDS, IMAGES_PER_SECOND."""
+    """Benchmark and report CLIP_SCORE, P50_SECONDS, P95_SECONDS, IMAGES_PER_SECOND (or the LLM figures)."""
+    if args.model_kind == "text-generation":
+        return run_llm(args)
     # Imported here: the step pulls in torch and transformers, which every other subcommand's start-up skips.
     from modelpipe.steps.benchmark import benchmark_model
 
@@ -175,5 +201,51 @@ def run(args: argparse.Namespace) -> CommandOutput:
             "results": str(outcome.results_path),
             "images": f"{len(results.images)} in {outcome.images_dir}",
             "errors": f"{results.summary.errors}/{results.summary.requests} timed requests",
+        },
+    )
+
+
+def run_llm(args: argparse.Namespace) -> CommandOutput:
+    """guidellm against an OpenAI-compatible endpoint; results TTFT_P50_MS, OUTPUT_TOKENS_PER_SECOND, ..."""
+    from modelpipe.config import eval_bin_dir
+    from modelpipe.errors import ConfigError
+    from modelpipe.eval_tools import find_eval_tools
+    from modelpipe.steps.benchmark_llm import benchmark_llm
+    from modelpipe.tokenizer_files import resolve_tokenizer
+
+    if not args.tokenizer:
+        raise ConfigError(
+            "--model-kind text-generation needs --tokenizer", fix="pass the model folder or its s3:// URI"
+        )
+    tools = find_eval_tools(args.eval_bin or eval_bin_dir())
+    tokenizer = resolve_tokenizer(args.tokenizer, cache_dir=args.out / "tokenizer", s3=S3Settings.from_env())
+    outcome = benchmark_llm(
+        endpoint=args.endpoint,
+        model_name=args.model_name,
+        tokenizer_dir=tokenizer,
+        benchmark_dir=args.out,
+        tools=tools,
+        environ=os.environ,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        prompt_tokens=args.prompt_tokens,
+        output_tokens=args.output_tokens,
+        timeout_seconds=args.timeout,
+    )
+    summary = outcome.results.summary
+    return CommandOutput(
+        results={
+            "TTFT_P50_MS": f"{summary.ttft_p50_ms:.3f}",
+            "TTFT_P95_MS": f"{summary.ttft_p95_ms:.3f}",
+            "P50_SECONDS": f"{summary.request_latency_p50_seconds:.4f}",
+            "P95_SECONDS": f"{summary.request_latency_p95_seconds:.4f}",
+            "OUTPUT_TOKENS_PER_SECOND": f"{summary.output_tokens_per_second:.2f}",
+            "REQUESTS_PER_SECOND": f"{summary.requests_per_second:.3f}",
+        },
+        summary={
+            "results": str(outcome.results_path),
+            "itl_p50_ms": f"{summary.itl_p50_ms:.3f}",
+            "tpot_p50_ms": f"{summary.tpot_p50_ms:.3f}",
+            "errors": f"{summary.errors}/{summary.requests + summary.errors} requests",
         },
     )

@@ -1,4 +1,4 @@
-"""`modelpipe download`: fetch a diffusers pipeline (Hub or folder) with a checksummed manifest."""
+"""`modelpipe download`: fetch a diffusers pipeline or a language model with a checksummed manifest."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import hf_endpoint, hf_token
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import MODEL_KINDS, TEXT_GENERATION, parse_model_kind
 from modelpipe.sources import parse_source
 from modelpipe.steps.download import download_model
 
@@ -16,6 +17,7 @@ EXAMPLES = """\
   modelpipe download --source hf://stabilityai/sd-turbo --revision main --dest /workspace/model --variant fp16
   modelpipe download --source hf://segmind/tiny-sd@cad0bd7 --dest ./model --results-dir /tekton/results
   modelpipe download --source file:///mnt/models/tiny-sd --dest ./model      # disconnected clusters
+  modelpipe download --source hf://Qwen/Qwen2.5-0.5B-Instruct --model-kind text-generation --dest ./llm
 """
 _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -46,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--dest", type=Path, required=True, metavar="DIR", help="folder to write the model to"
     )
     parser.add_argument("--variant", metavar="NAME", help="prefer this weight variant, e.g. fp16")
+    parser.add_argument(
+        "--model-kind",
+        default="",
+        metavar="KIND",
+        help=f"{' or '.join(MODEL_KINDS)} (default text-to-image): a diffusers pipeline, or a "
+        "transformers causal LM (config, generation config, tokenizer, chat template, safetensors); "
+        "a source of the other kind is refused",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -55,9 +65,19 @@ def run(args: argparse.Namespace) -> CommandOutput:
         raise ConfigError(f"--variant {args.variant!r} is not a variant name", fix="e.g. --variant fp16")
     if args.dest.exists() and not args.dest.is_dir():
         raise ConfigError(f"--dest {args.dest} exists and is not a folder")
+    model_kind = parse_model_kind(args.model_kind)
+    if args.variant and model_kind == TEXT_GENERATION:
+        raise ConfigError(
+            "--variant applies to text-to-image models only", fix="drop --variant for text-generation"
+        )
     source = parse_source(args.source, args.revision)
     result = download_model(
-        source=source, dest=args.dest, variant=args.variant, token=hf_token(), endpoint=hf_endpoint()
+        source=source,
+        dest=args.dest,
+        variant=args.variant,
+        token=hf_token(),
+        endpoint=hf_endpoint(),
+        model_kind=model_kind,
     )
     return CommandOutput(
         results={
@@ -67,6 +87,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         },
         summary={
             "model_dir": str(result.model_dir),
+            "model_kind": result.model_kind,
             "files": str(result.files),
             "bytes_fetched": str(result.bytes_fetched),
             "bytes_reused": str(result.bytes_reused),

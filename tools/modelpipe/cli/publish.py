@@ -8,7 +8,7 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
-from modelpipe.steps.publish import publish_results
+from modelpipe.steps.publish import PublishResult, publish_results
 
 EXAMPLES = """\
   modelpipe publish --results /workspace/bench --model-version-id 7 \\
@@ -16,6 +16,9 @@ EXAMPLES = """\
       --pipeline-run model-import-x7k2 --results-dir /tekton/results
   modelpipe publish --registry-url http://127.0.0.1:8080 --results ./bench --model-version-id 7 \\
       --report-dest s3://reports/tiny-sd/manual-run
+  # a language model: lm-eval scores and guidellm figures, with gates on both
+  modelpipe publish --model-kind text-generation --eval-dir ./eval --results ./bench --model-version-id 9 \\
+      --model-uri s3://models/tiny-llm/v1 --gates min-acc-modelpipe_science_mc=0.2,max-ttft_p95_ms=500
 """
 
 
@@ -34,7 +37,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=EXAMPLES,
     )
     parser.add_argument(
-        "--results", type=Path, required=True, metavar="DIR", help="`modelpipe benchmark --out` folder"
+        "--model-kind",
+        choices=("text-to-image", "text-generation"),
+        default="text-to-image",
+        help="text-generation publishes lm-eval scores (--eval-dir) and guidellm figures "
+        "(default text-to-image)",
+    )
+    parser.add_argument("--results", type=Path, metavar="DIR", help="`modelpipe benchmark --out` folder")
+    parser.add_argument("--eval-dir", type=Path, metavar="DIR", help="`modelpipe evaluate --eval-dir` folder")
+    parser.add_argument(
+        "--gates",
+        type=_gates,
+        default=[],
+        metavar="SPEC,SPEC",
+        help="text-generation gates min-NAME=V / max-NAME=V over the published numbers, e.g. "
+        "min-acc-arc_easy=0.5,max-ttft_p95_ms=200 (names: <metric>-<task>, guidellm summary fields)",
     )
     parser.add_argument(
         "--model-version-id", required=True, metavar="ID", help="MODEL_VERSION_ID from register"
@@ -54,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def _gates(text: str) -> list[str]:
+    return [spec.strip() for spec in text.split(",") if spec.strip()]
+
+
 def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, publish, and map the outcome to REPORT_URI / VALIDATED."""
     if not args.model_uri and not args.report_dest:
@@ -61,7 +82,43 @@ def run(args: argparse.Namespace) -> CommandOutput:
             "no report destination",
             fix="pass --model-uri s3://BUCKET/PREFIX (report goes next to it) or --report-dest",
         )
-    result = publish_results(
+    result = _publish_llm(args) if args.model_kind == "text-generation" else _publish_images(args)
+    summary = {"results_uri": result.results_uri, "objects_uploaded": str(result.objects_uploaded)}
+    for gate in result.gates:
+        summary[f"gate_{gate.name}"] = gate.describe()
+    return CommandOutput(
+        results={"REPORT_URI": result.report_uri, "VALIDATED": "true" if result.validated else "false"},
+        summary=summary,
+    )
+
+
+def _publish_llm(args: argparse.Namespace) -> PublishResult:
+    from modelpipe.steps.publish_llm import publish_llm_results
+
+    if args.min_clip_score is not None:
+        raise ConfigError("--min-clip-score applies to text-to-image models", fix="use --gates")
+    gates = list(args.gates)
+    if args.max_p95_seconds is not None:
+        gates.append(f"max-request_latency_p95_seconds={args.max_p95_seconds}")
+    return publish_llm_results(
+        registry=registry_settings(args),
+        s3=S3Settings.from_env(),
+        model_version_id=args.model_version_id,
+        evaluation_dir=args.eval_dir,
+        benchmark_dir=args.results,
+        model_uri=args.model_uri,
+        report_dest=args.report_dest,
+        gates=gates,
+        pipeline_run=args.pipeline_run,
+    )
+
+
+def _publish_images(args: argparse.Namespace) -> PublishResult:
+    if args.results is None:
+        raise ConfigError("--results is required", fix="pass the `modelpipe benchmark --out` folder")
+    if args.eval_dir is not None or args.gates:
+        raise ConfigError("--eval-dir and --gates apply to --model-kind text-generation")
+    return publish_results(
         registry=registry_settings(args),
         s3=S3Settings.from_env(),
         results_dir=args.results,
@@ -71,11 +128,4 @@ def run(args: argparse.Namespace) -> CommandOutput:
         min_clip_score=args.min_clip_score,
         max_p95_seconds=args.max_p95_seconds,
         pipeline_run=args.pipeline_run,
-    )
-    summary = {"results_uri": result.results_uri, "objects_uploaded": str(result.objects_uploaded)}
-    for gate in result.gates:
-        summary[f"gate_{gate.name}"] = gate.describe()
-    return CommandOutput(
-        results={"REPORT_URI": result.report_uri, "VALIDATED": "true" if result.validated else "false"},
-        summary=summary,
     )

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
-from modelpipe.steps.register import DEFAULT_LABELS, register_model
+from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
+from modelpipe.steps.register import register_model
 
 EXAMPLES = """\
   export MODEL_REGISTRY_URL=https://registry-rest.apps.example.com MODEL_REGISTRY_TOKEN=$(oc whoami -t)
@@ -25,9 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         subparsers,
         "register",
         help="register model, version and artifact in the Model Registry (idempotent)",
-        description="Register the model, its version and model artifact (format diffusers, data connection "
-        "as storage key) with the model-registry client. A re-run with the same artifact updates the same "
-        "version; the same version name with a different artifact is refused. Token: MODEL_REGISTRY_TOKEN. "
+        description="Register the model, its version and model artifact (format diffusers, or vLLM for "
+        "text-generation models; data connection as storage key) with the model-registry client. A re-run "
+        "with the same artifact updates the same version; the same version name with a different artifact "
+        "is refused. Token: MODEL_REGISTRY_TOKEN. "
         "Results: REGISTERED_MODEL_ID, MODEL_VERSION_ID, MODEL_ARTIFACT_ID.",
         examples=EXAMPLES,
     )
@@ -50,7 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--label",
         action="append",
         metavar="LABEL",
-        help=f"dashboard label, repeatable (default: {', '.join(DEFAULT_LABELS)})",
+        help="dashboard label, repeatable (default: the model kind)",
+    )
+    parser.add_argument(
+        "--model-kind",
+        default="",
+        metavar="KIND",
+        help=f"{' or '.join(MODEL_KINDS)}; checked against the manifest (default: the manifest's kind)",
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
     add_registry_url_flag(parser)
@@ -68,8 +76,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
         runtime_image=args.runtime_image,
         storage_key=args.storage_key,
         description=args.description,
-        labels=tuple(args.label) if args.label else DEFAULT_LABELS,
+        labels=tuple(args.label) if args.label else None,
         pipeline_run=args.pipeline_run,
+        model_kind=parse_model_kind(args.model_kind) if args.model_kind else None,
     )
     return CommandOutput(
         results={

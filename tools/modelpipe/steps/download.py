@@ -1,4 +1,4 @@
-"""download-model: fetch what a diffusers pipeline needs from the Hub or a folder, verified, manifest last."""
+"""download-model: fetch what a diffusers pipeline or a language model needs, verified, manifest last."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from modelpipe.errors import (
     ChecksumMismatchError,
     InvalidSourceError,
     ManifestError,
+    ModelKindError,
     NotADiffusersModelError,
     SourceUnavailableError,
 )
@@ -49,6 +50,17 @@ from modelpipe.manifest import (
     write_manifest,
 )
 from modelpipe.model_files import MODEL_INDEX, read_components, select_files
+from modelpipe.model_kinds import (
+    CONFIG,
+    DEFAULT_MODEL_KIND,
+    SAFETENSORS_INDEX,
+    TEXT_GENERATION,
+    ModelKind,
+    check_language_model_config,
+    read_config,
+    refuse_other_kind,
+    select_language_model_files,
+)
 from modelpipe.progress import LOG_EVERY_SECONDS
 from modelpipe.redaction import register_secret
 from modelpipe.sources import HubSource, LocalSource
@@ -76,6 +88,7 @@ class DownloadResult:
         bytes_fetched: Bytes downloaded or copied in this run.
         bytes_reused: Bytes already present and verified in ``model_dir``.
         seconds: Wall time.
+        model_kind: ``text-to-image`` or ``text-generation``, as recorded in the manifest.
     """
 
     model_dir: Path
@@ -88,6 +101,7 @@ class DownloadResult:
     bytes_fetched: int
     bytes_reused: int
     seconds: float
+    model_kind: ModelKind = DEFAULT_MODEL_KIND
 
 
 @dataclass(frozen=True)
@@ -109,8 +123,13 @@ def download_model(
     variant: str | None = None,
     token: SecretStr | None = None,
     endpoint: str | None = None,
+    model_kind: ModelKind = DEFAULT_MODEL_KIND,
 ) -> DownloadResult:
-    """Fetch a diffusers pipeline into ``dest`` and write ``dest/manifest.json`` last.
+    """Fetch a diffusers pipeline or a language model into ``dest`` and write ``dest/manifest.json`` last.
+
+    A text-to-image model is a diffusers pipeline (model_index.json, its components' configs and one
+    weight set each); a text-generation model is a transformers causal LM (config.json, generation config,
+    tokenizer files, chat template, safetensors weights with their index). Nothing else is fetched.
 
     Re-runs are cheap: files already in ``dest`` with the expected size and hash are kept, and an unchanged
     manifest is left byte-for-byte as it was (so MANIFEST_SHA256 is stable).
@@ -121,10 +140,14 @@ def download_model(
         variant: Preferred weight variant, e.g. ``fp16``.
         token: Hugging Face token (HF_TOKEN) for gated or private repositories.
         endpoint: Hub URL (HF_ENDPOINT) for mirrors; None for huggingface.co.
+        model_kind: What the source must be; a model of the other kind is refused before any weight
+            is fetched.
 
     Raises:
         InvalidSourceError: Repository, revision or folder not found.
-        NotADiffusersModelError: The source is not a diffusers pipeline.
+        ModelKindError: The source is a model of the other kind, or a language model without config,
+            tokenizer or safetensors weights.
+        NotADiffusersModelError: A text-to-image source is not a diffusers pipeline.
         SourceUnavailableError: The Hub could not be reached or a file could not be fetched.
         ChecksumMismatchError: A fetched file does not match what the source says it is.
     """
@@ -132,11 +155,13 @@ def download_model(
     dest.mkdir(parents=True, exist_ok=True)
     previous = _previous_manifest(dest)
     if isinstance(source, HubSource):
-        revision, files, fetched = _download_from_hub(source, dest, variant, token, endpoint)
+        revision, files, fetched = _download_from_hub(source, dest, variant, token, endpoint, model_kind)
     else:
-        files, fetched = _copy_from_folder(source.path, dest, variant)
+        files, fetched = _copy_from_folder(source.path, dest, variant, model_kind)
         revision = files_digest(files)
-    manifest = build_manifest(source=source.uri, revision=revision, files=files, variant=variant)
+    manifest = build_manifest(
+        source=source.uri, revision=revision, files=files, variant=variant, model_kind=model_kind
+    )
     if previous is not None and _same_content(previous, manifest):
         manifest = previous
     path = write_manifest(dest, manifest)
@@ -152,6 +177,7 @@ def download_model(
         bytes_fetched=fetched,
         bytes_reused=manifest.total_size - fetched,
         seconds=time.monotonic() - started,
+        model_kind=model_kind,
     )
 
 
@@ -223,7 +249,12 @@ class _HubProgress(tqdm):  # type: ignore[type-arg]
 
 
 def _download_from_hub(
-    source: HubSource, dest: Path, variant: str | None, token: SecretStr | None, endpoint: str | None
+    source: HubSource,
+    dest: Path,
+    variant: str | None,
+    token: SecretStr | None,
+    endpoint: str | None,
+    model_kind: ModelKind,
 ) -> tuple[str, list[ManifestFile], int]:
     secret = token.get_secret_value() if token else None
     register_secret(secret)
@@ -242,15 +273,21 @@ def _download_from_hub(
     log.info(
         "%s@%s is commit %s (%d files in the repository)", source.uri, source.revision, sha, len(expected)
     )
-    if MODEL_INDEX not in expected:
-        raise NotADiffusersModelError(
-            f"{source.uri}@{sha[:12]} has no {MODEL_INDEX}: not a diffusers pipeline",
-            fix="use a diffusers-format repository (model_index.json, unet/, vae/, ...)",
-        )
+    where = f"{source.uri}@{sha[:12]}"
+    refuse_other_kind(where, model_kind, expected)
 
     def fetch(rel: str) -> tuple[ManifestFile, int]:
         return _fetch_hub_file(source, sha, rel, expected[rel], dest, secret, endpoint)
 
+    if model_kind == TEXT_GENERATION:
+        results = _place_language_model(where, list(expected), dest, fetch)
+        _remove_download_bookkeeping(dest)
+        return sha, [entry for entry, _ in results], sum(fetched for _, fetched in results)
+    if MODEL_INDEX not in expected:
+        raise NotADiffusersModelError(
+            f"{where} has no {MODEL_INDEX}: not a diffusers pipeline",
+            fix="use a diffusers-format repository (model_index.json, unet/, vae/, ...)",
+        )
     index_entry, index_fetched = fetch(MODEL_INDEX)
     selected = select_files(expected, read_components(dest / MODEL_INDEX), variant=variant)
     with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
@@ -352,6 +389,39 @@ def _remove_download_bookkeeping(dest: Path) -> None:
             folder.rmdir()
 
 
+# --- language models (either source) ---------------------------------------------------------------------
+
+
+def _place_language_model(
+    where: str, listing: list[str], dest: Path, place: Callable[[str], tuple[ManifestFile, int]]
+) -> list[tuple[ManifestFile, int]]:
+    """Fetch config.json (and the weight index) first, check they describe a causal LM, then the rest.
+
+    Raises:
+        ModelKindError: No config.json, a config that does not generate text, or missing files.
+    """
+    if CONFIG not in listing:
+        raise ModelKindError(
+            f"{where} has no {CONFIG}: not a transformers language model",
+            fix="use a repository or folder saved with AutoModelForCausalLM.save_pretrained",
+        )
+    placed = {CONFIG: place(CONFIG)}
+    architecture = check_language_model_config(where, read_config(dest / CONFIG))
+    weight_index = None
+    if SAFETENSORS_INDEX in listing:
+        placed[SAFETENSORS_INDEX] = place(SAFETENSORS_INDEX)
+        weight_index = read_config(dest / SAFETENSORS_INDEX)
+    try:
+        selected = select_language_model_files(listing, weight_index)
+    except ModelKindError as err:
+        raise ModelKindError(f"{where}: {err.message}", fix=err.fix) from err
+    rest = [rel for rel in selected if rel not in placed]
+    with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
+        results = [*placed.values(), *pool.map(place, rest)]
+    log.info("%s is a %s language model: %d files selected", where, architecture, len(results))
+    return results
+
+
 # --- local folder (file://) ------------------------------------------------------------------------------
 
 
@@ -366,18 +436,14 @@ def _list_folder(root: Path) -> list[str]:
     return found
 
 
-def _copy_from_folder(src: Path, dest: Path, variant: str | None) -> tuple[list[ManifestFile], int]:
+def _copy_from_folder(
+    src: Path, dest: Path, variant: str | None, model_kind: ModelKind
+) -> tuple[list[ManifestFile], int]:
     if not src.is_dir():
-        raise InvalidSourceError(
-            f"{src.as_uri()} is not a folder", fix="point --source at a diffusers folder"
-        )
+        raise InvalidSourceError(f"{src.as_uri()} is not a folder", fix="point --source at a model folder")
     listing = _list_folder(src)
-    if MODEL_INDEX not in listing:
-        raise NotADiffusersModelError(
-            f"{src.as_uri()} has no {MODEL_INDEX}: not a diffusers pipeline",
-            fix="point --source at a folder saved with DiffusionPipeline.save_pretrained",
-        )
-    selected = select_files(listing, read_components(src / MODEL_INDEX), variant=variant)
+    config = read_config(src / CONFIG) if CONFIG in listing and MODEL_INDEX not in listing else None
+    refuse_other_kind(src.as_uri(), model_kind, listing, config)
     in_place = src.resolve() == dest.resolve()
 
     def place(rel: str) -> tuple[ManifestFile, int]:
@@ -392,8 +458,17 @@ def _copy_from_folder(src: Path, dest: Path, variant: str | None) -> tuple[list[
         _link_or_copy(source_file, target)
         return ManifestFile(path=rel, size=size, sha256=digest), size
 
-    with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
-        results = list(pool.map(place, selected))
+    if model_kind == TEXT_GENERATION:
+        results = _place_language_model(src.as_uri(), listing, dest, place)
+    else:
+        if MODEL_INDEX not in listing:
+            raise NotADiffusersModelError(
+                f"{src.as_uri()} has no {MODEL_INDEX}: not a diffusers pipeline",
+                fix="point --source at a folder saved with DiffusionPipeline.save_pretrained",
+            )
+        selected = select_files(listing, read_components(src / MODEL_INDEX), variant=variant)
+        with ThreadPoolExecutor(max_workers=_DOWNLOAD_WORKERS) as pool:
+            results = list(pool.map(place, selected))
     fetched = sum(n for _, n in results)
     log.info("imported %d files from %s (%d bytes copied or linked)", len(results), src, fetched)
     return [entry for entry, _ in results], fetched

@@ -6,7 +6,7 @@ import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from model_registry import ModelRegistry
@@ -138,7 +138,7 @@ def publish_results(
         QualityGateError: A gate failed (after the results were published).
     """
     results = BenchmarkResults.load(results_dir)
-    destination = report_location(results, model_uri=model_uri, report_dest=report_dest)
+    destination = report_location(results.created, model_uri=model_uri, report_dest=report_dest)
     gates = evaluate_gates(results, min_clip_score=min_clip_score, max_p95_seconds=max_p95_seconds)
     client = connect_registry(registry)
     # Read before uploading, so a wrong id fails before anything is written.
@@ -150,7 +150,7 @@ def publish_results(
     properties = benchmark_properties(
         results, report_uri=report_uri, results_uri=results_uri, gates=gates, pipeline_run=pipeline_run
     )
-    _annotate_version(client, model_version_id, properties, validated=validated)
+    annotate_version(client, model_version_id, properties, validated=validated)
     log.info("published %d objects to %s and results to version %s", uploaded, destination, version.id)
     failed = [gate for gate in gates if not gate.passed]
     if failed:
@@ -168,9 +168,7 @@ def publish_results(
     )
 
 
-def report_location(
-    results: BenchmarkResults, *, model_uri: str | None, report_dest: str | None
-) -> S3Location:
+def report_location(created: datetime, *, model_uri: str | None, report_dest: str | None) -> S3Location:
     """Where this run's report goes: ``report_dest``, else ``<model parent>/reports/<model name>/<time>``.
 
     The folder is named after the results' creation time, so re-publishing the same results overwrites the
@@ -188,7 +186,7 @@ def report_location(
         raise ConfigError(f"--model-uri {model_uri!r} has no prefix", fix="use s3://BUCKET/PREFIX")
     key = PurePosixPath(model.key)
     parent = "" if str(key.parent) == "." else str(key.parent)
-    stamp = results.created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = created.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return S3Location(model.bucket, parent).child(f"reports/{key.name}/{stamp}")
 
 
@@ -288,7 +286,8 @@ def _upload_report(
         binaries = [path for path in files if path.suffix.lower() not in _TEXT_SUFFIXES]
         texts = [path for path in files if path.suffix.lower() in _TEXT_SUFFIXES and path != page]
         upload_files(
-            client, [_item(path, where.child(path.relative_to(staging).as_posix())) for path in binaries]
+            client,
+            [upload_item(path, where.child(path.relative_to(staging).as_posix())) for path in binaries],
         )
         # Text documents pass through redaction, so no secret ends up in the bucket.
         for path in [*texts, page]:
@@ -301,11 +300,12 @@ def _upload_report(
         return page.relative_to(staging).as_posix(), len(files)
 
 
-def _item(path: Path, location: S3Location) -> UploadItem:
+def upload_item(path: Path, location: S3Location) -> UploadItem:
+    """An upload of ``path`` to ``location`` with its size and sha256 (unchanged objects are skipped)."""
     return UploadItem(path=path, location=location, sha256=sha256_file(path), size=path.stat().st_size)
 
 
-def _annotate_version(
+def annotate_version(
     client: ModelRegistry, version_id: str, properties: Mapping[str, SupportedTypes], *, validated: bool
 ) -> None:
     """Merge the properties and labels into the version's current map (a PATCH replaces the whole map)."""

@@ -14,7 +14,8 @@ from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
 
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError, RegistryConflictError, RegistryError, VersionConflictError
-from modelpipe.manifest import files_digest, manifest_sha256, read_manifest
+from modelpipe.manifest import Manifest, files_digest, manifest_path, manifest_sha256, read_manifest
+from modelpipe.model_kinds import MODEL_FORMATS, TEXT_GENERATION, ModelKind, language_model_info
 from modelpipe.registry_client import (
     connect_registry,
     core_api,
@@ -26,10 +27,8 @@ from modelpipe.s3 import parse_s3_uri
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT_NAME = "diffusers"
-# Matches the ServingRuntime's supportedModelFormats entry (diffusers, version "1").
+# Matches the ServingRuntimes' supportedModelFormats entries (diffusers and vLLM, version "1").
 MODEL_FORMAT_VERSION = "1"
-DEFAULT_LABELS: tuple[str, ...] = ("text-to-image",)
 
 # Custom property keys written on the model version (string values: the dashboard shows only strings).
 PROP_SOURCE = "source"
@@ -42,6 +41,11 @@ PROP_VARIANT = "variant"
 PROP_RUNTIME_IMAGE = "runtime_image"
 PROP_RUNTIME_IMAGE_DIGEST = "runtime_image_digest"
 PROP_PIPELINE_RUN = "pipeline_run"
+PROP_MODEL_KIND = "model_kind"
+# Language models only: what config.json and the safetensors headers say.
+PROP_ARCHITECTURE = "architecture"
+PROP_PARAMETER_COUNT = "parameter_count"
+PROP_CONTEXT_LENGTH = "context_length"
 PROPERTY_KEYS: frozenset[str] = frozenset(
     {
         PROP_SOURCE,
@@ -54,6 +58,10 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
         PROP_RUNTIME_IMAGE,
         PROP_RUNTIME_IMAGE_DIGEST,
         PROP_PIPELINE_RUN,
+        PROP_MODEL_KIND,
+        PROP_ARCHITECTURE,
+        PROP_PARAMETER_COUNT,
+        PROP_CONTEXT_LENGTH,
     }
 )
 
@@ -92,6 +100,7 @@ class _Wanted:
     model_name: str
     version_name: str
     model_uri: str
+    model_format_name: str
     storage_key: str | None
     storage_path: str
     description: str | None
@@ -117,9 +126,10 @@ def register_model(
     runtime_image: str | None = None,
     storage_key: str | None = None,
     description: str | None = None,
-    labels: Sequence[str] = DEFAULT_LABELS,
+    labels: Sequence[str] | None = None,
     pipeline_run: str | None = None,
     model_format_version: str = MODEL_FORMAT_VERSION,
+    model_kind: ModelKind | None = None,
 ) -> RegisterResult:
     """Register model ``model_name``, version ``version_name`` and its artifact at ``model_uri``.
 
@@ -131,20 +141,27 @@ def register_model(
         model_name: Registered model name.
         version_name: Version name, unique within the model.
         model_uri: ``s3://BUCKET/PREFIX`` the model was uploaded to.
-        manifest: The model's ``manifest.json`` (from ``modelpipe download``).
+        manifest: The model's ``manifest.json`` (from ``modelpipe download``), or its folder; a language
+            model's config.json and safetensors headers are read beside it.
         runtime_image: ``REPO@sha256:...`` of the serving runtime image, recorded on the version.
         storage_key: Name of the data connection (Secret) that gives access to ``model_uri``.
         description: Version description.
-        labels: Dashboard labels (empty-string properties) for the version and model.
+        labels: Dashboard labels (empty-string properties) for the version and model; None means the
+            model kind (``text-to-image`` or ``text-generation``).
         pipeline_run: PipelineRun name, recorded for provenance.
         model_format_version: Model format version matched against the ServingRuntime.
+        model_kind: The kind the caller expects; None takes the manifest's. The version records the kind
+            and registers the format its runtime serves (``diffusers`` or ``vLLM``); a language model's
+            version also records its architecture, parameter count and context length.
 
     Returns:
         The ids and what was done.
 
     Raises:
-        ConfigError: A name, URI, image reference or label is malformed.
+        ConfigError: A name, URI, image reference or label is malformed, or ``model_kind`` is not the
+            manifest's.
         ManifestError: The manifest is missing or invalid.
+        ModelKindError: A language model's config.json or weights cannot be read.
         VersionConflictError: The version exists with a different artifact URI or model content.
         RegistryError: The registry is unreachable or refused a request.
     """
@@ -159,6 +176,7 @@ def register_model(
         labels=labels,
         pipeline_run=pipeline_run,
         model_format_version=model_format_version,
+        model_kind=model_kind,
     )
     client = connect_registry(registry)
     api_version = client.api_version
@@ -193,9 +211,10 @@ def _wanted_state(
     runtime_image: str | None,
     storage_key: str | None,
     description: str | None,
-    labels: Sequence[str],
+    labels: Sequence[str] | None,
     pipeline_run: str | None,
     model_format_version: str,
+    model_kind: ModelKind | None,
 ) -> _Wanted:
     """Check the inputs and compute the properties and artifact fields to write."""
     for flag, value in (("--model-name", model_name), ("--version-name", version_name)):
@@ -203,6 +222,12 @@ def _wanted_state(
             raise ConfigError(f"{flag} {value!r} must be non-empty, without '/' or surrounding spaces")
     storage_path = _storage_path(model_uri)
     parsed_manifest = read_manifest(manifest)
+    kind = parsed_manifest.model_kind
+    if model_kind is not None and model_kind != kind:
+        raise ConfigError(
+            f"--model-kind {model_kind} but {manifest_path(manifest)} records a {kind} model",
+            fix=f"pass --model-kind {kind}, or download the model again with --model-kind {model_kind}",
+        )
     properties: dict[str, SupportedTypes] = {
         PROP_SOURCE: parsed_manifest.source,
         PROP_SOURCE_REVISION: parsed_manifest.revision,
@@ -211,7 +236,10 @@ def _wanted_state(
         # Sizes as strings: the client sends ints as Int and rejects values beyond +-999,999,999.
         PROP_SIZE_BYTES: str(parsed_manifest.total_size),
         PROP_FILE_COUNT: str(len(parsed_manifest.files)),
+        PROP_MODEL_KIND: kind,
     }
+    if kind == TEXT_GENERATION:
+        properties.update(_language_model_properties(manifest, parsed_manifest))
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
     if runtime_image:
@@ -225,7 +253,7 @@ def _wanted_state(
         properties[PROP_RUNTIME_IMAGE_DIGEST] = match["digest"]
     if pipeline_run:
         properties[PROP_PIPELINE_RUN] = pipeline_run
-    for label in labels:
+    for label in (kind,) if labels is None else labels:
         if not _LABEL.match(label) or label in PROPERTY_KEYS:
             raise ConfigError(
                 f"--label {label!r} is not a valid label",
@@ -236,12 +264,28 @@ def _wanted_state(
         model_name=model_name,
         version_name=version_name,
         model_uri=model_uri,
+        model_format_name=MODEL_FORMATS[kind],
         storage_key=storage_key or None,
         storage_path=storage_path,
         description=description or None,
         properties=properties,
         model_format_version=model_format_version,
     )
+
+
+def _language_model_properties(manifest: Path, parsed: Manifest) -> dict[str, SupportedTypes]:
+    """Architecture, parameter count and context length (strings, as the dashboard shows them)."""
+    info = language_model_info(
+        manifest_path(manifest).parent,
+        [item.path for item in parsed.files if item.path.endswith(".safetensors")],
+    )
+    properties: dict[str, SupportedTypes] = {
+        PROP_ARCHITECTURE: info.architecture,
+        PROP_PARAMETER_COUNT: str(info.parameter_count),
+    }
+    if info.context_length is not None:
+        properties[PROP_CONTEXT_LENGTH] = str(info.context_length)
+    return properties
 
 
 def _storage_path(model_uri: str) -> str:
@@ -335,7 +379,7 @@ def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
         client.register_model,
         wanted.model_name,
         wanted.model_uri,
-        model_format_name=MODEL_FORMAT_NAME,
+        model_format_name=wanted.model_format_name,
         model_format_version=wanted.model_format_version,
         version=wanted.version_name,
         storage_key=wanted.storage_key,
@@ -398,7 +442,7 @@ def _update_version(
         new_artifact = ModelArtifact(
             name=wanted.model_name,
             uri=wanted.model_uri,
-            model_format_name=MODEL_FORMAT_NAME,
+            model_format_name=wanted.model_format_name,
             model_format_version=wanted.model_format_version,
             storage_key=wanted.storage_key,
             storage_path=wanted.storage_path,
@@ -408,7 +452,7 @@ def _update_version(
             client.async_runner,
             core_api(client).upsert_model_version_artifact(new_artifact, version.id),
         )
-    artifact.model_format_name = MODEL_FORMAT_NAME
+    artifact.model_format_name = wanted.model_format_name
     artifact.model_format_version = wanted.model_format_version
     artifact.storage_key = wanted.storage_key or artifact.storage_key
     artifact.storage_path = wanted.storage_path

@@ -1,16 +1,22 @@
 """Tiny random-weight models written locally, so tests and the local run never need the Hugging Face Hub.
 
-Both folders are real ``save_pretrained`` output (diffusers pipeline, transformers CLIP), seeded so the same
-call writes byte-identical files. torch, diffusers and transformers load only when a model is written, so
-the CLI can list ``DEMO_MODELS`` without them.
+Every folder is real ``save_pretrained`` output (diffusers pipelines of each family, transformers CLIP),
+seeded so the same call writes byte-identical files. torch, diffusers and transformers load only when a
+model is written, so the CLI can list ``DEMO_MODELS`` without them.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import shutil
 import tempfile
 from pathlib import Path
+
+from modelpipe.demo_models.families import FAMILY_BUILDERS
+from modelpipe.demo_models.llm import write_tiny_llm
+from modelpipe.demo_models.tokenizers import clip_tokenizer as _clip_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -18,52 +24,8 @@ SEED = 0
 # Chosen so the random CLIP scores typical demo images above zero: CLIPScore clamps at 0, and a demo showing
 # a real number exercises the whole scoring path.
 CLIP_SEED = 36
-# Enough merges that common English prompts tokenize into a few multi-letter pieces.
-_MERGE_WORDS = (
-    "a the of and in on with photo cat dog red blue green city night sky sea mountain forest portrait "
-    "painting watercolor oil style light sun moon flower tree house car robot astronaut horse bird"
-).split()
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """The byte -> printable-unicode table CLIP's BPE tokenizer uses (GPT-2 scheme)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return dict(zip(printable, (chr(c) for c in codes), strict=True))
-
-
-def _clip_vocabulary() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A small byte-level BPE vocabulary and merge list in CLIP's format (specials last)."""
-    symbols = list(_bytes_to_unicode().values())
-    vocab: dict[str, int] = {}
-    for symbol in [*symbols, *(s + "</w>" for s in symbols)]:
-        vocab[symbol] = len(vocab)
-    merges: list[tuple[str, str]] = []
-    for word in _MERGE_WORDS:
-        pieces = [*word[:-1], word[-1] + "</w>"]
-        while len(pieces) > 1:
-            pair = (pieces[0], pieces[1])
-            if pair not in merges:
-                merges.append(pair)
-                vocab.setdefault(pair[0] + pair[1], len(vocab))
-            pieces = [pair[0] + pair[1], *pieces[2:]]
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return vocab, merges
-
-
-def _clip_tokenizer():  # -> CLIPTokenizer
-    from transformers import CLIPTokenizer
-
-    vocab, merges = _clip_vocabulary()
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+# Families whose Hub repos ship the default weights and an fp16 variant side by side (like sd-turbo).
+_BOTH_WEIGHT_SETS = frozenset({"tiny-turbo"})
 
 
 def _text_config(vocab_size: int):  # -> CLIPTextConfig
@@ -219,4 +181,52 @@ def write_tiny_clip(out: Path) -> Path:
     return _finish(tmp, out)
 
 
-DEMO_MODELS = {"tiny-sd": write_tiny_sd, "tiny-clip": write_tiny_clip}
+def write_family(
+    kind: str, out: Path, *, variant: str | None = None, max_shard_size: str | None = None
+) -> Path:
+    """Write the tiny pipeline of one family (``tiny-sdxl``, ``tiny-flux``, ...; see ``FAMILY_BUILDERS``).
+
+    Args:
+        kind: A key of ``FAMILY_BUILDERS``.
+        out: A new or empty folder; filled atomically.
+        variant: Write only ``*.VARIANT.*`` weights (``fp16`` stores them in half precision), the layout of
+            Hub repos that ship no default weights. None writes the default weights (tiny-turbo also writes
+            an fp16 variant next to them, like sd-turbo).
+        max_shard_size: Split each weight file into shards of at most this size (e.g. ``"20KB"``) with an
+            ``*.index.json``, the layout of large Hub repos.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        FileExistsError: ``out`` exists and is not an empty folder.
+        KeyError: ``kind`` is not a family.
+    """
+    import torch
+
+    builder = FAMILY_BUILDERS[kind]
+    tmp = _prepare_out(out)
+    try:
+        pipeline = builder()
+        pipeline.set_progress_bar_config(disable=True)
+        if variant is not None or kind in _BOTH_WEIGHT_SETS:
+            name = variant or "fp16"
+            half = copy.deepcopy(pipeline).to(torch.float16) if name == "fp16" else pipeline
+            half.save_pretrained(tmp, safe_serialization=True, variant=name, max_shard_size=max_shard_size)
+        # Default weights last: configs shared by both sets (transformers' "dtype") then describe them.
+        if variant is None:
+            pipeline.save_pretrained(tmp, safe_serialization=True, max_shard_size=max_shard_size)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s to %s", kind, out)
+    return _finish(tmp, out)
+
+
+DEMO_MODELS = {
+    "tiny-sd": write_tiny_sd,
+    "tiny-clip": write_tiny_clip,
+    "tiny-llm": write_tiny_llm,
+    **{kind: functools.partial(write_family, kind) for kind in FAMILY_BUILDERS},
+}
+"""Demo model name -> writer ``(out, *, variant=None, max_shard_size=None) -> Path``."""
