@@ -61,7 +61,9 @@ def test_unusable_token_file_is_one_line_error_exit_1(
 
 def test_token_and_token_file_together_is_a_usage_error(served: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        registry_cli.main(["--db", str(tmp_path / "r.db"), "--token", "t", "--token-file", str(tmp_path / "token")])
+        registry_cli.main(
+            ["--db", str(tmp_path / "r.db"), "--token", "t", "--token-file", str(tmp_path / "token")]
+        )
     assert exit_info.value.code == 2 and not served
 
 
