@@ -7,12 +7,13 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 usage() {
   cat <<'USAGE'
-usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--version V]
+usage: ./run-model-import.sh [--kind llm] [--model ORG/REPO] [--revision R] [--name N] [--version V]
                              [SERVING FLAGS] [--param KEY=VALUE]... [--namespace NS] [--env-file FILE]
                              [--follow] [--dry-run] [--local [ARGS...]]
 
+  --model-kind text-to-image (default) or text-generation; --kind llm is its shorthand
   --model      Hugging Face repository ORG/REPO, or a full hf:// / file:// source
-               (default stabilityai/sd-turbo)
+               (default stabilityai/sd-turbo, or Qwen/Qwen2.5-0.5B-Instruct for text-generation)
   --revision   branch, tag or commit to pin (default: main)
   --name       registered model name and InferenceService name (default: from --model)
   --version    model version name (default: v1)
@@ -38,7 +39,9 @@ examples:
   ./run-model-import.sh --min-replicas 2 --max-replicas 4 --gpus 1 \
       --node-selector nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB \
       --tolerations '[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]' --expose true --auth true
+  ./run-model-import.sh --kind llm --model Qwen/Qwen2.5-0.5B-Instruct --param eval-limit=200 --follow
   ./run-model-import.sh --local
+  ./run-model-import.sh --local --kind llm      # tiny LLM -> S3 -> registry -> vLLM -> lm-eval -> guidellm
 USAGE
 }
 
@@ -46,7 +49,8 @@ USAGE
 source "$here/gitops/scripts/lib.sh"
 run_local_if_requested "$here" import "$@"
 
-model=stabilityai/sd-turbo
+model=""
+kind=text-to-image
 revision=""
 name=""
 version=v1
@@ -57,6 +61,7 @@ serving_params=()
 set_flag() {
   case $1 in
     --model) model=$2 ;;
+    --kind | --model-kind) kind=$(model_kind "$2") ;;
     --revision) revision=$2 ;;
     --name) name=$2 ;;
     --version) version=$2 ;;
@@ -64,7 +69,10 @@ set_flag() {
     *) serving_params+=("${1#--}=$2") ;;
   esac
 }
-parse_run_args "--model --revision --name --version ${SERVING_FLAGS//$'\n'/ }" set_flag "$@"
+parse_run_args "--model --kind --model-kind --revision --name --version ${SERVING_FLAGS//$'\n'/ }" set_flag "$@"
+if [ -z "$model" ]; then
+  if [ "$kind" = text-generation ]; then model=Qwen/Qwen2.5-0.5B-Instruct; else model=stabilityai/sd-turbo; fi
+fi
 
 if [[ $model == *://* ]]; then
   source_uri=$model
@@ -81,7 +89,8 @@ fi
 require_dns_label --name "$name"
 
 load_run_env "$here/.env"
-params=("model-source=$source_uri" "model-name=$name" "version-name=$version" "deploy-name=$name"
+params=("model-kind=$kind" "model-source=$source_uri" "model-name=$name" "version-name=$version"
+  "deploy-name=$name"
   ${serving_params[@]+"${serving_params[@]}"})
 [ -z "$revision" ] || params+=("model-revision=$revision")
 [ -z "$(env_value AWS_S3_BUCKET)" ] || params+=("s3-bucket=$(env_value AWS_S3_BUCKET)")

@@ -33,6 +33,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--probe-interval", type=float, default=0.1, help="seconds between readiness probes (default 0.1)"
     )
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=10.0,
+        help="readiness probes on the idle server first, the baseline of this host (default 10)",
+    )
     return parser.parse_args()
 
 
@@ -160,6 +166,10 @@ def main() -> int:
                     warm.post(path, content=body, headers=headers).raise_for_status()
             process = psutil.Process(server.process.pid)
             rss_start = process.memory_info().rss
+            idle_latencies: list[float] = []
+            idle_stop = threading.Event()
+            threading.Timer(args.idle_seconds, idle_stop.set).start()
+            probe(server.ready_url, args.probe_interval, idle_stop, idle_latencies, [])
             stop = threading.Event()
             probe_latencies: list[float] = []
             probe_failures: list[str] = []
@@ -192,6 +202,12 @@ def main() -> int:
             f"latency of 200s: p50 {statistics.median(tally.latencies):.2f} s, "
             f"p99 {percentile(tally.latencies, 0.99):.2f} s, max {max(tally.latencies):.2f} s"
         )
+    idle_ms = [seconds * 1000 for seconds in idle_latencies]
+    print(
+        f"readiness probe idle ({len(idle_ms)} probes): p50 {statistics.median(idle_ms):.1f} ms, "
+        f"p99 {percentile(idle_ms, 0.99):.1f} ms (this host's baseline; load average "
+        f"{' '.join(f'{x:.1f}' for x in psutil.getloadavg())})"
+    )
     probe_ms = [seconds * 1000 for seconds in probe_latencies]
     print(
         f"readiness probe ({len(probe_ms)} probes): p50 {statistics.median(probe_ms):.1f} ms, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -181,9 +182,9 @@ class RuntimeMetrics:
         count = devices.device_count()
         for device in range(count):
             labels = {"model_name": self.model_name, "gpu": str(device)}
-            GPU_MEMORY_ALLOCATED.labels(**labels).set_function(lambda d=device: devices.memory_allocated(d))
-            GPU_MEMORY_RESERVED.labels(**labels).set_function(lambda d=device: devices.memory_reserved(d))
-            GPU_MEMORY_PEAK.labels(**labels).set_function(lambda d=device: devices.max_memory_allocated(d))
+            GPU_MEMORY_ALLOCATED.labels(**labels).set_function(partial(devices.memory_allocated, device))
+            GPU_MEMORY_RESERVED.labels(**labels).set_function(partial(devices.memory_reserved, device))
+            GPU_MEMORY_PEAK.labels(**labels).set_function(partial(devices.max_memory_allocated, device))
             GPU_MEMORY_TOTAL.labels(**labels).set(devices.get_device_properties(device).total_memory)
             reader = _utilization_reader(devices, device)
             if reader is not None:

@@ -401,7 +401,8 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     FastAPI's own handler echoes the input in a 422 and fails to encode it when it holds a lone surrogate,
     which turned a client mistake into a 500 and a dropped keep-alive connection.
     """
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise TypeError(f"validation_error_handler got {type(exc).__name__}")
     problems = []
     for error in exc.errors()[:3]:
         location = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
@@ -413,7 +414,8 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
 
 async def serving_error_handler(_: Request, exc: Exception) -> JSONResponse:
     """Answer our serving errors with their status; 429/503 carry Retry-After."""
-    assert isinstance(exc, RuntimeServingError)
+    if not isinstance(exc, RuntimeServingError):  # registered for RuntimeServingError only
+        raise TypeError(f"serving_error_handler got {type(exc).__name__}")
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code >= 500:
         logger.warning("%s", exc.message)
