@@ -55,7 +55,7 @@ def _register(
     command = [
         sys.executable, "-m", "modelpipe", "register", "--registry-url", url,
         "--model-name", "tiny-sd", "--version-name", "1.0", "--model-uri", model_uri,
-        "--manifest", str(model_dir / "manifest.json"), "--results-dir", str(results),
+        "--model-dir", str(model_dir), "--results-dir", str(results),
     ]  # fmt: skip
     return subprocess.run(
         command,

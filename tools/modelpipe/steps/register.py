@@ -254,7 +254,7 @@ def _wanted_state(
     for label in (kind,) if labels is None else labels:
         if not _LABEL.match(label) or label in PROPERTY_KEYS:
             raise ConfigError(
-                f"--label {label!r} is not a valid label",
+                f"--labels {label!r} is not a valid label",
                 fix="use 1-63 letters, digits, ' ._/-', not a property name such as 'source'",
             )
         properties[label] = ""
