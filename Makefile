@@ -52,9 +52,10 @@ test: setup ## run every test (unit, integration, e2e, manifests)
 test-unit: venv ## fast unit tests only
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests/unit
 
-lint: setup ## ruff, then the manifest checks (kustomize, CRD schemas, tekton-lint, shellcheck, hadolint)
+lint: setup ## ruff, mypy, then the manifest checks (kustomize, CRD schemas, tekton-lint, shellcheck, hadolint)
 	$(VENV)/bin/ruff check --config tools/pyproject.toml tools runtime tests benchmarks
 	$(VENV)/bin/ruff format --check --config tools/pyproject.toml tools runtime tests benchmarks
+	$(VENV)/bin/mypy --config-file tools/pyproject.toml tools/modelpipe runtime/diffusers_runtime
 	$(PY) -m pytest -c tests/pytest.ini --rootdir . tests/manifests
 
 clean: ## remove local state (.local/) and caches; keeps .venv

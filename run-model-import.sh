@@ -7,16 +7,24 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 usage() {
   cat <<'USAGE'
-usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--version V]
-                             [--param KEY=VALUE]... [--namespace NS] [--env-file FILE]
+usage: ./run-model-import.sh [--kind llm] [--model ORG/REPO] [--revision R] [--name N] [--version V]
+                             [SERVING FLAGS] [--param KEY=VALUE]... [--namespace NS] [--env-file FILE]
                              [--follow] [--dry-run] [--local [ARGS...]]
 
+  --model-kind text-to-image (default) or text-generation; --kind llm is its shorthand
   --model      Hugging Face repository ORG/REPO, or a full hf:// / file:// source
-               (default stabilityai/sd-turbo)
+               (default stabilityai/sd-turbo, or Qwen/Qwen2.5-0.5B-Instruct for text-generation)
   --revision   branch, tag or commit to pin (default: main)
   --name       registered model name and InferenceService name (default: from --model)
   --version    model version name (default: v1)
   --param      any other model-import param, e.g. --param build-image=true (repeatable)
+
+serving flags (each sets the model-import param of the same name; README "Serving options"):
+  --deploy-mode RawDeployment|Serverless   --min-replicas N   --max-replicas N
+  --scale-metric cpu|memory|concurrency|rps   --scale-target N   --cpu Q   --memory Q
+  --gpus N (param deploy-gpus)   --gpu-resource NAME   --node-selector LABEL=VALUE,...
+  --tolerations YAML   --service-account SA   --expose true|false   --auth true|false
+  --storage s3|pvc   --canary-percent 1-100
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
   --env-file   settings file that must exist (default: .env next to this script, when present);
                only non-secret keys are read: NAMESPACE, AWS_S3_BUCKET, GIT_URL, GIT_REVISION,
@@ -28,7 +36,12 @@ usage: ./run-model-import.sh [--model ORG/REPO] [--revision R] [--name N] [--ver
 examples:
   ./run-model-import.sh --model stabilityai/sd-turbo --revision main --version v1 --follow
   ./run-model-import.sh --dry-run --param deploy=false
+  ./run-model-import.sh --min-replicas 2 --max-replicas 4 --gpus 1 \
+      --node-selector nvidia.com/gpu.product=NVIDIA-A100-SXM4-80GB \
+      --tolerations '[{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]' --expose true --auth true
+  ./run-model-import.sh --kind llm --model Qwen/Qwen2.5-0.5B-Instruct --param eval-limit=200 --follow
   ./run-model-import.sh --local
+  ./run-model-import.sh --local --kind llm      # tiny LLM -> S3 -> registry -> vLLM -> lm-eval -> guidellm
 USAGE
 }
 
@@ -36,19 +49,30 @@ USAGE
 source "$here/gitops/scripts/lib.sh"
 run_local_if_requested "$here" import "$@"
 
-model=stabilityai/sd-turbo
+model=""
+kind=text-to-image
 revision=""
 name=""
 version=v1
+# Serving choices: flag --X sets pipeline param X (--gpus sets deploy-gpus); modelpipe deploy checks them.
+SERVING_FLAGS="--deploy-mode --min-replicas --max-replicas --scale-metric --scale-target --cpu --memory --gpus
+  --gpu-resource --node-selector --tolerations --service-account --expose --auth --storage --canary-percent"
+serving_params=()
 set_flag() {
   case $1 in
     --model) model=$2 ;;
+    --kind | --model-kind) kind=$(model_kind "$2") ;;
     --revision) revision=$2 ;;
     --name) name=$2 ;;
     --version) version=$2 ;;
+    --gpus) serving_params+=("deploy-gpus=$2") ;;
+    *) serving_params+=("${1#--}=$2") ;;
   esac
 }
-parse_run_args "--model --revision --name --version" set_flag "$@"
+parse_run_args "--model --kind --model-kind --revision --name --version ${SERVING_FLAGS//$'\n'/ }" set_flag "$@"
+if [ -z "$model" ]; then
+  if [ "$kind" = text-generation ]; then model=Qwen/Qwen2.5-0.5B-Instruct; else model=stabilityai/sd-turbo; fi
+fi
 
 if [[ $model == *://* ]]; then
   source_uri=$model
@@ -65,7 +89,9 @@ fi
 require_dns_label --name "$name"
 
 load_run_env "$here/.env"
-params=("model-source=$source_uri" "model-name=$name" "version-name=$version" "deploy-name=$name")
+params=("model-kind=$kind" "model-source=$source_uri" "model-name=$name" "version-name=$version"
+  "deploy-name=$name"
+  ${serving_params[@]+"${serving_params[@]}"})
 [ -z "$revision" ] || params+=("model-revision=$revision")
 [ -z "$(env_value AWS_S3_BUCKET)" ] || params+=("s3-bucket=$(env_value AWS_S3_BUCKET)")
 [ -z "$(env_value GIT_URL)" ] || params+=("git-url=$(env_value GIT_URL)")

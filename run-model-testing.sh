@@ -7,7 +7,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 usage() {
   cat <<'USAGE'
-usage: ./run-model-testing.sh --registered-model-id ID --model-version-id ID --model-uri s3://...
+usage: ./run-model-testing.sh [--kind llm] --registered-model-id ID --model-version-id ID
+                              --model-uri s3://...
                               --name N [--endpoint URL] [--param KEY=VALUE]... [--namespace NS]
                               [--env-file FILE] [--follow] [--dry-run] [--local [ARGS...]]
 
@@ -15,6 +16,7 @@ usage: ./run-model-testing.sh --registered-model-id ID --model-version-id ID --m
                the version to test (REGISTERED_MODEL_ID / MODEL_VERSION_ID of a model-import run)
   --model-uri  s3:// URI of the version's model folder (MODEL_URI of the model-import run)
   --name       InferenceService name / served model name
+  --model-kind text-to-image (default) or text-generation; --kind llm is its shorthand
   --endpoint   benchmark this running endpoint instead of deploying (sets deploy=false)
   --param      any other model-testing param, e.g. --param min-clip-score=0.25 (repeatable)
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
@@ -28,6 +30,7 @@ examples:
   ./run-model-testing.sh --registered-model-id 1 --model-version-id 2 \
       --model-uri s3://modelpipe/models/sd-turbo/v1 --name sd-turbo --follow
   ./run-model-testing.sh --local
+  ./run-model-testing.sh --local --kind llm     # re-test the latest registered language model
 USAGE
 }
 
@@ -40,6 +43,7 @@ model_version_id=""
 model_uri=""
 name=""
 endpoint=""
+kind=text-to-image
 set_flag() {
   case $1 in
     --registered-model-id) registered_model_id=$2 ;;
@@ -47,9 +51,11 @@ set_flag() {
     --model-uri) model_uri=$2 ;;
     --name) name=$2 ;;
     --endpoint) endpoint=$2 ;;
+    --kind | --model-kind) kind=$(model_kind "$2") ;;
   esac
 }
-parse_run_args "--registered-model-id --model-version-id --model-uri --name --endpoint" set_flag "$@"
+parse_run_args "--registered-model-id --model-version-id --model-uri --name --endpoint --kind --model-kind" \
+  set_flag "$@"
 
 missing=()
 [ -n "$registered_model_id" ] || missing+=(--registered-model-id)
@@ -61,7 +67,7 @@ missing=()
 require_dns_label --name "$name"
 
 load_run_env "$here/.env"
-params=("registered-model-id=$registered_model_id" "model-version-id=$model_version_id"
+params=("model-kind=$kind" "registered-model-id=$registered_model_id" "model-version-id=$model_version_id"
   "model-uri=$model_uri" "deploy-name=$name")
 if [ -n "$endpoint" ]; then
   params+=("deploy=false" "endpoint=$endpoint")

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.runtime",
     "tests.fixtures.image_registry",
     "tests.fixtures.llm",
+    "tests.fixtures.llm_eval",
 ]

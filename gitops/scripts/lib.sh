@@ -147,16 +147,37 @@ RUN_FOLLOW=false
 RUN_DRY_RUN=false
 RUN_PARAMS=()
 
+# model_kind VALUE: the model kind a --model-kind/--kind value names (llm and image are shorthands).
+model_kind() {
+  case $1 in
+    llm | text-generation) echo text-generation ;;
+    image | text-to-image) echo text-to-image ;;
+    *) die "--model-kind must be text-to-image or text-generation (or --kind llm / image), got '$1'" ;;
+  esac
+}
+
 # run_local_if_requested ROOT SUBCOMMAND ARGS...: when ARGS hold --local, exec
 # `modelpipe local SUBCOMMAND` with the other ARGS (ROOT is the repository, which has the Makefile).
+# --kind/--model-kind become --model-kind KIND; a language model also needs the vLLM and eval venvs.
 run_local_if_requested() {
-  local root=$1 subcommand=$2 arg local=false rest=()
+  local root=$1 subcommand=$2 local=false kind="" rest=()
   shift 2
-  for arg in "$@"; do
-    if [ "$arg" = --local ]; then local=true; else rest+=("$arg"); fi
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --local) local=true ;;
+      --kind | --model-kind)
+        [ $# -ge 2 ] || die "$1 needs a value"
+        kind=$(model_kind "$2")
+        rest+=(--model-kind "$kind")
+        shift
+        ;;
+      *) rest+=("$1") ;;
+    esac
+    shift
   done
   $local || return 0
   make -s -C "$root" venv
+  [ "$kind" != text-generation ] || make -s -C "$root" vllm-venv eval-env
   exec "$root/.venv/bin/modelpipe" local "$subcommand" "${rest[@]}"
 }
 

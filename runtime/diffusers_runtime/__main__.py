@@ -20,7 +20,7 @@ from kserve.logging import KSERVE_TRACE_LOGGER_NAME
 from .engine import BatchingOptions, PipelineOptions
 from .errors import ModelLoadError
 from .families import ServingDefaults
-from .logs import flush_logs, log_like_kserve, write_logs_in_background
+from .logs import flush_logs, log_like_kserve, quiet_client_errors, write_logs_in_background
 from .model import DiffusersModel, RuntimeDataPlane, register_routes
 from .schema import MIN_SIDE, Limits
 from .storage import check_model_dir, download_model, is_remote, local_path
@@ -33,6 +33,10 @@ EXAMPLES = """examples:
   python -m diffusers_runtime --model_dir ./tiny --device cpu --http_port 8080 --enable_grpc false \\
       --max_batch_size 8 --max_batch_delay_ms 20 --max_queue 64
 """
+
+
+DEFAULT_REQUEST_PIXEL_STEPS = 4 * 1024 * 1024 * 50
+DEFAULT_SERVER_PIXEL_STEPS = 4 * DEFAULT_REQUEST_PIXEL_STEPS
 
 
 def _bool(value: str) -> bool:
@@ -150,6 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--max_images_per_request", type=int, default=4, help="max images per request (default: 4)"
     )
+    group.add_argument(
+        "--max_request_pixel_steps",
+        type=int,
+        default=DEFAULT_REQUEST_PIXEL_STEPS,
+        help="max width*height*steps summed over a request's images; more is a 400 "
+        f"(default: {DEFAULT_REQUEST_PIXEL_STEPS}, four 1024x1024 images at 50 steps)",
+    )
+    group.add_argument(
+        "--max_server_pixel_steps",
+        type=int,
+        default=DEFAULT_SERVER_PIXEL_STEPS,
+        help="max width*height*steps of all images queued or running; a request beyond it gets 429 "
+        f"with Retry-After (default: {DEFAULT_SERVER_PIXEL_STEPS})",
+    )
+    group.add_argument(
+        "--request_timeout_s",
+        type=float,
+        default=0.0,
+        help="deadline of every request in seconds, 0 for none; a Request-Timeout header may shorten it. "
+        "Past it the answer is 503 and the request's images are dropped (default: 0)",
+    )
+    group.add_argument(
+        "--enable_repository_routes",
+        type=_bool,
+        default=False,
+        help="serve kserve's /v2/repository load/unload routes, which let any client unload the model "
+        "(default: false, 404)",
+    )
+    group.add_argument(
+        "--enable_explain_route",
+        type=_bool,
+        default=False,
+        help="serve kserve's :explain route (not implemented by this model: 501) (default: false, 404)",
+    )
     return parser
 
 
@@ -169,6 +207,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--max_pixels must be >= {MIN_SIDE * MIN_SIDE}")
     if args.max_queue < args.max_images_per_request:
         parser.error("--max_queue must be >= --max_images_per_request")
+    if args.max_request_pixel_steps < MIN_SIDE * MIN_SIDE:
+        parser.error(
+            f"--max_request_pixel_steps must be >= {MIN_SIDE * MIN_SIDE} (one {MIN_SIDE}x{MIN_SIDE} step)"
+        )
+    if args.max_server_pixel_steps < args.max_request_pixel_steps:
+        parser.error("--max_server_pixel_steps must be >= --max_request_pixel_steps")
+    if not 0 <= args.request_timeout_s < float("inf"):
+        parser.error("--request_timeout_s must be >= 0 (0: no deadline)")
     return args
 
 
@@ -236,11 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_batch_delay_s=args.max_batch_delay_ms / 1000.0,
             max_queue=args.max_queue,
             batch_invariant=args.batch_invariant,
+            max_pending_pixel_steps=args.max_server_pixel_steps,
         ),
         limits=Limits(
             max_steps=args.max_steps,
             max_pixels=args.max_pixels,
             max_images_per_request=args.max_images_per_request,
+            max_request_pixel_steps=args.max_request_pixel_steps,
         ),
         download_seconds=download_seconds,
     )
@@ -261,11 +309,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     configure_latency_logging(args.enable_latency_logging)
     log_like_kserve(logger.name)
+    quiet_client_errors()
     write_logs_in_background()
     server.dataplane = RuntimeDataPlane(model_registry=server.registered_models)
     # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
     server.register_model(model)
-    register_routes(model_server.app, model)
+    register_routes(
+        model_server.app,
+        model,
+        enable_repository_routes=args.enable_repository_routes,
+        enable_explain_route=args.enable_explain_route,
+        request_timeout_s=args.request_timeout_s or None,
+    )
     threading.Thread(target=_load_or_exit, args=(model,), name="model-load", daemon=True).start()
     server.start([])
     return 0

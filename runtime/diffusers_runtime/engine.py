@@ -22,10 +22,13 @@ import torch
 
 from .errors import (
     BadRequestError,
+    DeadlineExceededError,
     EngineStoppedError,
+    GenerationError,
     GenerationOutOfMemoryError,
     ModelLoadError,
     QueueFullError,
+    ServerBusyError,
 )
 from .families import DEFAULT_SCHEDULER, SCHEDULERS, FamilyRules, ServingDefaults, rules_for
 from .metrics import RuntimeMetrics
@@ -51,16 +54,20 @@ class PipelineOptions:
 
 @dataclass(frozen=True)
 class BatchingOptions:
-    """Dynamic batching: images per call, how long the oldest waits for company, queue bound in images."""
+    """Dynamic batching: images per call, how long the oldest waits for company, queue bound in images,
+    and the server-wide bound on the pixel-steps queued or running (None: no bound)."""
 
     max_batch_size: int = 4
     max_batch_delay_s: float = 0.01
     max_queue: int = 64
     batch_invariant: bool = True
+    max_pending_pixel_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_queue < 1 or self.max_batch_delay_s < 0:
             raise ValueError("max_batch_size and max_queue must be >= 1 and max_batch_delay_s >= 0")
+        if self.max_pending_pixel_steps is not None and self.max_pending_pixel_steps < 1:
+            raise ValueError("max_pending_pixel_steps must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class BatchKey:
     guidance_scale: float
     scheduler: str = DEFAULT_SCHEDULER
     has_negative_prompt: bool = False
+
+    @property
+    def pixel_steps(self) -> int:
+        """The cost of one image: width x height x steps (what the cost limits count)."""
+        return self.height * self.width * self.num_inference_steps
 
 
 @dataclass(frozen=True)
@@ -278,6 +290,18 @@ class _Pending:
     enqueued: float
 
 
+class _BatchAbandoned(Exception):
+    """Raised from the step callback: every request of the running batch is gone (client or deadline)."""
+
+
+def abandon_reason(future: concurrent.futures.Future[Any]) -> str:
+    """Why a request's future settled before its images: ``cancelled`` (client gone), ``deadline``, or
+    ``failed`` (another image of the same request failed)."""
+    if future.cancelled():
+        return "cancelled"
+    return "deadline" if isinstance(future.exception(), DeadlineExceededError) else "failed"
+
+
 class Engine:
     """Runs pipeline calls on one worker thread, batching compatible images from concurrent requests.
 
@@ -299,6 +323,7 @@ class Engine:
         self._queue: collections.deque[_Pending] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._pending_pixel_steps = 0  # queued and running images, for the server-wide limit
         self._batch_seconds = 1.0  # moving average, for Retry-After
         self._thread = threading.Thread(target=self._run, name="diffusers-engine", daemon=True)
 
@@ -310,6 +335,7 @@ class Engine:
         with self._cond:
             self._stopping = True
             pending, self._queue = list(self._queue), collections.deque()
+            self._pending_pixel_steps -= sum(item.request.key.pixel_steps for item in pending)
             self._cond.notify_all()
         for item in pending:
             _fail(item.job, EngineStoppedError())
@@ -320,26 +346,45 @@ class Engine:
     def queued_images(self) -> int:
         return len(self._queue)
 
+    @property
+    def pending_pixel_steps(self) -> int:
+        """Pixel-steps of the images queued or running."""
+        return self._pending_pixel_steps
+
     def submit(self, images: Sequence[ImageRequest]) -> concurrent.futures.Future[list[GeneratedImage]]:
-        """Queue images of one request; the future resolves with them in order, or with the batch's error.
+        """Queue images of one request; the future resolves with them in order, or with the error of the
+        request's own images.
+
+        Settling the future early (cancel it when the client goes away, or fail it with
+        DeadlineExceededError) abandons the request: its queued images are dropped and a running batch
+        made only of abandoned requests stops at its next denoising step.
 
         Raises:
             QueueFullError: Adding these images would exceed ``max_queue``.
+            ServerBusyError: Their pixel-steps would exceed ``max_pending_pixel_steps``.
             EngineStoppedError: The engine is shutting down.
         """
         if not images:
             raise ValueError("submit needs at least one image")
         job = _Job(concurrent.futures.Future(), [None] * len(images), len(images))
+        cost = sum(request.key.pixel_steps for request in images)
         with self._cond:
             if self._stopping:
                 raise EngineStoppedError()
+            self._drop_abandoned()
             queued = len(self._queue)
+            batches_ahead = queued / self.batching.max_batch_size + 1
+            retry = max(1, math.ceil(batches_ahead * self._batch_seconds))
             if queued + len(images) > self.batching.max_queue:
-                batches_ahead = queued / self.batching.max_batch_size + 1
-                retry = max(1, math.ceil(batches_ahead * self._batch_seconds))
                 raise QueueFullError(
                     queued=queued, requested=len(images), limit=self.batching.max_queue, retry_after=retry
                 )
+            limit = self.batching.max_pending_pixel_steps
+            if limit is not None and self._pending_pixel_steps + cost > limit:
+                raise ServerBusyError(
+                    pending=self._pending_pixel_steps, requested=cost, limit=limit, retry_after=retry
+                )
+            self._pending_pixel_steps += cost
             now = time.monotonic()
             self._queue.extend(_Pending(request, job, i, now) for i, request in enumerate(images))
             self._metrics.queue_depth(len(self._queue))
@@ -364,8 +409,7 @@ class Engine:
             while True:
                 if self._stopping:
                     return None
-                while self._queue and self._queue[0].job.future.done():
-                    self._queue.popleft()  # cancelled by the client, or failed with an earlier batch
+                self._drop_abandoned()
                 if not self._queue:
                     self._metrics.queue_depth(0)
                     self._cond.wait()
@@ -386,19 +430,54 @@ class Engine:
             self._metrics.queue_depth(len(self._queue))
             return picked
 
+    def _drop_abandoned(self) -> None:
+        """Remove the queued images of requests already settled (client gone, deadline, sibling failed)."""
+        if not any(item.job.future.done() for item in self._queue):
+            return
+        kept: collections.deque[_Pending] = collections.deque()
+        for item in self._queue:
+            if item.job.future.done():
+                self._pending_pixel_steps -= item.request.key.pixel_steps
+                self._metrics.image_dropped(abandon_reason(item.job.future), "queued")
+            else:
+                kept.append(item)
+        self._queue = kept
+        self._metrics.queue_depth(len(kept))
+
     def _generate(self, batch: list[_Pending]) -> None:
         started = time.monotonic()
         for item in batch:
             self._metrics.queue_wait(started - item.enqueued)
+        try:
+            self._generate_batch(batch, started)
+        finally:
+            with self._cond:
+                self._pending_pixel_steps -= sum(item.request.key.pixel_steps for item in batch)
+
+    def _generate_batch(self, batch: list[_Pending], started: float) -> None:
         requests = [item.request for item in batch]
         try:
-            images = self._call_pipeline(requests)
-        # The worker thread must survive anything a batch raises; the error goes to the requests' futures
-        # (kserve answers an unknown one with a 500 and its traceback in the log).
-        except Exception as err:
-            error = self._batch_error(err, requests)
+            images = self._call_pipeline(requests, batch)
+        except _BatchAbandoned:
             for item in batch:
-                _fail(item.job, error)
+                self._metrics.image_dropped(abandon_reason(item.job.future), "running")
+            return
+        # The worker thread must survive anything a batch raises; the error goes to the requests' futures.
+        except Exception as err:
+            if is_out_of_memory(err):
+                error = self._out_of_memory(err, requests)
+                for item in batch:
+                    _fail(item.job, error)
+            elif len({id(item.job) for item in batch}) > 1:
+                # One request's input can fail the whole call (a prompt the tokenizer rejects): run each
+                # image alone so only the guilty request fails.
+                logger.warning("a batch of %d failed (%s); retrying its images one by one", len(batch), err)
+                for item in batch:
+                    self._generate_alone(item)
+            else:
+                error = self._request_error(err, requests)
+                for item in batch:
+                    _fail(item.job, error)
             return
         seconds = time.monotonic() - started
         self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * seconds
@@ -406,13 +485,31 @@ class Engine:
         for item, image in zip(batch, images, strict=False):
             _deliver(item, GeneratedImage(image=image, seed=item.request.seed))
 
-    def _batch_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
+    def _generate_alone(self, item: _Pending) -> None:
+        if item.job.future.done():
+            return
+        try:
+            images = self._call_pipeline([item.request], [item])
+        except _BatchAbandoned:
+            self._metrics.image_dropped(abandon_reason(item.job.future), "running")
+            return
+        except Exception as err:
+            _fail(item.job, self._request_error(err, [item.request]))
+            return
+        self._metrics.batch(1, 0.0)
+        _deliver(item, GeneratedImage(image=images[0], seed=item.request.seed))
+
+    def _request_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
+        """The error a request gets when its own images failed: the pipeline's 400, OOM's 503, else 500."""
         if isinstance(err, BadRequestError):
-            logger.debug("the pipeline refused a batch of %d: %s", len(requests), err)
+            logger.debug("the pipeline refused a request of %d image(s): %s", len(requests), err)
             return err
-        if not is_out_of_memory(err):
-            logger.error("generation failed for a batch of %d", len(requests), exc_info=err)
-            return err
+        if is_out_of_memory(err):
+            return self._out_of_memory(err, requests)
+        logger.error("generation failed for a request of %d image(s)", len(requests), exc_info=err)
+        return GenerationError(err)
+
+    def _out_of_memory(self, err: Exception, requests: list[ImageRequest]) -> Exception:
         key = requests[0].key
         logger.warning("out of memory: batch of %d at %dx%d: %s", len(requests), key.width, key.height, err)
         gc.collect()
@@ -422,7 +519,7 @@ class Engine:
             batch_size=len(requests), height=key.height, width=key.width, device=str(self.loaded.device)
         )
 
-    def _call_pipeline(self, requests: list[ImageRequest]) -> list[Any]:
+    def _call_pipeline(self, requests: list[ImageRequest], batch: Sequence[_Pending] = ()) -> list[Any]:
         key = requests[0].key
         padded = list(requests)
         if self.batching.batch_invariant:
@@ -440,7 +537,7 @@ class Engine:
         if key.has_negative_prompt:
             kwargs["negative_prompt"] = [r.negative_prompt or "" for r in padded]
         if self.loaded.supports_step_callback:
-            kwargs["callback_on_step_end"] = _StepTimer(self._metrics)
+            kwargs["callback_on_step_end"] = _StepWatch(self._metrics, [item.job.future for item in batch])
         if self.loaded.rules is not None:
             kwargs.update(self.loaded.rules.call_kwargs)
         pipe = self.loaded.pipeline_for(key.scheduler)
@@ -467,11 +564,14 @@ def request_error(err: ValueError) -> BadRequestError:
     return BadRequestError(f"{named or 'request'}: the pipeline refused the request values: {message}")
 
 
-class _StepTimer:
-    """``callback_on_step_end`` that observes the seconds between consecutive denoising steps."""
+class _StepWatch:
+    """``callback_on_step_end``: observes the seconds per denoising step, and stops the call when every
+    request in it has been abandoned (raising skips the remaining steps and the VAE decode, where
+    diffusers' own ``interrupt`` flag would still decode)."""
 
-    def __init__(self, metrics: RuntimeMetrics) -> None:
+    def __init__(self, metrics: RuntimeMetrics, futures: Sequence[concurrent.futures.Future[Any]]) -> None:
         self._metrics = metrics
+        self._futures = futures
         self._last = time.monotonic()
 
     def __call__(
@@ -480,6 +580,8 @@ class _StepTimer:
         now = time.monotonic()
         self._metrics.step(now - self._last)
         self._last = now
+        if self._futures and all(future.done() for future in self._futures):
+            raise _BatchAbandoned()
         return callback_kwargs
 
 

@@ -44,6 +44,59 @@ class QueueFullError(RuntimeServingError):
         self.limit = limit
 
 
+class ServerBusyError(RuntimeServingError):
+    """The work queued or running already costs the server-wide limit: HTTP 429 with ``Retry-After``."""
+
+    status_code = 429
+
+    def __init__(self, *, pending: int, requested: int, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"server busy: {pending} pixel-steps queued or running, this request adds {requested}, "
+            f"limit --max_server_pixel_steps={limit}; retry after {retry_after} s",
+            retry_after=retry_after,
+        )
+        self.pending = pending
+        self.requested = requested
+        self.limit = limit
+
+
+class DeadlineExceededError(RuntimeServingError):
+    """The request's deadline passed before its images were ready: HTTP 503 with ``Retry-After``.
+
+    Its images are dropped from the queue, or their generation stops at the next denoising step.
+    """
+
+    status_code = 503
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"deadline of {seconds:g} s exceeded before the images were ready (Request-Timeout header or "
+            "--request_timeout_s); retry later, with fewer steps or a longer deadline",
+            retry_after=5,
+        )
+        self.seconds = seconds
+
+
+class ClientDisconnectedError(RuntimeServingError):
+    """The client closed the connection before its answer: nginx's 499, which nobody receives."""
+
+    status_code = 499
+
+    def __init__(self) -> None:
+        super().__init__("client disconnected before the images were ready")
+
+
+class GenerationError(RuntimeServingError):
+    """The pipeline failed on this request alone (after its batch was retried image by image): HTTP 500."""
+
+    status_code = 500
+
+    def __init__(self, cause: BaseException) -> None:
+        reason = str(cause).splitlines()[0] if str(cause) else ""
+        super().__init__(f"generation failed: {type(cause).__name__}: {reason}".rstrip(": "))
+        self.__cause__ = cause
+
+
 class GenerationOutOfMemoryError(RuntimeServingError):
     """The device ran out of memory for this batch: HTTP 503; the server stays up for the next one."""
 

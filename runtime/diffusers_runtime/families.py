@@ -8,6 +8,7 @@ schema asks it whether a request fits the model.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import inspect
 import re
@@ -348,7 +349,12 @@ def _with_prompt_limit(
 
 
 def _counter(tokenizer: Any, *, special: bool) -> Callable[[str], int]:
+    # A private copy: a fast tokenizer keeps its truncation/padding settings in shared mutable state, and
+    # counting on the event loop while the engine thread encodes a batch made the engine's call unpadded
+    # ("Sizes of tensors must match ... 2 but got size 77"), failing valid requests of other clients.
+    own = copy.deepcopy(tokenizer)
+
     def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=special, truncation=False)["input_ids"])
+        return len(own(text, add_special_tokens=special, truncation=False)["input_ids"])
 
     return count

@@ -13,6 +13,13 @@ import logging
 import queue
 from logging.handlers import QueueHandler, QueueListener
 
+from kserve.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    ServerNotReady,
+    UnsupportedProtocol,
+)
 from kserve.logging import KSERVE_LOGGER_NAME
 
 _listeners: list[QueueListener] = []
@@ -69,3 +76,37 @@ def flush_logs() -> None:
     """Write out every queued record and stop the listeners (before exiting, also via os._exit)."""
     while _listeners:
         _listeners.pop().stop()
+
+
+# Raised by kserve for a client's mistake or a probe's question; its handlers log each at ERROR with a
+# traceback (2 KB per malformed body, one per readiness poll while the model loads).
+_CLIENT_ERRORS = (InvalidInput, ModelNotFound, NotImplementedError, UnsupportedProtocol)
+_NOT_READY = (ModelNotReady, ServerNotReady)
+
+
+class _ClientErrorFilter(logging.Filter):
+    """Rewrite kserve's traceback record for a client error as one line (INFO; not-ready answers DEBUG)."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self._logger = logger
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, (*_CLIENT_ERRORS, *_NOT_READY)):
+            return True
+        level = logging.DEBUG if isinstance(error, _NOT_READY) else logging.INFO
+        if not self._logger.isEnabledFor(level):
+            return False
+        text = str(error).encode("ascii", "backslashreplace").decode("ascii").replace("\n", " ")
+        record.msg, record.args = "client error: %s: %s", (type(error).__name__, text[:500])
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Log kserve's client-error answers as one line each instead of a traceback (idempotent)."""
+    logger = logging.getLogger(KSERVE_LOGGER_NAME)
+    if not any(isinstance(f, _ClientErrorFilter) for f in logger.filters):
+        logger.addFilter(_ClientErrorFilter(logger))

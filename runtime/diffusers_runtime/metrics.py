@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -53,6 +54,12 @@ MODEL_LOAD_SECONDS = Gauge(
 QUEUE_DEPTH = Gauge("diffusers_queue_depth", "Images waiting for a batch", ["model_name"])
 REJECTED = Counter(
     "diffusers_requests_rejected", "Requests answered with an error, by reason", ["model_name", "reason"]
+)
+IMAGES_DROPPED = Counter(
+    "diffusers_images_dropped",
+    "Images not generated because their request was abandoned (client gone, deadline, sibling failed), "
+    "by reason and by stage: dropped from the queue, or stopped at a denoising step",
+    ["model_name", "reason", "stage"],
 )
 
 # GPU figures, read from torch.cuda when Prometheus scrapes (nothing is sampled in between). Memory is what
@@ -150,6 +157,9 @@ class RuntimeMetrics:
         self._batch_seconds.observe(seconds)
         self._images.inc(size)
 
+    def image_dropped(self, reason: str, stage: str) -> None:
+        IMAGES_DROPPED.labels(model_name=self.model_name, reason=reason, stage=stage).inc()
+
     def step(self, seconds: float) -> None:
         self._step.observe(seconds)
 
@@ -172,9 +182,9 @@ class RuntimeMetrics:
         count = devices.device_count()
         for device in range(count):
             labels = {"model_name": self.model_name, "gpu": str(device)}
-            GPU_MEMORY_ALLOCATED.labels(**labels).set_function(lambda d=device: devices.memory_allocated(d))
-            GPU_MEMORY_RESERVED.labels(**labels).set_function(lambda d=device: devices.memory_reserved(d))
-            GPU_MEMORY_PEAK.labels(**labels).set_function(lambda d=device: devices.max_memory_allocated(d))
+            GPU_MEMORY_ALLOCATED.labels(**labels).set_function(partial(devices.memory_allocated, device))
+            GPU_MEMORY_RESERVED.labels(**labels).set_function(partial(devices.memory_reserved, device))
+            GPU_MEMORY_PEAK.labels(**labels).set_function(partial(devices.max_memory_allocated, device))
             GPU_MEMORY_TOTAL.labels(**labels).set(devices.get_device_properties(device).total_memory)
             reader = _utilization_reader(devices, device)
             if reader is not None:

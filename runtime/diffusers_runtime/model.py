@@ -19,14 +19,24 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InferenceError, InvalidInput, ModelNotFound, ModelNotReady
 from kserve.protocol.dataplane import DataPlane
 from kserve.protocol.infer_type import to_http_parameters
 
+from .asgi import EXPLAIN_ROUTES, REPOSITORY_ROUTES, RequestGuard, current_request
 from .engine import BatchingOptions, Engine, GeneratedImage, PipelineOptions, load_pipeline
-from .errors import BadRequestError, GenerationOutOfMemoryError, QueueFullError, RuntimeServingError
+from .errors import (
+    BadRequestError,
+    ClientDisconnectedError,
+    DeadlineExceededError,
+    GenerationOutOfMemoryError,
+    QueueFullError,
+    RuntimeServingError,
+    ServerBusyError,
+)
 from .metrics import RuntimeMetrics
 from .schema import (
     V2_OUTPUTS,
@@ -47,7 +57,10 @@ V2_METADATA_ROUTE = "/v2/models/{model_name}"
 _REJECT_REASONS = {
     InvalidInput: "invalid_input",
     QueueFullError: "queue_full",
+    ServerBusyError: "server_busy",
     GenerationOutOfMemoryError: "oom",
+    DeadlineExceededError: "deadline",
+    ClientDisconnectedError: "disconnected",
 }
 
 
@@ -246,12 +259,41 @@ class DiffusersModel(Model):
         return self.capabilities
 
     async def _generate(self, tasks: list[ImageTask]) -> list[tuple[GeneratedImage, bytes]]:
-        """Queue the images and await them generated and encoded, all off the event loop."""
+        """Queue the images and await them generated and encoded, all off the event loop.
+
+        When the client disconnects or the request's deadline passes, the request is abandoned: the engine
+        drops its queued images and stops a batch of abandoned requests at its next denoising step.
+
+        Raises:
+            ClientDisconnectedError: The client went away (nobody reads the answer).
+            DeadlineExceededError: The deadline passed first.
+        """
         if self.generator is None:
             raise ModelNotReady(self.name)
+        request = current_request()
+        if request is not None and request.disconnected:
+            raise ClientDisconnectedError()
         generated = self.generator.submit([task.request for task in tasks])
         formats = [task.output_format for task in tasks]
-        return await asyncio.wrap_future(self._encode_when_generated(generated, formats))
+        encoded = self._encode_when_generated(generated, formats)
+        if request is None:
+            return await asyncio.wrap_future(encoded)
+        timer = None
+        remaining = request.remaining_s()
+        if remaining is not None and request.timeout_s is not None:
+            error = DeadlineExceededError(request.timeout_s)
+            timer = asyncio.get_running_loop().call_later(remaining, _settle_with, generated, error)
+        unsubscribe = request.on_disconnect(encoded.cancel)
+        try:
+            return await asyncio.wrap_future(encoded)
+        except asyncio.CancelledError:
+            if request.disconnected:
+                raise ClientDisconnectedError() from None
+            raise
+        finally:
+            unsubscribe()
+            if timer is not None:
+                timer.cancel()
 
     def _encode_when_generated(
         self, generated: Future[list[GeneratedImage]], formats: list[str]
@@ -296,6 +338,13 @@ class DiffusersModel(Model):
         self.metrics.request(protocol, time.monotonic() - started)
 
 
+def _settle_with(future: Future[Any], error: BaseException) -> None:
+    """Fail a request's future unless the engine settled it first."""
+    with contextlib.suppress(Exception):
+        if not future.done():
+            future.set_exception(error)
+
+
 def _image_as_binary(request: InferRequest) -> bool:
     """Whether the image goes out as raw bytes (binary data extension) rather than base64 text.
 
@@ -334,19 +383,47 @@ def encode_image(image: Any, output_format: str) -> bytes:
     return buffer.getvalue()
 
 
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """``{"error": message}``, with any lone surrogate a client sent escaped so the body can be encoded."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse(status_code=status, content={"error": text}, headers=headers)
+
+
 async def bad_request_handler(_: Request, exc: Exception) -> JSONResponse:
-    """400 for our schema errors; one DEBUG line, not kserve's ERROR traceback per bad request."""
-    logger.debug("bad request: %s", exc)
-    return JSONResponse(status_code=400, content={"error": str(exc)})
+    """400 for our schema errors; one INFO line, not kserve's ERROR traceback per bad request."""
+    logger.info("client error 400: %s", _one_line(str(exc)))
+    return error_response(400, str(exc))
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """400 naming the fields FastAPI's body model refused (a V2 body that is not an inference request).
+
+    FastAPI's own handler echoes the input in a 422 and fails to encode it when it holds a lone surrogate,
+    which turned a client mistake into a 500 and a dropped keep-alive connection.
+    """
+    if not isinstance(exc, RequestValidationError):  # registered for RequestValidationError only
+        raise TypeError(f"validation_error_handler got {type(exc).__name__}")
+    problems = []
+    for error in exc.errors()[:3]:
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        problems.append(f"{location}: {error.get('msg', 'invalid')}")
+    message = "; ".join(problems) or "body: invalid request"
+    logger.info("client error 400: %s", _one_line(message))
+    return error_response(400, message)
 
 
 async def serving_error_handler(_: Request, exc: Exception) -> JSONResponse:
     """Answer our serving errors with their status; 429/503 carry Retry-After."""
-    assert isinstance(exc, RuntimeServingError)
+    if not isinstance(exc, RuntimeServingError):  # registered for RuntimeServingError only
+        raise TypeError(f"serving_error_handler got {type(exc).__name__}")
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
     if exc.status_code >= 500:
         logger.warning("%s", exc.message)
-    return JSONResponse(status_code=exc.status_code, content={"error": exc.message}, headers=headers)
+    return error_response(exc.status_code, exc.message, headers)
+
+
+def _one_line(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\n", " ")[:500]
 
 
 class RuntimeDataPlane(DataPlane):
@@ -366,8 +443,27 @@ class RuntimeDataPlane(DataPlane):
             raise BadRequestError(f"body: malformed V2 binary request: {detail}") from None
 
 
-def register_routes(app: FastAPI, model: DiffusersModel) -> None:
-    """Add the OpenAI images route and the status mapping of our errors to kserve's FastAPI app."""
+def register_routes(
+    app: FastAPI,
+    model: DiffusersModel,
+    *,
+    enable_repository_routes: bool = False,
+    enable_explain_route: bool = False,
+    request_timeout_s: float | None = None,
+) -> None:
+    """Add the OpenAI images route, the request guard and the status mapping of our errors to kserve's app.
+
+    Args:
+        app: kserve's FastAPI app, before the server starts.
+        model: The served model.
+        enable_repository_routes: Serve kserve's ``/v2/repository`` load/unload routes (404 otherwise).
+        enable_explain_route: Serve kserve's ``:explain`` route (404 otherwise; it answers 501 here).
+        request_timeout_s: Deadline of every request; a ``Request-Timeout`` header may only shorten it.
+    """
+    hidden = (() if enable_repository_routes else REPOSITORY_ROUTES) + (
+        () if enable_explain_route else EXPLAIN_ROUTES
+    )
+    app.add_middleware(RequestGuard, hidden_routes=hidden, request_timeout_s=request_timeout_s)
     app.add_api_route(OPENAI_IMAGES_ROUTE, model.openai_images, methods=["POST"], response_model=None)
     app.add_api_route(OPENAI_MODELS_ROUTE, model.openai_model, methods=["GET"], response_model=None)
     app.add_api_route(
@@ -378,3 +474,4 @@ def register_routes(app: FastAPI, model: DiffusersModel) -> None:
     app.router.routes.insert(0, app.router.routes.pop())
     app.add_exception_handler(RuntimeServingError, serving_error_handler)
     app.add_exception_handler(BadRequestError, bad_request_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

@@ -31,6 +31,8 @@ class Limits:
     max_steps: int = 100
     max_pixels: int = 1024 * 1024
     max_images_per_request: int = 4
+    # width x height x steps summed over a request's images; None: no bound beyond the ones above.
+    max_request_pixel_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,13 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
     Raises:
         BadRequestError: A value is empty, out of range or not offered by this model; the message names it.
     """
+    check_text(fields.prompt, f"{where}prompt")
     if not fields.prompt.strip():
         raise BadRequestError(f"{where}prompt: must not be empty")
     if len(fields.prompt) > MAX_PROMPT_CHARS:
         raise BadRequestError(f"{where}prompt: longer than {MAX_PROMPT_CHARS} characters")
     if fields.negative_prompt is not None:
+        check_text(fields.negative_prompt, f"{where}negative_prompt")
         if not caps.supports_negative_prompt:
             why = caps.rules.negative_prompt if caps.rules is not None else None
             raise BadRequestError(f"{where}negative_prompt: {why or 'not supported by this model pipeline'}")
@@ -194,6 +198,39 @@ def resolve_image(fields: ImageFields, where: str, limits: Limits, caps: Capabil
     )
 
 
+def check_text(value: str, field: str) -> None:
+    """Refuse a string that is not encodable text before it is queued.
+
+    JSON allows escapes of lone UTF-16 surrogates (``"\\udc00"``) and Python's parser keeps them; the
+    tokenizer then raises inside the pipeline call, failing every request batched with this one.
+
+    Raises:
+        BadRequestError: ``value`` holds a lone surrogate; the message names ``field`` and the position.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(value[err.start])
+        raise BadRequestError(
+            f"{field}: not valid text: lone surrogate U+{code:04X} at character {err.start}"
+        ) from None
+
+
+def check_cost(tasks: list[ImageTask], limits: Limits) -> None:
+    """Refuse a request whose images together exceed ``--max_request_pixel_steps``.
+
+    Raises:
+        BadRequestError: The message gives the request's pixel-steps and the limit.
+    """
+    limit = limits.max_request_pixel_steps
+    cost = sum(task.request.key.pixel_steps for task in tasks)
+    if limit is not None and cost > limit:
+        raise BadRequestError(
+            f"request: {len(tasks)} image(s) cost {cost} pixel-steps (width x height x steps, summed), "
+            f"more than --max_request_pixel_steps={limit}; ask for fewer or smaller images or fewer steps"
+        )
+
+
 def parse_output_format(value: str | None, field: str) -> str:
     if value is None:
         return "PNG"
@@ -230,6 +267,7 @@ def parse_v1(body: Any, limits: Limits, caps: Capabilities) -> list[ImageTask]:
     for i, instance in enumerate(instances):
         where = f"instances[{i}]."
         tasks.append(resolve_image(_validate(ImageFields, instance, where), where, limits, caps))
+    check_cost(tasks, limits)
     return tasks
 
 
@@ -268,6 +306,7 @@ def parse_openai(body: Any, limits: Limits, caps: Capabilities) -> tuple[OpenAII
             output_format=request.output_format,
         )
         tasks.append(resolve_image(fields, "", limits, caps))
+    check_cost(tasks, limits)
     return request, tasks
 
 
@@ -329,6 +368,7 @@ def parse_v2(
         fields["prompt"] = prompt
         where = "" if count == 1 else f"[{i}] "
         tasks.append(resolve_image(_validate(ImageFields, fields, where), where, limits, caps))
+    check_cost(tasks, limits)
     return tasks
 
 

@@ -10,6 +10,8 @@ with the deploy-model Task's defaults.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import subprocess
 import tempfile
@@ -120,3 +122,34 @@ def check_storage_credentials(root: Path, overlay: str) -> Problems:
         if connection["annotations"].get("opendatahub.io/connection-type") != "s3":
             problems.append(f"--overlay {overlay}: Secret {key} is not annotated connection-type s3")
     return problems
+
+
+def dry_run_schema_problems(root: Path, overlay: str, specs: Path) -> Problems:
+    """Every object `deploy.sh --dry-run --overlay OVERLAY` prints is valid: Tekton/KServe objects against
+    their CRDs, core objects (Secrets included) against the Kubernetes client models."""
+    from tests.manifests.checks import _crd_problems
+    from tests.manifests.schemas import CORE_MODELS, model_errors
+
+    problems: Problems = []
+    for doc in load_all(deploy_dry_run(root, overlay).replace("<redacted>", "eA==")):
+        where = f"--overlay {overlay} {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        model = CORE_MODELS.get((doc.get("apiVersion", ""), doc.get("kind", "")))
+        if model is not None:
+            # The client models type Secret data as bytes; the manifest holds base64 text.
+            body = {k: v for k, v in doc.items() if not (doc["kind"] == "Secret" and k == "data")}
+            problems += list(model_errors(body, model, where))
+            problems += [
+                f"{where}.data.{key}: not base64 text"
+                for key, value in (doc.get("data") or {}).items()
+                if doc["kind"] == "Secret" and not _is_base64(value)
+            ]
+        problems += _crd_problems(specs, doc, where)
+    return problems
+
+
+def _is_base64(value: Any) -> bool:
+    try:
+        base64.b64decode(str(value), validate=True)
+    except binascii.Error:
+        return False
+    return isinstance(value, str)

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.manifests import checks
-from tests.manifests.storage_credentials import check_storage_credentials, isvc_storage_key
-from tests.manifests.test_bundle import edit
+from tests.manifests.storage_credentials import (
+    check_storage_credentials,
+    dry_run_schema_problems,
+    isvc_storage_key,
+)
+from tests.manifests.test_bundle import SPECS, edit
 from tests.manifests.test_scripts import (  # noqa: F401 - fake_cluster is a fixture
     SECRET_VALUES,
     assert_no_secret_value,
@@ -30,6 +34,18 @@ def _tools() -> None:
 @pytest.mark.parametrize("overlay", ["kubernetes", "openshift"])
 def test_overlay_creates_what_the_storage_key_names(overlay: str) -> None:
     assert check_storage_credentials(REPO_ROOT, overlay) == []
+
+
+@pytest.mark.parametrize("overlay", ["kubernetes", "openshift"])
+def test_deploy_dry_run_output_validates(overlay: str) -> None:
+    assert dry_run_schema_problems(REPO_ROOT, overlay, SPECS) == []
+
+
+def test_dry_run_validation_catches_a_misspelt_secret_field(tmp_path: Path) -> None:
+    root = checks.copy_tree(REPO_ROOT, tmp_path / "repo")
+    edit("gitops/overlays/kubernetes/storage-config.yaml", "type: Opaque", "typ: Opaque")(root)
+    problems = dry_run_schema_problems(root, "kubernetes", SPECS)
+    assert any("storage-config" in p and "typ" in p for p in problems), problems
 
 
 def test_the_storage_key_is_the_data_connection_secret() -> None:

@@ -121,3 +121,16 @@ def test_the_walk_catches_a_leak(tmp_path: Path, code: str, leaks: bool) -> None
     (root / "steps" / "deploy.py").write_text("from modelpipe.steps import helper\n")
     found = paths_to_stand_ins(import_graph(root))
     assert ("modelpipe.steps.deploy" in found) is leaks
+
+
+def test_production_code_narrows_types_without_assert() -> None:
+    """``python -O`` strips asserts, so a check that matters must be an ``if`` that raises."""
+    runtime_dir = PACKAGE_DIR.parents[1] / "runtime" / "diffusers_runtime"
+    found = [
+        f"{path.relative_to(PACKAGE_DIR.parents[1])}:{node.lineno}"
+        for folder in (PACKAGE_DIR, runtime_dir)
+        for path in sorted(folder.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Assert)
+    ]
+    assert not found, "assert in production code: " + ", ".join(found)

@@ -78,6 +78,17 @@ class S3Settings:
                 fix="export them or mount the data-connection Secret",
             )
 
+    def key_pair(self) -> tuple[SecretStr, SecretStr]:
+        """(access key id, secret access key).
+
+        Raises:
+            ConfigError: Either is unset (both named).
+        """
+        self.require_credentials()
+        if self.access_key_id is None or self.secret_access_key is None:  # narrowed for the type checker
+            raise ConfigError("S3 credentials missing")
+        return self.access_key_id, self.secret_access_key
+
 
 @dataclass(frozen=True)
 class RegistrySettings:

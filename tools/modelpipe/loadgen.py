@@ -312,10 +312,12 @@ def summarize_sweep(levels: Sequence[LatencyLevel]) -> BenchmarkSummary:
         )
     single = working[0]
     peak = max(working, key=lambda level: level.images_per_second)
-    assert single.p50_seconds is not None and single.p95_seconds is not None
+    p50, p95 = single.p50_seconds, single.p95_seconds
+    if p50 is None or p95 is None:  # a level that succeeded always has latencies
+        raise BenchmarkError(f"concurrency {single.concurrency} succeeded without latencies")
     return BenchmarkSummary(
-        p50_seconds=single.p50_seconds,
-        p95_seconds=single.p95_seconds,
+        p50_seconds=p50,
+        p95_seconds=p95,
         latency_concurrency=single.concurrency,
         images_per_second=peak.images_per_second,
         throughput_concurrency=peak.concurrency,

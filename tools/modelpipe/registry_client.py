@@ -245,14 +245,21 @@ def find_version(registry: ModelRegistry, model_name: str, version_name: str) ->
 
 
 def latest_model_version(
-    registry: ModelRegistry, model_name: str | None = None
+    registry: ModelRegistry, model_name: str | None = None, model_kind: str | None = None
 ) -> tuple[RegisteredModel, ModelVersion] | None:
-    """The most recently updated version of ``model_name`` (of any model when None), or None if none."""
+    """The most recently updated version of ``model_name`` (of any model when None), or None if none.
+
+    With ``model_kind``, only versions that record that kind count (versions registered before kinds
+    were recorded are text-to-image).
+    """
     best: tuple[int, RegisteredModel, ModelVersion] | None = None
     for model in registry.get_registered_models():
         if model_name is not None and model.name != model_name:
             continue
         for version in registry.get_model_versions(model.name):
+            recorded = (version.custom_properties or {}).get("model_kind", "text-to-image")
+            if model_kind is not None and recorded != model_kind:
+                continue
             stamp = int(version.last_update_time_since_epoch or 0)
             if best is None or stamp > best[0]:
                 best = (stamp, model, version)
@@ -297,6 +304,17 @@ def get_registered_model(registry: ModelRegistry, model_id: str) -> RegisteredMo
             fix="pass the REGISTERED_MODEL_ID result of `modelpipe register`",
         )
     return model
+
+
+def returned_id(value: str | None, what: str) -> str:
+    """The id of an object the registry returned; objects read back from a registry always carry one.
+
+    Raises:
+        RegistryError: It came back without an id (a registry bug, not bad input).
+    """
+    if not value:
+        raise RegistryError(f"the registry returned {what} without an id", fix="check the registry server")
+    return value
 
 
 def _check_id(value: str, what: str) -> None:
@@ -425,9 +443,8 @@ def upsert_inference_service(
                 )
             custom = dict(existing.custom_properties or {})
             custom.update(metadata_values(merged))
-            assert existing.id is not None
             return await api.update_inference_service(
-                existing.id,
+                returned_id(existing.id, f"inference service {name!r}"),
                 InferenceServiceUpdate(
                     modelVersionId=model_version_id,
                     runtime=runtime,

@@ -155,14 +155,13 @@ def make_s3_client(
     Raises:
         ConfigError: Credentials are missing or AWS_S3_ENDPOINT has no http(s) scheme.
     """
-    settings.require_credentials()
+    access_key_id, secret_access_key = settings.key_pair()
     endpoint = settings.endpoint_url
     if endpoint is not None and urlparse(endpoint).scheme not in {"http", "https"}:
         raise ConfigError(
             f"{AWS_S3_ENDPOINT}={endpoint!r} has no http:// or https:// scheme",
             fix=f"set {AWS_S3_ENDPOINT} to e.g. http://minio.namespace.svc:9000",
         )
-    assert settings.access_key_id is not None and settings.secret_access_key is not None
     config = Config(
         s3={"addressing_style": "path"},
         signature_version="s3v4",
@@ -174,8 +173,8 @@ def make_s3_client(
         response_checksum_validation="when_required",
     )
     session = boto3.session.Session(
-        aws_access_key_id=settings.access_key_id.get_secret_value(),
-        aws_secret_access_key=settings.secret_access_key.get_secret_value(),
+        aws_access_key_id=access_key_id.get_secret_value(),
+        aws_secret_access_key=secret_access_key.get_secret_value(),
         region_name=settings.region,
     )
     return session.client("s3", endpoint_url=endpoint, config=config)

@@ -11,27 +11,13 @@ from pathlib import Path
 
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import TOKENIZER_FILES
 from modelpipe.s3 import download_objects, list_objects, make_s3_client, parse_s3_uri
 
 log = logging.getLogger(__name__)
 
-# Files transformers' AutoTokenizer reads (plus config.json, which names the tokenizer class for some models).
-TOKENIZER_FILES: frozenset[str] = frozenset(
-    {
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "tokenizer.model",
-        "vocab.json",
-        "vocab.txt",
-        "merges.txt",
-        "chat_template.jinja",
-        "chat_template.json",
-        "config.json",
-        "generation_config.json",
-    }
-)
+# config.json and generation_config.json name the tokenizer class and special tokens for some models.
+_FETCHED = TOKENIZER_FILES | {"config.json", "generation_config.json"}
 _REQUIRED_ANY = ("tokenizer.json", "tokenizer_config.json")
 
 
@@ -65,7 +51,7 @@ def resolve_tokenizer(source: str, *, cache_dir: Path, s3: S3Settings) -> Path:
         return folder
     location = parse_s3_uri(source)
     client = make_s3_client(s3)
-    wanted = sorted(name for name in list_objects(client, location) if name in TOKENIZER_FILES)
+    wanted = sorted(name for name in list_objects(client, location) if name in _FETCHED)
     if not any(name in wanted for name in _REQUIRED_ANY):
         raise ConfigError(
             f"no tokenizer under {source} (tokenizer.json or tokenizer_config.json)",

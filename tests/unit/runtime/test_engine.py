@@ -20,10 +20,13 @@ from diffusers_runtime.engine import (
 )
 from diffusers_runtime.errors import (
     EngineStoppedError,
+    GenerationError,
     GenerationOutOfMemoryError,
     QueueFullError,
+    ServerBusyError,
 )
 from diffusers_runtime.metrics import RuntimeMetrics
+from kserve.errors import InvalidInput
 
 KEY = BatchKey(height=64, width=64, num_inference_steps=2, guidance_scale=7.5)
 OTHER_KEY = BatchKey(height=64, width=64, num_inference_steps=1, guidance_scale=7.5)
@@ -167,11 +170,12 @@ def test_cpu_allocator_failure_counts_as_out_of_memory() -> None:
     engine.stop()
 
 
-def test_other_errors_reach_the_request_unchanged() -> None:
+def test_other_errors_reach_the_request_as_a_generation_error_naming_the_cause() -> None:
     engine, fake = make_engine(max_batch_delay_s=0)
-    fake.fail_with = ValueError("bug")
-    with pytest.raises(ValueError, match="bug"):
+    fake.fail_with = RuntimeError("bug")
+    with pytest.raises(GenerationError, match="RuntimeError: bug") as caught:
         engine.submit([image("x")]).result(10)
+    assert isinstance(caught.value.__cause__, RuntimeError)
     engine.stop()
 
 
@@ -216,3 +220,89 @@ def test_straggler_waits_for_the_next_arrivals_after_the_worker_frees_up() -> No
         future.result(10)
     engine.stop()
     assert [c["prompt"] for c in fake.calls] == [["A"], ["B", "C", "D", "E"]]
+
+
+class PoisonAwarePipeline(FakePipeline):
+    """Fails any call that holds the prompt "poison", as a tokenizer fails a whole batch on one input."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if "poison" in kwargs["prompt"]:
+            self.calls.append(kwargs)
+            raise self.error
+        return super().__call__(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [(ValueError("cannot tokenize"), InvalidInput), (RuntimeError("kernel failed"), GenerationError)],
+)
+def test_a_poisoned_image_fails_its_request_alone_and_its_batch_mates_succeed(
+    error: Exception, expected: type[Exception]
+) -> None:
+    engine, _ = make_engine(max_batch_delay_s=0.3)
+    engine.loaded.pipeline = PoisonAwarePipeline(error)
+    good = [engine.submit([image(f"good{i}", i)]) for i in range(2)]
+    poisoned = engine.submit([image("poison")])
+    more = engine.submit([image("good2", 2)])
+    assert [f.result(10)[0].image[0] for f in (*good, more)] == ["good0", "good1", "good2"]
+    with pytest.raises(expected, match=str(error)):
+        poisoned.result(10)
+    engine.stop()
+
+
+class SteppingPipeline(FakePipeline):
+    """Calls ``callback_on_step_end`` after each of ``num_inference_steps`` steps, like diffusers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps_run = 0
+        self.step_gate = threading.Event()
+        self.step_gate.set()
+
+    def __call__(self, **kwargs: Any) -> Any:
+        callback = kwargs["callback_on_step_end"]
+        for step in range(kwargs["num_inference_steps"]):
+            self.step_gate.wait(10)
+            self.steps_run += 1
+            callback(self, step, step, {})
+        return super().__call__(**kwargs)
+
+
+def test_abandoned_requests_stop_at_the_next_step_and_leave_the_queue() -> None:
+    engine, _ = make_engine(max_batch_size=1, max_batch_delay_s=0)
+    pipe = SteppingPipeline()
+    engine.loaded.pipeline = pipe
+    engine.loaded.supports_step_callback = True
+    long_key = BatchKey(height=64, width=64, num_inference_steps=50, guidance_scale=7.5)
+    pipe.step_gate.clear()
+    running = engine.submit([image("running", key=long_key)])
+    queued = engine.submit([image("queued", key=long_key)])
+    while engine.queued_images > 1:
+        time.sleep(0.01)
+    assert running.cancel() and queued.cancel()
+    pipe.step_gate.set()
+    after = engine.submit([image("after")])
+    assert after.result(10)[0].image[0] == "after"
+    assert pipe.steps_run <= 1 + KEY.num_inference_steps  # the abandoned call stopped after its first step
+    assert engine.pending_pixel_steps == 0
+    engine.stop()
+
+
+def test_server_wide_pixel_step_limit_is_429_with_retry_after() -> None:
+    engine, fake = make_engine(
+        max_batch_size=1, max_batch_delay_s=0, max_pending_pixel_steps=2 * KEY.pixel_steps
+    )
+    running = start_held_call(engine, fake)
+    queued = engine.submit([image("fits")])
+    with pytest.raises(ServerBusyError, match="--max_server_pixel_steps=16384") as caught:
+        engine.submit([image("too much")])
+    assert caught.value.retry_after >= 1
+    fake.gate.set()
+    running.result(10), queued.result(10)
+    assert engine.pending_pixel_steps == 0
+    engine.submit([image("room again")]).result(10)
+    engine.stop()

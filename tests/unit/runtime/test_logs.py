@@ -45,3 +45,40 @@ def test_queued_logs_keep_formats_order_and_every_line() -> None:
     numbered = [line.rsplit(" ", 1)[1] for line in result.stderr.splitlines() if " line " in line]
     assert numbered == [str(i) for i in range(200)]
     assert "written on the event-loop thread: 0" in result.stderr
+
+
+def test_kserve_client_errors_log_one_line_and_not_ready_polls_nothing() -> None:
+    import asyncio
+    import logging
+
+    from diffusers_runtime.logs import quiet_client_errors
+    from kserve.errors import (
+        ModelNotFound,
+        ModelNotReady,
+        generic_exception_handler,
+        model_not_found_handler,
+        model_not_ready_handler,
+    )
+    from kserve.logging import KSERVE_LOGGER_NAME
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger(KSERVE_LOGGER_NAME)
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    quiet_client_errors()
+    try:
+        asyncio.run(model_not_found_handler(None, ModelNotFound("nobody")))
+        asyncio.run(model_not_ready_handler(None, ModelNotReady("loading")))
+        asyncio.run(generic_exception_handler(None, RuntimeError("a real bug")))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [r.levelname for r in records] == ["INFO", "ERROR"]
+    assert records[0].exc_info is None and "ModelNotFound" in records[0].getMessage()
+    assert records[1].exc_info is not None  # a bug keeps its traceback

@@ -22,6 +22,10 @@ def test_defaults_and_storage_uri_from_env(monkeypatch: pytest.MonkeyPatch) -> N
         "auto",
     )
     assert args.batch_invariant is True and args.compile is False and args.cpu_offload == "none"
+    # Hostile clients: client-facing model management is off, cost is bounded, no deadline by default.
+    assert args.enable_repository_routes is False and args.enable_explain_route is False
+    assert args.max_server_pixel_steps >= args.max_request_pixel_steps == 4 * 1024 * 1024 * 50
+    assert args.request_timeout_s == 0
 
 
 def test_model_dir_flag_wins_over_storage_uri(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,6 +43,11 @@ def test_model_dir_flag_wins_over_storage_uri(monkeypatch: pytest.MonkeyPatch) -
         ["--model_dir", "/m", "--max_batch", "2"],
         ["--model_dir", "/m", "--batch_invariant", "maybe"],
         ["--model_dir", "/m", "--dtype", "int8"],
+        ["--model_dir", "/m", "--max_request_pixel_steps", "100"],
+        ["--model_dir", "/m", "--max_request_pixel_steps", "10000000", "--max_server_pixel_steps", "9999999"],
+        ["--model_dir", "/m", "--request_timeout_s", "-1"],
+        ["--model_dir", "/m", "--request_timeout_s", "inf"],
+        ["--model_dir", "/m", "--enable_repository_routes", "maybe"],
     ],
 )
 def test_bad_flags_are_usage_errors(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from diffusers_runtime.schema import (
     MAX_SEED,
@@ -168,3 +170,30 @@ def test_openai_seed_range_lets_the_last_image_reach_the_maximum() -> None:
     assert [t.request.seed for t in tasks] == [MAX_SEED - 1, MAX_SEED]
     with pytest.raises(InvalidInput, match=r"seed: must be between 0 and 2\*\*63-2 for n=2"):
         parse_openai({"prompt": "a", "n": 2, "seed": MAX_SEED}, LIMITS, CAPS)
+
+
+@pytest.mark.parametrize(
+    ("parse", "field"),
+    [
+        (lambda text: parse_v1({"instances": [{"prompt": text}]}, LIMITS, CAPS), "instances[0].prompt"),
+        (
+            lambda text: parse_v1({"instances": [{"prompt": "ok", "negative_prompt": text}]}, LIMITS, CAPS),
+            "instances[0].negative_prompt",
+        ),
+        (lambda text: parse_v2([prompt_tensor(text)], None, LIMITS, CAPS), "prompt"),
+        (lambda text: parse_openai({"prompt": text}, LIMITS, CAPS), "prompt"),
+    ],
+)
+def test_lone_surrogate_is_refused_naming_the_field(parse, field: str) -> None:
+    with pytest.raises(InvalidInput, match=rf"^{re.escape(field)}: not valid text: lone surrogate U\+DC00"):
+        parse("a \udc00 b")
+
+
+def test_request_cost_bound_names_the_limit_and_sums_the_images() -> None:
+    limits = Limits(max_request_pixel_steps=2 * 64 * 64 * 10)
+    one = {"prompt": "p", "height": 64, "width": 64, "num_inference_steps": 10}
+    assert len(parse_v1({"instances": [one, one]}, limits, CAPS)) == 2
+    with pytest.raises(InvalidInput, match=r"122880 pixel-steps.*--max_request_pixel_steps=81920"):
+        parse_v1({"instances": [one, one, one]}, limits, CAPS)
+    with pytest.raises(InvalidInput, match="--max_request_pixel_steps=81920"):
+        parse_openai({"prompt": "p", "n": 3, "size": "64x64", "num_inference_steps": 10}, limits, CAPS)

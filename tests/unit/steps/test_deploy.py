@@ -77,7 +77,6 @@ def test_no_registry_ids_means_no_registry_labels_and_cpu_only_has_no_gpu() -> N
         ({"name": "Tiny_SD"}, "not a DNS-1035 label"),
         ({"name": "a" * 54}, "longer than 53"),
         ({"model_uri": "https://bucket/x"}, "not an s3:// URI"),
-        ({"model_version_id": None}, "go together"),
         ({"deployment_mode": "ModelMesh"}, "unknown"),
     ],
 )
@@ -381,3 +380,18 @@ def test_only_one_registry_id_is_refused_before_deploying(tmp_path: Path) -> Non
 
     with pytest.raises(ConfigError, match="go together"):
         step.deploy_model(target="local", name="m", model_uri="s3://b/p", registered_model_id="1")
+
+
+@pytest.mark.parametrize("timeout", [0.0, -5.0, float("inf")])
+def test_deploy_step_refuses_a_timeout_that_is_not_positive(timeout: float, tmp_path: Path) -> None:
+    from modelpipe.steps.deploy import LocalOptions, deploy_model
+
+    local = LocalOptions(state_dir=tmp_path, s3=S3Settings.from_env({}), timeout=timeout)
+    with pytest.raises(ConfigError, match=r"--timeout .* must be positive"):
+        deploy_model(target="local", name="n", model_uri="s3://b/p", local=local)
+
+
+def test_cli_timeout_reaches_the_step_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    argv = ["deploy", "--target", "local", "--name", "n", "--model-uri", "s3://b/p", "--timeout", "0"]
+    assert main([*argv, "--state-dir", str(tmp_path)]) == 1
+    assert "--timeout 0.0 must be positive" in capsys.readouterr().err

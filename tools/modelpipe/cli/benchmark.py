@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import S3Settings, hf_token
+from modelpipe.model_kinds import MODEL_KINDS
 
 # ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
 DEFAULT_CLIP_MODEL = "hf://openai/clip-vit-base-patch16"
@@ -26,50 +26,20 @@ EXAMPLES = """\
   modelpipe benchmark --model-kind text-generation --endpoint http://127.0.0.1:8000 --model-name tiny-llm \
       --tokenizer ./tiny-llm --concurrency 1,2,4 --requests 20 --out ./bench
 """
-MODEL_KINDS = ("text-to-image", "text-generation")
 
 
+# Type conversion only: ranges (levels >= 1 and distinct, sizes in multiples of 8, ...) are the steps' checks.
 def _levels(text: str) -> list[int]:
-    if not re.fullmatch(r"\s*\d+(\s*,\s*\d+)*\s*", text):
+    if not re.fullmatch(r"\s*-?\d+(\s*,\s*-?\d+)*\s*", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 1,2,4,8")
-    levels = [int(part) for part in text.split(",")]
-    if any(level < 1 for level in levels) or len(set(levels)) != len(levels):
-        raise argparse.ArgumentTypeError(f"{text!r}: levels must be distinct and >= 1")
-    return levels
+    return [int(part) for part in text.split(",")]
 
 
 def _size(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d+)[xX](\d+)", text.strip())
-    if not match or int(match[1]) % 8 or int(match[2]) % 8 or min(int(match[1]), int(match[2])) < 8:
-        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT in multiples of 8, e.g. 512x512")
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 512x512")
     return int(match[1]), int(match[2])
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 0")
-    return int(text)
-
-
-def _float(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not (value >= minimum if inclusive else value > minimum) or value == float("inf"):
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not a number {'>=' if inclusive else '>'} {minimum:g}"
-            )
-        return value
-
-    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -115,21 +85,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N,N",
         help="sweep levels (default 1,2,4,8)",
     )
+    parser.add_argument("--requests", type=int, default=16, metavar="N", help="timed requests per level (16)")
     parser.add_argument(
-        "--requests", type=_positive, default=16, metavar="N", help="timed requests per level (16)"
+        "--warmup", type=int, default=2, metavar="N", help="untimed requests first (default 2)"
     )
-    parser.add_argument(
-        "--warmup", type=_count, default=2, metavar="N", help="untimed requests first (default 2)"
-    )
-    parser.add_argument(
-        "--steps", type=_positive, default=25, metavar="N", help="inference steps (default 25)"
-    )
+    parser.add_argument("--steps", type=int, default=25, metavar="N", help="inference steps (default 25)")
     parser.add_argument(
         "--size", type=_size, default=(512, 512), metavar="WxH", help="image size (default 512x512)"
     )
     parser.add_argument(
         "--guidance-scale",
-        type=_float(0, inclusive=True),
+        type=float,
         default=7.5,
         metavar="G",
         help="guidance (default 7.5)",
@@ -137,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="prompt i uses seed S+i (default 0)")
     parser.add_argument(
         "--timeout",
-        type=_float(0, inclusive=False),
+        type=float,
         default=600.0,
         metavar="SECONDS",
         help="per-request timeout (default 600)",
@@ -151,10 +117,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tokenizer", metavar="DIR|s3://BUCKET/PREFIX", help="model folder or uploaded model URI (required)"
     )
     llm.add_argument(
-        "--prompt-tokens", type=_positive, default=64, metavar="N", help="synthetic prompt length (64)"
+        "--prompt-tokens", type=int, default=64, metavar="N", help="synthetic prompt length (64)"
     )
     llm.add_argument(
-        "--output-tokens", type=_positive, default=32, metavar="N", help="tokens generated per request (32)"
+        "--output-tokens", type=int, default=32, metavar="N", help="tokens generated per request (32)"
     )
     llm.add_argument(
         "--eval-bin", metavar="DIR", help="folder with guidellm (default: env MODELPIPE_EVAL_BIN)"

@@ -102,10 +102,6 @@ def _check_flags(args: argparse.Namespace) -> None:
     for flag in ("name", "model_uri"):
         if not getattr(args, flag):
             raise ConfigError(f"--{flag.replace('_', '-')} is required", fix="see modelpipe deploy --help")
-    if args.target == "local" and args.state_dir is None:
-        raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
-    if args.timeout is not None and args.timeout <= 0:
-        raise ConfigError(f"--timeout {args.timeout} must be positive", fix="pass seconds, e.g. 900")
 
 
 def run(args: argparse.Namespace) -> CommandOutput:
@@ -142,7 +138,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         cluster_local_url=args.cluster_local_url,
     )
     local = None
-    if args.target == "local":
+    if args.target == "local" and args.state_dir is not None:  # without one the step names the flag
         local = LocalOptions(
             state_dir=args.state_dir,
             s3=S3Settings.from_env(),

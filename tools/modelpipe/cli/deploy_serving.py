@@ -21,6 +21,9 @@ from modelpipe.targets.serving_options import (
     parse_tolerations,
 )
 
+# The folder the model-import pipeline downloads into, inside the model workspace.
+DEFAULT_MODEL_DIR = "model"
+
 
 def _optional_int(text: str) -> int | None:
     """An integer flag where "" means unset (argparse reports anything else as a usage error)."""
@@ -106,7 +109,11 @@ def add_serving_flags(k: argparse._ArgumentGroup) -> None:
         metavar="CLAIM",
         help="--storage pvc: the PersistentVolumeClaim holding the model (the model workspace's claim)",
     )
-    k.add_argument("--model-dir", metavar="DIR", help="--storage pvc: the model folder inside the claim")
+    k.add_argument(
+        "--model-dir",
+        metavar="DIR",
+        help=f"--storage pvc: the model folder in the claim (default: {DEFAULT_MODEL_DIR})",
+    )
     k.add_argument(
         "--canary-percent",
         type=_optional_int,
@@ -123,12 +130,12 @@ def served_model_uri(args: argparse.Namespace) -> str:
     """
     if args.storage != "pvc" or (args.model_uri or "").startswith("pvc://"):
         return str(args.model_uri)
-    if not args.model_claim or not args.model_dir:
+    if not args.model_claim:
         raise ConfigError(
-            "--storage pvc needs --model-uri pvc://CLAIM/PATH, or --model-claim and --model-dir",
+            "--storage pvc needs --model-uri pvc://CLAIM/PATH, or --model-claim (with --model-dir)",
             fix="bind the pipeline's model workspace to a persistentVolumeClaim (claimName)",
         )
-    folder = args.model_dir.strip("/")
+    folder = (args.model_dir or DEFAULT_MODEL_DIR).strip("/")
     if not folder or ".." in folder.split("/"):
         raise ConfigError(
             f"--model-dir {args.model_dir!r} is not a folder inside the claim", fix="pass e.g. model"

@@ -12,6 +12,7 @@ from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.cli.local_s3 import add_s3_parser
 from modelpipe.config import local_state_dir
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import parse_model_kind
 
 if TYPE_CHECKING:
     from modelpipe.local.session import SessionSettings
@@ -51,6 +52,13 @@ def _add_state_flags(parser: argparse.ArgumentParser) -> None:
 def _add_session_flags(parser: argparse.ArgumentParser) -> None:
     _add_state_flags(parser)
     parser.add_argument("--name", help="registered model name (default: from the source)")
+    parser.add_argument(
+        "--model-kind",
+        default="",
+        metavar="KIND",
+        help="text-to-image (default: tiny demo diffusion model, CLIP benchmark) or text-generation "
+        "(default: tiny LLM on vLLM, lm-eval offline tasks, guidellm); the run scripts' --kind llm",
+    )
     parser.add_argument("--keep-running", action="store_true", help="leave S3, registry and runtime running")
     parser.add_argument(
         "--clip-model", help="CLIP model for the benchmark: hf://, s3:// or DIR (default: tiny CLIP)"
@@ -171,6 +179,7 @@ def session_settings(args: argparse.Namespace) -> SessionSettings:
         s3_port=args.s3_port or None,
         registry_port=args.registry_port or None,
         image_repo=getattr(args, "image_repo", None),
+        model_kind=parse_model_kind(args.model_kind),
     )
 
 

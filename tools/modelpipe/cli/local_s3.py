@@ -37,15 +37,12 @@ def run(args: argparse.Namespace) -> CommandOutput | None:
     from modelpipe.local.s3 import S3Credentials, SeaweedS3
 
     settings = S3Settings.from_env()
-    settings.require_credentials()
+    access_key_id, secret_access_key = settings.key_pair()
     if settings.bucket is None:
         raise ConfigError(f"{AWS_S3_BUCKET} is not set", fix="export AWS_S3_BUCKET=<bucket to create>")
-    assert settings.access_key_id and settings.secret_access_key
     server = SeaweedS3(
         args.dir,
-        S3Credentials(
-            settings.access_key_id.get_secret_value(), settings.secret_access_key.get_secret_value()
-        ),
+        S3Credentials(access_key_id.get_secret_value(), secret_access_key.get_secret_value()),
         bucket=settings.bucket,
         port=args.port,
         region=settings.region,

@@ -8,6 +8,7 @@ from pathlib import Path
 from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import MODEL_KINDS
 from modelpipe.steps.publish import PublishResult, publish_results
 
 EXAMPLES = """\
@@ -38,13 +39,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model-kind",
-        choices=("text-to-image", "text-generation"),
+        choices=MODEL_KINDS,
         default="text-to-image",
         help="text-generation publishes lm-eval scores (--eval-dir) and guidellm figures "
         "(default text-to-image)",
     )
     parser.add_argument("--results", type=Path, metavar="DIR", help="`modelpipe benchmark --out` folder")
-    parser.add_argument("--eval-dir", type=Path, metavar="DIR", help="`modelpipe evaluate --eval-dir` folder")
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        metavar="DIR",
+        help="`modelpipe evaluate --eval-dir` folder (text-generation)",
+    )
     parser.add_argument(
         "--gates",
         type=_gates,
@@ -116,8 +122,9 @@ def _publish_llm(args: argparse.Namespace) -> PublishResult:
 def _publish_images(args: argparse.Namespace) -> PublishResult:
     if args.results is None:
         raise ConfigError("--results is required", fix="pass the `modelpipe benchmark --out` folder")
-    if args.eval_dir is not None or args.gates:
-        raise ConfigError("--eval-dir and --gates apply to --model-kind text-generation")
+    # --eval-dir is passed by the publish-results Task for every kind; only --gates is refused here.
+    if args.gates:
+        raise ConfigError("--gates applies to --model-kind text-generation", fix="use --min-clip-score")
     return publish_results(
         registry=registry_settings(args),
         s3=S3Settings.from_env(),

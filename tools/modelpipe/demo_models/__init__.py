@@ -12,6 +12,7 @@ import functools
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from modelpipe.demo_models.families import FAMILY_BUILDERS
@@ -126,7 +127,8 @@ def write_tiny_sd(out: Path) -> Path:
             feature_extractor=None,
             requires_safety_checker=False,
         )
-        pipeline.save_pretrained(tmp, safe_serialization=True)
+        # mypy resolves `from diffusers import` to diffusers' dummy placeholder classes (no methods).
+        pipeline.save_pretrained(tmp, safe_serialization=True)  # type: ignore[attr-defined]
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -223,7 +225,8 @@ def write_family(
     return _finish(tmp, out)
 
 
-DEMO_MODELS = {
+# Every writer takes the output folder (families also take variant / max_shard_size) and returns it.
+DEMO_MODELS: dict[str, Callable[..., Path]] = {
     "tiny-sd": write_tiny_sd,
     "tiny-clip": write_tiny_clip,
     "tiny-llm": write_tiny_llm,

@@ -56,7 +56,8 @@ def clip_tokenizer() -> Any:
     from transformers import CLIPTokenizer
 
     vocab, merges = _clip_vocabulary()
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    # transformers' annotation says list[str]; its BPE backend takes (left, right) pairs as given here.
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)  # type: ignore[arg-type]
 
 
 def t5_tokenizer(model_max_length: int = 512) -> Any:
@@ -65,7 +66,7 @@ def t5_tokenizer(model_max_length: int = 512) -> Any:
     The real T5 vocabulary is a sentencepiece Unigram model with the sentinels at the end in reverse order;
     this one has the same structure with a few hundred pieces, wrapped in ``T5TokenizerFast``.
     """
-    from transformers import T5TokenizerFast
+    from transformers import T5TokenizerFast  # type: ignore[attr-defined]  # exported lazily, no stub
 
     pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
     seen = {piece for piece, _ in pieces}
@@ -101,4 +102,5 @@ def gemma_tokenizer() -> Any:
                 merges.append(pair)
                 vocab.setdefault(pair[0] + pair[1], len(vocab))
             pieces = [pair[0] + pair[1], *pieces[2:]]
-    return GemmaTokenizer(vocab=vocab, merges=merges, model_max_length=8192)
+    # transformers' annotation says list[str]; its BPE backend takes (left, right) pairs as given here.
+    return GemmaTokenizer(vocab=vocab, merges=merges, model_max_length=8192)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelpipe.build_context import base_images
+from modelpipe.config import MODELPIPE_EVAL_BIN
 from modelpipe.errors import LocalRunError
 from modelpipe.local.services import (
     BUCKET,
@@ -22,6 +23,7 @@ from modelpipe.local.services import (
 from modelpipe.local.tekton.api import run_pipeline_cli
 from modelpipe.local.tekton.parsing import load_tasks
 from modelpipe.local.tekton.runner import PipelineRunResult
+from modelpipe.model_kinds import TEXT_GENERATION, TEXT_TO_IMAGE
 from modelpipe.names import dns_label
 from modelpipe.processes import free_port
 from modelpipe.sources import HubSource, parse_source
@@ -36,6 +38,13 @@ BENCHMARK_PARAMS = {
     "benchmark-requests": "4",
     "benchmark-steps": "2",
     "benchmark-size": "64x64",
+}
+# The LLM branch: the bundled offline lm-eval tasks, and a short guidellm sweep.
+LLM_TEST_PARAMS = {
+    "eval-tasks": "modelpipe_science_mc,modelpipe_sentence_mc,modelpipe_arith_gen",
+    "eval-limit": "10",
+    "benchmark-concurrency": "1,2",
+    "benchmark-requests": "10",
 }
 
 
@@ -60,6 +69,7 @@ class SessionSettings:
     s3_port: int | None = None
     registry_port: int | None = None
     image_repo: str | None = None
+    model_kind: str = TEXT_TO_IMAGE
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,14 @@ def build_decision(
 
 def _model_source(settings: SessionSettings, source: str | None) -> tuple[str, str]:
     """The source URI and a default model name: the tiny demo model unless a source is given."""
+    if source is None and settings.model_kind == TEXT_GENERATION:
+        from modelpipe.demo_models import DEMO_MODELS
+
+        folder = settings.state_dir / "models" / "tiny-llm"
+        if not (folder / "config.json").is_file():
+            log.info("writing the tiny demo language model to %s", folder)
+            DEMO_MODELS["tiny-llm"](folder)
+        return folder.resolve().as_uri(), "tiny-llm"
     if source is None:
         from modelpipe.demo_models import write_tiny_sd
 
@@ -161,23 +179,42 @@ def _run(
         run_dir=None,
         source_dir=settings.repo_dir,
         secrets_file=settings.secrets_file,
-        environ=settings.environ,
+        environ=_step_environ(settings),
         venv_bin=settings.venv_bin,
         explicit_values=values,
     )
 
 
+def _step_environ(settings: SessionSettings) -> Mapping[str, str]:
+    """The steps' environment; the LLM branch finds lm_eval and guidellm in the repository's .venv-eval.
+
+    Raises:
+        LocalRunError: A language model is tested and the evaluation venv does not exist.
+    """
+    if settings.model_kind != TEXT_GENERATION or settings.environ.get(MODELPIPE_EVAL_BIN):
+        return settings.environ
+    eval_bin = settings.repo_dir / ".venv-eval" / "bin"
+    if not (eval_bin / "lm_eval").is_file():
+        raise LocalRunError(
+            f"the evaluation venv is missing ({eval_bin / 'lm_eval'})",
+            fix=f"run `make eval-env`, or set {MODELPIPE_EVAL_BIN} to a folder with lm_eval and guidellm",
+        )
+    return {**settings.environ, MODELPIPE_EVAL_BIN: str(eval_bin)}
+
+
 def _deploy_params(settings: SessionSettings, services: Services, name: str) -> dict[str, str]:
-    return {
+    common = {
+        "model-kind": settings.model_kind,
         "deploy-target": "local",
         "deploy-name": dns_label(name),
         "deploy-port": str(free_port()),
         "deploy-state-dir": str(settings.state_dir / "runtime"),
         "registry-url": services.registry_url,
         "data-connection": DATA_CONNECTION,
-        "clip-model": _clip_model(settings),
-        **BENCHMARK_PARAMS,
     }
+    if settings.model_kind == TEXT_GENERATION:
+        return {**common, **LLM_TEST_PARAMS}
+    return {**common, "clip-model": _clip_model(settings), **BENCHMARK_PARAMS}
 
 
 def _task_result(run: PipelineRunResult, task: str, name: str) -> str:
@@ -201,18 +238,22 @@ def _summary(
     settings: SessionSettings, services: Services, run: PipelineRunResult, bench: str
 ) -> dict[str, str]:
     report_uri = _task_result(run, "publish-results", "REPORT_URI")
-    return {
+    values = {
         "registered_model_id": _task_result(run, "register-model", "REGISTERED_MODEL_ID"),
         "model_version_id": _task_result(run, "register-model", "MODEL_VERSION_ID"),
         "model_uri": _task_result(run, "upload-model", "MODEL_URI"),
         "endpoint": _task_result(run, "deploy-model", "ENDPOINT_URL"),
-        "clip_score": _task_result(run, bench, "CLIP_SCORE"),
-        "p50_seconds": _task_result(run, bench, "P50_SECONDS"),
-        "p95_seconds": _task_result(run, bench, "P95_SECONDS"),
-        "images_per_second": _task_result(run, bench, "IMAGES_PER_SECOND"),
-        "report_uri": report_uri,
-        "report_path": _report_copy(settings, services, report_uri, run.name),
     }
+    if settings.model_kind == TEXT_GENERATION:
+        values["eval_scores"] = _task_result(run, "evaluate-model", "EVAL_SCORES")
+        for key in ("TTFT_P50_MS", "P95_SECONDS", "OUTPUT_TOKENS_PER_SECOND"):
+            values[key.lower()] = _task_result(run, "load-test-model", key)
+    else:
+        for key in ("CLIP_SCORE", "P50_SECONDS", "P95_SECONDS", "IMAGES_PER_SECOND"):
+            values[key.lower()] = _task_result(run, bench, key)
+    values["report_uri"] = report_uri
+    values["report_path"] = _report_copy(settings, services, report_uri, run.name)
+    return values
 
 
 def import_model(settings: SessionSettings, *, source: str | None, version: str | None) -> SessionOutcome:
@@ -232,6 +273,7 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
     log.info("build-runtime %s: %s", "runs" if can_build else "skipped", why)
     with sigterm_as_interrupt(), _services(settings) as services:
         params = {
+            "model-kind": settings.model_kind,
             "model-source": uri,
             "model-name": name,
             "version-name": version,
@@ -261,7 +303,9 @@ def _kept(settings: SessionSettings, services: Services) -> dict[str, str]:
     }
 
 
-def latest_version(registry_url: str, name: str | None) -> tuple[str, str, str, str]:
+def latest_version(
+    registry_url: str, name: str | None, model_kind: str | None = None
+) -> tuple[str, str, str, str]:
     """(registered model id, version id, artifact URI, model name) of the most recently updated version.
 
     Raises:
@@ -271,10 +315,11 @@ def latest_version(registry_url: str, name: str | None) -> tuple[str, str, str, 
     from modelpipe.registry_client import connect_registry, latest_model_version
 
     registry = connect_registry(RegistrySettings(url=registry_url, token=None, author=AUTHOR))
-    latest = latest_model_version(registry, name)
+    latest = latest_model_version(registry, name, model_kind)
     if latest is None:
+        what = f"{model_kind} model" if model_kind else "model"
         raise LocalRunError(
-            f"no registered {'model ' + name if name else 'model'} in the local registry",
+            f"no registered {what + ' ' + name if name else what} in the local registry",
             fix="run ./run-model-import.sh --local first",
         )
     model, version = latest
@@ -292,7 +337,9 @@ def test_model(settings: SessionSettings) -> SessionOutcome:
         PipelineTaskFailedError: A task failed.
     """
     with sigterm_as_interrupt(), _services(settings) as services:
-        model_id, version_id, uri, name = latest_version(services.registry_url, settings.name)
+        model_id, version_id, uri, name = latest_version(
+            services.registry_url, settings.name, settings.model_kind
+        )
         params = {
             "registered-model-id": model_id,
             "model-version-id": version_id,

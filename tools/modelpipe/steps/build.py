@@ -8,7 +8,6 @@ import collections
 import hashlib
 import json
 import logging
-import re
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from modelpipe.build_context import context_tag
 from modelpipe.errors import BuildError, ConfigError
+from modelpipe.images import PinnedImage, is_digest, parse_pinned_image, validate_repository
 from modelpipe.redaction import redact, register_secret
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,6 @@ _NOT_FOUND_MARKERS: tuple[str, ...] = ("manifest unknown", "name unknown", "not 
 # Quay and others answer "unauthorized" for repositories that do not exist yet; the push will tell.
 _DENIED_MARKERS: tuple[str, ...] = ("unauthorized", "denied", "authentication required")
 _TAIL_LINES = 15
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPO = re.compile(rf"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?{_COMPONENT}(?:/{_COMPONENT})*$")
 
 
 @dataclass(frozen=True)
@@ -56,27 +53,16 @@ class BuildResult:
     def image_ref(self) -> str:
         """``REPO@sha256:...``: the exact reference to deploy."""
         repo = self.image_url.rsplit(":", 1)[0] if self.tag else self.image_url
-        return f"{repo}@{self.image_digest}"
+        return PinnedImage(repo, self.image_digest).ref
 
 
 def validate_image_repo(image: str) -> str:
-    """Return ``image`` if it is a repository without tag or digest.
+    """Return ``image`` if it is a repository without tag or digest (``--image``).
 
     Raises:
         ConfigError: It carries a tag/digest, a scheme, or is not a valid repository name.
     """
-    last = image.rsplit("/", 1)[-1]
-    if "@" in image or ":" in last:
-        raise ConfigError(
-            f"--image {image!r} must be a repository without tag or digest",
-            fix="drop the ':TAG' / '@sha256:...' part; the tag is computed from the build context",
-        )
-    if "://" in image or not _REPO.match(image):
-        raise ConfigError(
-            f"--image {image!r} is not a valid image repository",
-            fix="use e.g. quay.io/ORG/diffusers-runtime (lowercase, no scheme)",
-        )
-    return image
+    return validate_repository(image, "--image")
 
 
 def load_authfile(path: Path) -> Path:
@@ -151,8 +137,7 @@ def _run_logged(command: Sequence[str], *, what: str) -> None:
     log.debug("running %s", " ".join(command))
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             line = line.rstrip()
             tail.append(line)
             log.info("buildah: %s", line)
@@ -213,7 +198,7 @@ def _build_and_push(
             what="push",
         )
         digest = digestfile.read_text(encoding="utf-8").strip()
-    if not _DIGEST.match(digest):
+    if not is_digest(digest):
         raise BuildError(f"buildah push wrote an unexpected digest {digest!r} for {ref}")
     return digest
 
@@ -234,14 +219,10 @@ def use_prebuilt_image(ref: str) -> BuildResult | None:
     ref = ref.strip()
     if not ref:
         return None
-    repo, sep, digest = ref.partition("@")
-    if not sep or not _DIGEST.match(digest):
-        raise ConfigError(
-            f"runtime image {ref!r} is not pinned by digest",
-            fix="pass REPO@sha256:<64 hex> (skopeo inspect --format '{{.Digest}}' docker://REPO:TAG)",
-        )
-    validate_image_repo(repo)
-    return BuildResult(image_url=repo, image_digest=digest, tag="", skipped=True, seconds=0.0)
+    image = parse_pinned_image(ref, "--prebuilt-image")
+    return BuildResult(
+        image_url=image.repository, image_digest=image.digest, tag="", skipped=True, seconds=0.0
+    )
 
 
 def build_runtime(

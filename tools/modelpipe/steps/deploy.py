@@ -20,6 +20,7 @@ from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
     get_version,
+    returned_id,
     upsert_inference_service,
     upsert_serving_environment,
 )
@@ -126,10 +127,9 @@ class _Recorder:
     def record(self, *, environment: str, name: str, runtime: str, url: str) -> str:
         """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
         serving_env = upsert_serving_environment(self.registry, environment)
-        assert serving_env.id is not None
         recorded = upsert_inference_service(
             self.registry,
-            serving_environment_id=serving_env.id,
+            serving_environment_id=returned_id(serving_env.id, f"serving environment {environment!r}"),
             name=name,
             registered_model_id=self.registered_model_id,
             model_version_id=self.model_version_id,
@@ -311,10 +311,17 @@ def deploy_model(
         DeployError: The InferenceService or runtime did not become ready (conditions / log lines shown).
         RegistryError: The registry refused or could not be reached.
     """
+    if target not in ("kserve", "local"):
+        raise ConfigError(f"--target {target!r} unknown", fix="use kserve or local")
     if (registered_model_id is None) != (model_version_id is None):
         raise ConfigError(
             "--registered-model-id and --model-version-id go together", fix="pass both or neither"
         )
+    for options in (kserve, local):
+        if options is not None and not 0 < options.timeout < float("inf"):
+            raise ConfigError(f"--timeout {options.timeout} must be positive", fix="pass seconds, e.g. 900")
+    if target == "local" and local is None:
+        raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
     vllm = vllm or VllmOptions()
     vllm.validate()
     if model_kind != TEXT_GENERATION and vllm.server_args():
@@ -340,9 +347,7 @@ def deploy_model(
             model_kind=model_kind,
             vllm=vllm,
         )
-    if target == "local":
-        if local is None:
-            raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR")
+    if target == "local" and local is not None:
         return _deploy_local(
             name=name,
             model_uri=model_uri,

@@ -14,6 +14,7 @@ from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
 
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError, RegistryError, VersionConflictError
+from modelpipe.images import parse_pinned_image
 from modelpipe.manifest import Manifest, files_digest, manifest_path, manifest_sha256, read_manifest
 from modelpipe.model_kinds import MODEL_FORMATS, TEXT_GENERATION, ModelKind, language_model_info
 from modelpipe.registry_client import (
@@ -21,6 +22,7 @@ from modelpipe.registry_client import (
     core_api,
     find_version,
     registry_call,
+    returned_id,
     version_model_artifacts,
 )
 from modelpipe.s3 import parse_s3_uri
@@ -65,7 +67,6 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
     }
 )
 
-_IMAGE_WITH_DIGEST = re.compile(r"^(?P<repo>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,62}$")
 T = TypeVar("T")
 
@@ -192,21 +193,23 @@ def register_model(
         action = "updated" if artifact is not None else "completed"
         artifact = _update_version(client, version, artifact, wanted)
     _label_registered_model(client, wanted)
-    assert version.id and version.registered_model_id and artifact.id
+    model_id = returned_id(version.registered_model_id, f"version {model_name}:{version_name}'s model")
+    version_id = returned_id(version.id, f"version {model_name}:{version_name}")
+    artifact_id = returned_id(artifact.id, f"the model artifact of {model_name}:{version_name}")
     log.info(
         "%s %s:%s (model %s, version %s, artifact %s) on API %s",
         action,
         model_name,
         version_name,
-        version.registered_model_id,
-        version.id,
-        artifact.id,
+        model_id,
+        version_id,
+        artifact_id,
         api_version,
     )
     return RegisterResult(
-        registered_model_id=version.registered_model_id,
-        model_version_id=version.id,
-        model_artifact_id=artifact.id,
+        registered_model_id=model_id,
+        model_version_id=version_id,
+        model_artifact_id=artifact_id,
         action=action,
         api_version=api_version,
     )
@@ -253,14 +256,9 @@ def _wanted_state(
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
     if runtime_image:
-        match = _IMAGE_WITH_DIGEST.match(runtime_image)
-        if match is None:
-            raise ConfigError(
-                f"--runtime-image {runtime_image!r} must be pinned by digest (REPO@sha256:<64 hex>)",
-                fix="pass IMAGE_URL's repository @ IMAGE_DIGEST from `modelpipe build`",
-            )
+        image = parse_pinned_image(runtime_image)
         properties[PROP_RUNTIME_IMAGE] = runtime_image
-        properties[PROP_RUNTIME_IMAGE_DIGEST] = match["digest"]
+        properties[PROP_RUNTIME_IMAGE_DIGEST] = image.digest
     if pipeline_run:
         properties[PROP_PIPELINE_RUN] = pipeline_run
     for label in (kind,) if labels is None else labels:
@@ -342,9 +340,9 @@ def _create_version(client: ModelRegistry, wanted: _Wanted) -> ModelVersion:
 
 def _model_artifact(client: ModelRegistry, version: ModelVersion, model_name: str) -> ModelArtifact | None:
     """The version's model artifact: the one named after the model (client convention), else the first."""
-    assert version.id is not None
+    version_id = returned_id(version.id, f"version of {model_name}")
     artifacts = _registry_call(
-        f"listing artifacts of version {version.id}", version_model_artifacts, client, version.id
+        f"listing artifacts of version {version_id}", version_model_artifacts, client, version_id
     )
     named = [artifact for artifact in artifacts if artifact.name == model_name]
     return (named or artifacts or [None])[0]
@@ -384,7 +382,6 @@ def _update_version(
         version.description = wanted.description
     _registry_call(what, client.update, version)
     if artifact is None:
-        assert version.id is not None
         log.info("version %s has no model artifact (interrupted run): adding it", version.id)
         new_artifact = ModelArtifact(
             name=wanted.model_name,
@@ -397,7 +394,9 @@ def _update_version(
         return _registry_call(
             what,
             client.async_runner,
-            core_api(client).upsert_model_version_artifact(new_artifact, version.id),
+            core_api(client).upsert_model_version_artifact(
+                new_artifact, returned_id(version.id, f"version {wanted.version_name}")
+            ),
         )
     artifact.model_format_name = wanted.model_format_name
     artifact.model_format_version = wanted.model_format_version

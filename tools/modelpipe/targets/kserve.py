@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api, CustomObjects
 from kubernetes.client.exceptions import ApiException
 
 from modelpipe.errors import ConfigError, DeployError
+from modelpipe.images import parse_pinned_image
 from modelpipe.model_kinds import MODEL_FORMATS, TEXT_TO_IMAGE
 from modelpipe.names import MAX_SERVICE_NAME_LENGTH, require_dns_label
 from modelpipe.targets.serving_options import (
@@ -70,7 +70,6 @@ _SERVERLESS_ANNOTATIONS = {
     "sidecar.istio.io/inject": "true",
     "sidecar.istio.io/rewriteAppHTTPProbers": "true",
 }
-_DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 _SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 # modelStatus.transitionStatus values after which waiting longer cannot help.
 _TERMINAL_TRANSITIONS = ("BlockedByFailedLoad", "InvalidSpec")
@@ -135,11 +134,8 @@ def validate_spec(spec: IsvcSpec) -> None:
             "--storage pvc reads the model from the claim: a data connection (storage key) does not apply",
             fix="drop --data-connection or use --storage s3",
         )
-    if spec.runtime_image is not None and not _DIGEST_REF.match(spec.runtime_image):
-        raise ConfigError(
-            f"--runtime-image {spec.runtime_image!r} is not pinned by digest",
-            fix="pass REPO@sha256:... (the build step's IMAGE_URL repository and IMAGE_DIGEST)",
-        )
+    if spec.runtime_image is not None:
+        parse_pinned_image(spec.runtime_image)
     if spec.deployment_mode not in DEPLOYMENT_MODES:
         raise ConfigError(
             f"--deploy-mode {spec.deployment_mode!r} unknown", fix=f"use one of {DEPLOYMENT_MODES}"
@@ -148,10 +144,6 @@ def validate_spec(spec: IsvcSpec) -> None:
     check_canary(spec.canary_percent, spec.deployment_mode)
     if spec.resources.gpus < 0:
         raise ConfigError(f"--gpus {spec.resources.gpus} must be 0 or more", fix="pass 0 for CPU-only")
-    if (spec.registered_model_id is None) != (spec.model_version_id is None):
-        raise ConfigError(
-            "--registered-model-id and --model-version-id go together", fix="pass both or neither"
-        )
 
 
 def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:

@@ -203,18 +203,18 @@ def _create_route(store: RegistryStore, kind: Kind | None) -> Handler:
 
 def _nested_create_route(store: RegistryStore, kind: Kind, parent: Kind) -> Handler:
     variant: Variant = "full" if kind is MODEL_VERSION else "create"
+    parent_field = kind.parent_field
+    if parent_field is None:
+        raise ValueError(f"{kind.label} has no parent field; it cannot be created under {parent.label}")
 
     async def handler(request: Request, parent_id: str) -> JSONResponse:
         pid = parse_id(parent_id, f"{parent.label} id")
         data = parse_json_object(await request.body())
         values = validate_body(kind, variant, data)
-        assert kind.parent_field is not None
-        if values.get(kind.parent_field) not in (None, str(pid)):
-            raise BadRequestError(
-                f"{kind.parent_field} {values[kind.parent_field]} differs from the path id {pid}"
-            )
+        if values.get(parent_field) not in (None, str(pid)):
+            raise BadRequestError(f"{parent_field} {values[parent_field]} differs from the path id {pid}")
         await run_in_threadpool(store.get, parent, pid)
-        values[kind.parent_field] = str(pid)
+        values[parent_field] = str(pid)
         for read_only in ("id", "createTimeSinceEpoch", "lastUpdateTimeSinceEpoch"):
             values.pop(read_only, None)
         require_fields(kind, values)

@@ -99,7 +99,7 @@ def run_task(inv: TaskInvocation, options: ExecOptions) -> TaskAttempt:
     scope = _scope(inv, results_dir)
     deadline = time.monotonic() + inv.timeout if inv.timeout else None
     if inv.task.builtin:
-        failed = _run_builtin(inv, options, results_dir)
+        failed = _run_builtin(inv, inv.task.builtin, options, results_dir)
         if failed is not None:
             return failed
     else:
@@ -110,7 +110,9 @@ def run_task(inv: TaskInvocation, options: ExecOptions) -> TaskAttempt:
     return _read_results(inv, results_dir)
 
 
-def _run_builtin(inv: TaskInvocation, options: ExecOptions, results_dir: Path) -> TaskAttempt | None:
+def _run_builtin(
+    inv: TaskInvocation, builtin: str, options: ExecOptions, results_dir: Path
+) -> TaskAttempt | None:
     step = inv.task.steps[0].name
     log_path = _log_path(inv, step)
     prefix = f"{inv.label}/{step}"
@@ -121,9 +123,8 @@ def _run_builtin(inv: TaskInvocation, options: ExecOptions, results_dir: Path) -
             options.sink.line(prefix, redact(text))
 
         ctx = BuiltinContext(inv.params, inv.workspaces, results_dir, options.source_dir, log)
-        assert inv.task.builtin is not None
         try:
-            BUILTINS[inv.task.builtin](ctx)
+            BUILTINS[builtin](ctx)
         except LocalRunError as err:
             log(f"error: {err.one_line()}")
             return TaskAttempt(False, step=step, exit_code=1, log_path=log_path, reason=err.one_line())
@@ -149,7 +150,8 @@ def _step_env(step: Step, scope: Scope, options: ExecOptions) -> dict[str, str]:
 def _map_paths(text: str, scope: Scope) -> str:
     """Point the literal Tekton results folder at this task's local results folder."""
     results_dir = scope.values.get("local.results-dir")
-    assert isinstance(results_dir, str)
+    if not isinstance(results_dir, str):  # _scope always sets it; a Scope from elsewhere may not
+        raise LocalRunError("the local results folder is not set in this task's scope")
     return text.replace(TEKTON_RESULTS_DIR, results_dir)
 
 

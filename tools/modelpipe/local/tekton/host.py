@@ -163,7 +163,8 @@ def pump_output(
     Reads with select and stops shortly after the process exits, so a daemon the step leaves behind
     (the local runtime) holding the pipe cannot hang the run.
     """
-    assert proc.stdout is not None
+    if proc.stdout is None:
+        raise ValueError("pump_output needs a process started with stdout=PIPE")
     fd = proc.stdout.fileno()
     started = time.monotonic()
     pending = b""

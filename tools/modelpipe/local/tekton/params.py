@@ -34,13 +34,13 @@ def bind_declared(
     bound: dict[str, ParamValue] = {}
     for spec in specs:
         value = given.get(spec.name, spec.default)
-        assert value is not None
+        if value is None:  # required params were checked above; this keeps the type checker honest
+            raise TektonSpecError(f"{where}: param {spec.name} of {owner} has no value")
         if _type_of(value) != spec.type:
             raise TektonSpecError(
                 f"{where}: param {spec.name} of {owner} is {spec.type}, got {_type_of(value)}"
             )
-        if spec.type == "object":
-            assert isinstance(value, dict)
+        if spec.type == "object" and isinstance(value, dict):
             merged = {**(spec.default if isinstance(spec.default, dict) else {}), **value}
             absent = [k for k in spec.properties if k not in merged]
             if absent:

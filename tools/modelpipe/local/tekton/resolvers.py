@@ -115,7 +115,8 @@ def resolve_task_ref(ref: TaskRef, tasks: Mapping[str, Task], where: str) -> Tas
         UnsupportedTektonFeatureError: A resolver reference with no local equivalent.
     """
     if ref.resolver is None:
-        assert ref.name is not None
+        if ref.name is None:
+            raise TektonSpecError(f"{where}: taskRef has neither a name nor a resolver")
         if ref.name not in tasks:
             known = ", ".join(sorted(tasks)) or "none"
             raise TektonSpecError(
