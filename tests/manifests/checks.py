@@ -580,13 +580,20 @@ def check_step_convention(root: Path) -> Problems:
             continue
         step = steps[0]
         env = {e["name"]: e for e in step.get("env", [])}
-        params = {p["name"] for p in spec.get("params", [])}
+        arrays = {p["name"] for p in spec.get("params", []) if p.get("type") == "array"}
+        params = {p["name"] for p in spec.get("params", [])} - arrays
         expected = {"PARAM_" + p.upper().replace("-", "_") for p in params}
         in_refs = json.dumps([e.get("valueFrom", {}) for e in env.values()])
         problems += [
             f"Task {name}: param {p!r} does not reach the step as env PARAM_{p.upper().replace('-', '_')}"
             for p in params
             if "PARAM_" + p.upper().replace("-", "_") not in env and f"$(params.{p})" not in in_refs
+        ]
+        # Arrays cannot be env values: they reach the script as its arguments ("$@").
+        problems += [
+            f"Task {name}: array param {p!r} does not reach the step as args $(params.{p}[*])"
+            for p in arrays
+            if f"$(params.{p}[*])" not in step.get("args", [])
         ]
         problems += [
             f"Task {name}: env {e} matches no param"
@@ -840,7 +847,7 @@ def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
             model_uri="s3://modelpipe/models/qwen/v1",
             serving_runtime=SERVING_RUNTIMES["text-generation"],
             model_format=MODEL_FORMATS["text-generation"],
-            args=tuple(LLM_OPTIONS.server_args()),
+            runtime_args=tuple(LLM_OPTIONS.server_args()),
             storage_key=f"aws-connection-{defaults['data-connection']}",
             resources=Resources(gpus=2),
         )
@@ -866,8 +873,70 @@ def _fits_runtime(isvc: Doc, runtimes: dict[str, Doc], specs: Path, where: str) 
     return problems
 
 
+def default_cell(param: Doc) -> str:
+    """How a README table shows a param's default: the YAML default, exactly."""
+    if "default" not in param:
+        return "*(required)*"
+    default = param["default"]
+    if isinstance(default, list):
+        return f"`{json.dumps(default)}`"
+    return f"`{default}`" if default != "" else '`""`'
+
+
+def param_rows(spec: Doc) -> dict[str, tuple[str, str]]:
+    """``name -> (default cell, description)`` as the README tables show each param."""
+    return {
+        p["name"]: (default_cell(p), " ".join(str(p.get("description", "")).split()))
+        for p in spec.get("params", [])
+    }
+
+
+def readme_param_rows(section: str) -> dict[str, tuple[str, str]]:
+    """The ``| `param` | default | description |`` rows of a README section's params table."""
+    table = section.split("| Param |", 1)[1].split("\n\n", 1)[0] if "| Param |" in section else ""
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| (.*?) \| (.*) \|$", table, flags=re.MULTILINE)
+    return {name: (default, description) for name, default, description in rows}
+
+
+def _table_problems(where: str, documented: dict[str, tuple[str, str]], spec: Doc) -> Problems:
+    problems = []
+    for name, (default, description) in param_rows(spec).items():
+        if name not in documented:
+            continue  # reported as "not documented" by the caller
+        if documented[name][0] != default:
+            problems.append(
+                f"{where}: param {name!r} documented default {documented[name][0]} != YAML {default}"
+            )
+        if documented[name][1] != description:
+            problems.append(f"{where}: param {name!r} description differs from the YAML")
+    problems += [
+        f"{where}: documents param {name!r} the YAML lacks" for name in documented.keys() - param_rows(spec)
+    ]
+    return problems
+
+
+def check_pipelines_readme(root: Path) -> Problems:
+    """pipelines/README.md documents each Pipeline's params with the YAML's exact defaults."""
+    text = (root / "pipelines" / "README.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## ([a-z-]+)\n(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL))
+    problems = []
+    for name, pipeline in pipelines_by_name(root).items():
+        if name not in sections:
+            problems.append(f"pipelines/README.md: no section for Pipeline {name}")
+            continue
+        documented = readme_param_rows(sections[name])
+        problems += [
+            f"pipelines/README.md {name}: param {p!r} not documented"
+            for p in param_rows(pipeline["spec"])
+            if p not in documented
+        ]
+        problems += _table_problems(f"pipelines/README.md {name}", documented, pipeline["spec"])
+    return problems
+
+
 def check_tasks_readme(root: Path) -> Problems:
-    """tasks/README.md has a section per Task naming each of its params, results and workspaces."""
+    """tasks/README.md has a section per Task naming each of its params (with the YAML's exact default and
+    description), results and workspaces."""
     text = (root / "tasks" / "README.md").read_text(encoding="utf-8")
     sections = dict(re.findall(r"^## ([a-z-]+)\n(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL))
     problems = []
@@ -882,6 +951,7 @@ def check_tasks_readme(root: Path) -> Problems:
                 for item in task["spec"].get(field, [])
                 if f"`{item['name']}`" not in section
             ]
+        problems += _table_problems(f"tasks/README.md {name}", readme_param_rows(section), task["spec"])
         if "Example" not in section:
             problems.append(f"tasks/README.md {name}: no example")
     return problems

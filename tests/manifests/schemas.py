@@ -1,4 +1,4 @@
-"""Strict validation of rendered objects: CRD schemas from ../shared/specs, core kinds via the k8s client."""
+"""Strict validation of rendered objects: CRD schemas from tests/specs, core kinds via the k8s client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import kubernetes.client
 
 from tests.support.crd import strict_crd_schema
 
-# (group, kind) -> CRD file under ../shared/specs, for the custom resources the bundle ships or creates.
+# (group, kind) -> CRD file under tests/specs, for the custom resources the bundle ships or creates.
 CRD_FILES: dict[tuple[str, str], str] = {
     ("tekton.dev", "Task"): "tekton/300-task.yaml",
     ("tekton.dev", "Pipeline"): "tekton/300-pipeline.yaml",

@@ -9,9 +9,9 @@ import pytest
 
 from tests.fixtures.llm import require_vllm
 from tests.manifests import checks
-from tests.support.tools import REPO_ROOT, SHARED_DIR, require_tool
+from tests.support.tools import REPO_ROOT, SPECS_DIR, require_tool
 
-SPECS = SHARED_DIR / "specs"
+SPECS = SPECS_DIR
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -447,8 +447,8 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "flag modelpipe does not have",
         edit(
             "tasks/upload-model.yaml",
-            '--dest "$PARAM_DEST"',
-            '--dest "$PARAM_DEST" --bogus-flag',
+            '--model-uri "$PARAM_MODEL_URI"',
+            '--model-uri "$PARAM_MODEL_URI" --bogus-flag',
         ),
         "--bogus-flag",
     ),

@@ -1,4 +1,4 @@
-"""CRD schemas from ../shared/specs made strict, for the manifest checks and the fake Kubernetes API."""
+"""CRD schemas from tests/specs made strict, for the manifest checks and the fake Kubernetes API."""
 
 from __future__ import annotations
 

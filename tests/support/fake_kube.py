@@ -23,9 +23,9 @@ import jsonschema
 import yaml
 
 from tests.support.crd import strict_crd_schema
-from tests.support.tools import SHARED_DIR
+from tests.support.tools import SPECS_DIR
 
-CRD_PATH = SHARED_DIR / "specs" / "kserve" / "serving.kserve.io_inferenceservices.yaml"
+CRD_PATH = SPECS_DIR / "kserve" / "serving.kserve.io_inferenceservices.yaml"
 _PATH = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices(?:/(?P<name>[^/?]+))?/?$"
 )
@@ -46,7 +46,7 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 @functools.cache
 def isvc_validator() -> jsonschema.Draft7Validator:
-    """Strict validator for InferenceService v1beta1 built from the CRD in ../shared/specs/kserve/."""
+    """Strict validator for InferenceService v1beta1 built from the CRD in tests/specs/kserve/."""
     schema = strict_crd_schema(CRD_PATH, "v1beta1")
     assert schema is not None, f"{CRD_PATH} serves no v1beta1"
     return jsonschema.Draft7Validator(schema)

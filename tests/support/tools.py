@@ -11,10 +11,11 @@ import pytest
 from modelpipe.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+# API specs and CRDs the tests validate against, vendored (tests/specs/*/SOURCE.txt says from where).
+SPECS_DIR = REPO_ROOT / "tests" / "specs"
 VENV_BIN = Path(sys.executable).parent
 
-__all__ = ["REPO_ROOT", "SHARED_DIR", "VENV_BIN", "free_port", "in_ci", "require_tool"]
+__all__ = ["REPO_ROOT", "SPECS_DIR", "VENV_BIN", "free_port", "in_ci", "require_tool"]
 
 
 def in_ci() -> bool:

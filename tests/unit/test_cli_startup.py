@@ -35,8 +35,8 @@ def test_local_parser_does_not_import_boto3() -> None:
 
 
 def test_a_lazy_parser_still_parses_its_own_flags() -> None:
-    args = build_parser("upload").parse_args(["upload", "--src", "d", "--dest", "s3://b/p"])
-    assert (args.command, args.dest) == ("upload", "s3://b/p")
+    args = build_parser("upload").parse_args(["upload", "--model-dir", "d", "--model-uri", "s3://b/p"])
+    assert (args.command, args.model_uri) == ("upload", "s3://b/p")
 
 
 def test_the_full_parser_lists_every_subcommand() -> None:

@@ -1,6 +1,6 @@
 """The documented schema of ``results.json``, written by ``modelpipe benchmark`` and read by ``publish``.
 
-Layout of a benchmark output folder (``--out DIR``)::
+Layout of a benchmark output folder (``--benchmark-dir DIR``)::
 
     DIR/results.json          BenchmarkResults (this module), schema_version 1
     DIR/images/000.png ...    one PNG per prompt, generated with the seed recorded next to it
@@ -241,7 +241,8 @@ class BenchmarkResults(_Strict):
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as err:
             raise BenchmarkResultsError(
-                f"benchmark results {path} not found", fix="pass the folder `modelpipe benchmark --out` wrote"
+                f"benchmark results {path} not found",
+                fix="pass the folder `modelpipe benchmark --benchmark-dir` wrote",
             ) from err
         except (OSError, UnicodeDecodeError) as err:
             raise BenchmarkResultsError(f"benchmark results {path} unreadable: {err}") from err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,24 @@ MODELPIPE_DEBUG = "MODELPIPE_DEBUG"
 # Folder with lm_eval, guidellm and their python (the evaluation venv's bin); default: lm_eval on PATH.
 MODELPIPE_EVAL_BIN = "MODELPIPE_EVAL_BIN"
 DEFAULT_REGION = "us-east-1"
+# OpenShift AI names a data connection's Secret with this prefix; KServe's storage key is that name.
+DATA_CONNECTION_PREFIX = "aws-connection-"
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def storage_key_for(data_connection: str) -> str:
+    """The Secret (and KServe storage key) of an OpenShift AI data connection: ``aws-connection-NAME``.
+
+    Raises:
+        ConfigError: The resulting name is not a valid Secret name.
+    """
+    key = f"{DATA_CONNECTION_PREFIX}{data_connection}"
+    if len(key) > 253 or not _SECRET_NAME.match(key):
+        raise ConfigError(
+            f"--data-connection {data_connection!r} does not make a valid Secret name ({key!r})",
+            fix="use lowercase letters, digits and '-', e.g. --data-connection models",
+        )
+    return key
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -45,6 +64,7 @@ class S3Settings:
     secret_access_key: SecretStr | None
     region: str
     bucket: str | None
+    data_connection: str | None = None  # names the Secret in errors; the values come from the env
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> S3Settings:
@@ -75,7 +95,11 @@ class S3Settings:
         if missing:
             raise ConfigError(
                 f"S3 credentials missing: {', '.join(missing)} not set",
-                fix="export them or mount the data-connection Secret",
+                fix=(
+                    f"mount the Secret {storage_key_for(self.data_connection)} (its AWS_* keys)"
+                    if self.data_connection
+                    else "export them or mount the data-connection Secret"
+                ),
             )
 
     def key_pair(self) -> tuple[SecretStr, SecretStr]:

@@ -218,7 +218,7 @@ def storage_error(err: Exception, *, action: str, uri: str, endpoint: str | None
         if code == "NoSuchBucket" or (code in _NOT_FOUND_CODES and not parsed.path.strip("/")):
             return StorageError(
                 f"bucket {parsed.netloc!r} does not exist at {where} ({action} {uri})",
-                fix="create the bucket or point --dest / AWS_S3_BUCKET at an existing one",
+                fix="create the bucket or point --model-uri / AWS_S3_BUCKET at an existing one",
             )
         if code in _NOT_FOUND_CODES:
             return StorageError(f"{uri} does not exist ({action})")

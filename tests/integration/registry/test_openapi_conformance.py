@@ -21,11 +21,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from tests.fixtures.registry import RegistryServer
-from tests.support.tools import SHARED_DIR
+from tests.support.tools import SPECS_DIR
 
 pytestmark = pytest.mark.integration
 
-SPEC_PATH = SHARED_DIR / "specs" / "model-registry" / "openapi.yaml"
+SPEC_PATH = SPECS_DIR / "model-registry" / "openapi.yaml"
 SPEC_PREFIX = "/api/model_registry/v1alpha3"
 UNIMPLEMENTED = ("experiment", "/serves")
 MAX_EXAMPLES = 5

@@ -245,7 +245,7 @@ def test_cli_with_s3_clip_model_writes_results_and_keeps_secrets_out(
         "2",
         "--size",
         "64x64",
-        "--out",
+        "--benchmark-dir",
         str(out),
         "--results-dir",
         str(results_dir),

@@ -138,7 +138,7 @@ def test_cli_writes_image_url_and_digest_results(
     code = main(
         [
             "build",
-            "--context",
+            "--context-dir",
             str(context),
             "--image",
             f"{image_registry.host}/cli/rt",

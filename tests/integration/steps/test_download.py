@@ -264,7 +264,7 @@ def test_cli_downloads_from_hf_endpoint_and_writes_results(
     sha = hub.add_repo("org/tiny", repo_dir)
     monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    argv = ["download", "--source", "hf://org/tiny@main", "--dest", str(tmp_path / "dest")]
+    argv = ["download", "--source", "hf://org/tiny@main", "--model-dir", str(tmp_path / "dest")]
     assert main([*argv, "--results-dir", str(tmp_path / "results")]) == 0
     assert (tmp_path / "results" / "SOURCE_REVISION").read_text() == sha
     assert (tmp_path / "results" / "MANIFEST_SHA256").read_text() == sha256_file(
@@ -279,7 +279,7 @@ def test_cli_unreachable_hub_exits_1_with_one_line(
     from tests.support.tools import free_port
 
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
-    assert main(["download", "--source", "hf://org/tiny", "--dest", str(tmp_path / "dest")]) == 1
+    assert main(["download", "--source", "hf://org/tiny", "--model-dir", str(tmp_path / "dest")]) == 1
     err = capsys.readouterr().err
     assert "cannot reach the Hub" in err and "HF_ENDPOINT" in err and "Traceback" not in err
 

@@ -180,7 +180,7 @@ def test_tiny_llm_folder_imports_whole_and_rerun_copies_nothing(tiny_llm_dir: Pa
 def test_cli_refuses_tiny_llm_as_text_to_image_naming_its_architecture(
     tiny_llm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["download", "--source", tiny_llm_dir.as_uri(), "--dest", str(tmp_path / "dest")])
+    code = main(["download", "--source", tiny_llm_dir.as_uri(), "--model-dir", str(tmp_path / "dest")])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -196,7 +196,7 @@ def test_cli_refuses_a_variant_for_a_language_model(
             "download",
             "--source",
             make_llm_folder(tmp_path / "repo").as_uri(),
-            "--dest",
+            "--model-dir",
             str(tmp_path / "dest"),
             "--model-kind",
             "text-generation",

@@ -192,7 +192,7 @@ def test_cli_writes_ids_and_keeps_token_out_of_output(registry_server_factory, t
     command = [
         sys.executable, "-m", "modelpipe", "register", "--registry-url", server.url,
         "--model-name", "tiny-sd",
-        "--version-name", "1.0", "--model-uri", MODEL_URI, "--manifest", str(manifest),
+        "--version-name", "1.0", "--model-uri", MODEL_URI, "--model-dir", str(manifest.parent),
         "--results-dir", str(tmp_path / "results"), "-v",
     ]  # fmt: skip
     done = subprocess.run(

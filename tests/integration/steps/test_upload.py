@@ -201,7 +201,7 @@ def test_cli_wrong_secret_key_exits_1_naming_the_variable_not_the_value(
     wrong = "wrong-secret-value-987654"
     for name, value in {**s3_server.env, "AWS_SECRET_ACCESS_KEY": wrong}.items():
         monkeypatch.setenv(name, value)
-    code = main(["upload", "--src", str(model_dir), "--dest", f"s3://{s3_server.bucket}/tiny"])
+    code = main(["upload", "--model-dir", str(model_dir), "--model-uri", f"s3://{s3_server.bucket}/tiny"])
     out, err = capsys.readouterr()
     assert code == 1
     lines = [line for line in err.splitlines() if "error:" in line]
@@ -219,7 +219,8 @@ def test_cli_writes_results_and_prints_bytes(
 ) -> None:
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
-    argv = ["upload", "--src", str(model_dir), "--dest", f"s3://{s3_server.bucket}/tiny", "--results-dir"]
+    uri = f"s3://{s3_server.bucket}/tiny"
+    argv = ["upload", "--model-dir", str(model_dir), "--model-uri", uri, "--results-dir"]
     assert main([*argv, str(tmp_path / "r1")]) == 0
     assert main([*argv, str(tmp_path / "r2")]) == 0
     out = capsys.readouterr().out

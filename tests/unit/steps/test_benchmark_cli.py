@@ -8,6 +8,7 @@ from typing import Any
 
 import modelpipe.steps.benchmark as benchmark_step
 import pytest
+from modelpipe import clip_models
 from modelpipe.benchmark_schema import BenchmarkResults
 from modelpipe.cli import main
 from modelpipe.errors import BenchmarkError
@@ -45,8 +46,8 @@ BASE = ["benchmark", "--endpoint", "http://127.0.0.1:8080", "--model-name", "tin
 
 
 def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
-    argv = [*BASE, "--out", str(tmp_path / "out"), "--prompts", "p.txt", "--concurrency", "1, 3,5"]
-    argv += ["--requests", "6", "--warmup", "0", "--steps", "3", "--size", "64x128", "--guidance-scale", "0"]
+    argv = [*BASE, "--benchmark-dir", str(tmp_path / "out"), "--prompts", "p.txt", "--concurrency", "1, 3,5"]
+    argv += ["--requests", "6", "--warmup", "0", "--steps", "3", "--size", "64x128", "--guidance", "0"]
     assert main([*argv, "--seed", "9", "--timeout", "30", "--clip-cache", str(tmp_path / "cache")]) == 0
     (call,) = spy.calls
     assert call["endpoint"] == "http://127.0.0.1:8080" and call["model_name"] == "tiny"
@@ -59,12 +60,29 @@ def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
 
 
 def test_defaults_follow_the_contract(spy: StepSpy, tmp_path: Path) -> None:
-    argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m", "--out", str(tmp_path / "out")]
+    argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m"]
+    argv += ["--benchmark-dir", str(tmp_path / "out")]
     assert main(argv) == 0
     (call,) = spy.calls
     assert call["clip_model"] == "hf://openai/clip-vit-base-patch16"
     assert call["concurrency"] == [1, 2, 4, 8] and call["prompts_file"] is None
-    assert (call["width"], call["height"]) == (512, 512)
+    # No settings: the step reads the served model's defaults from its V2 metadata.
+    assert (call["width"], call["height"], call["steps"], call["guidance_scale"]) == (None, None, None, None)
+
+
+def test_empty_settings_mean_the_served_models_defaults(spy: StepSpy, tmp_path: Path) -> None:
+    argv = [
+        "benchmark",
+        "--endpoint",
+        "http://e",
+        "--model-name",
+        "m",
+        "--benchmark-dir",
+        str(tmp_path / "out"),
+    ]
+    assert main([*argv, "--steps", "", "--size", "", "--guidance", ""]) == 0
+    (call,) = spy.calls
+    assert (call["width"], call["steps"], call["guidance_scale"]) == (None, None, None)
 
 
 def test_s3_clip_model_gets_the_data_connection(
@@ -72,7 +90,7 @@ def test_s3_clip_model_gets_the_data_connection(
 ) -> None:
     monkeypatch.setenv("AWS_S3_ENDPOINT", "http://127.0.0.1:9000")
     argv = ["benchmark", "--endpoint", "http://e", "--model-name", "m", "--clip-model", "s3://b/clip"]
-    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert main([*argv, "--benchmark-dir", str(tmp_path)]) == 0
     assert spy.calls[0]["s3_settings"].endpoint_url == "http://127.0.0.1:9000"
 
 
@@ -80,7 +98,8 @@ def test_results_are_written_and_printed(
     spy: StepSpy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     results_dir = tmp_path / "results"
-    assert main([*BASE, "--out", str(tmp_path / "out"), "--results-dir", str(results_dir), "--json"]) == 0
+    argv = [*BASE, "--benchmark-dir", str(tmp_path / "out"), "--results-dir", str(results_dir), "--json"]
+    assert main(argv) == 0
     written = {p.name: p.read_text() for p in results_dir.iterdir()}
     assert written == {
         "CLIP_SCORE": "21.5000",
@@ -100,13 +119,14 @@ def test_results_are_written_and_printed(
         ("--concurrency", "1,,2"),
         ("--requests", "many"),
         ("--timeout", "soon"),
+        ("--guidance", "lots"),
     ],
 )
 def test_values_of_the_wrong_type_are_usage_errors(
     spy: StepSpy, tmp_path: Path, flag: str, value: str
 ) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main([*BASE, "--out", str(tmp_path), flag, value])
+        main([*BASE, "--benchmark-dir", str(tmp_path), flag, value])
     assert exit_info.value.code == 2
     assert spy.calls == []
 
@@ -120,14 +140,14 @@ def test_values_of_the_wrong_type_are_usage_errors(
         ("--requests", "0", "requests must be >= 1"),
         ("--warmup", "-1", "warmup must be >= 0"),
         ("--timeout", "0", "timeout must be > 0"),
-        ("--guidance-scale", "nan", "guidance_scale must be >= 0"),
+        ("--guidance", "nan", "guidance_scale must be >= 0"),
     ],
 )
 def test_out_of_range_values_are_refused_by_the_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, problem: str
 ) -> None:
     """The CLI only converts types; the step's one check names the problem (exit 1, nothing run)."""
-    assert main([*BASE, "--out", str(tmp_path), flag, value]) == 1
+    assert main([*BASE, "--benchmark-dir", str(tmp_path), flag, value]) == 1
     err = capsys.readouterr().err
     assert problem in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "results.json").exists()
@@ -138,7 +158,7 @@ def test_known_failure_is_one_line_and_exit_1(
 ) -> None:
     error = BenchmarkError("endpoint http://e unreachable: ConnectError", fix="check --endpoint")
     monkeypatch.setattr(benchmark_step, "benchmark_model", StepSpy(tmp_path, error))
-    assert main([*BASE, "--out", str(tmp_path)]) == 1
+    assert main([*BASE, "--benchmark-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert (
         err[-1]
@@ -156,8 +176,8 @@ def test_hf_clip_source_records_repo_and_resolved_revision(
         calls.append((repo, kwargs))
         return str(snapshot)
 
-    monkeypatch.setattr(benchmark_step, "snapshot_download", fake_snapshot_download)
-    with benchmark_step._clip_model_dir(
+    monkeypatch.setattr(clip_models, "snapshot_download", fake_snapshot_download)
+    with clip_models.clip_model_dir(
         "hf://openai/clip-vit-base-patch16@main", s3_settings=None, hf_token=None, cache_dir=None
     ) as (folder, info):
         assert folder == snapshot
@@ -176,10 +196,10 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
     def offline(repo: str, **kwargs: Any) -> str:
         raise LocalEntryNotFoundError("cannot find the requested files\nmore detail")
 
-    monkeypatch.setattr(benchmark_step, "snapshot_download", offline)
+    monkeypatch.setattr(clip_models, "snapshot_download", offline)
     with (
         pytest.raises(BenchmarkError, match=r"cannot download CLIP model hf://o/r: LocalEntryNotFoundError"),
-        benchmark_step._clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir("hf://o/r", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
@@ -187,7 +207,7 @@ def test_unreachable_hub_is_a_benchmark_error(monkeypatch: pytest.MonkeyPatch) -
 def test_s3_clip_source_without_a_connection_is_refused() -> None:
     with (
         pytest.raises(BenchmarkError, match="needs an S3 connection"),
-        benchmark_step._clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir("s3://b/clip", s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
@@ -196,13 +216,13 @@ def test_s3_clip_source_without_a_connection_is_refused() -> None:
 def test_unsupported_clip_sources_are_refused(source: str) -> None:
     with (
         pytest.raises(BenchmarkError, match="CLIP model source"),
-        benchmark_step._clip_model_dir(source, s3_settings=None, hf_token=None, cache_dir=None),
+        clip_models.clip_model_dir(source, s3_settings=None, hf_token=None, cache_dir=None),
     ):
         pass
 
 
 def test_folder_clip_source_is_used_in_place(tmp_path: Path) -> None:
-    with benchmark_step._clip_model_dir(str(tmp_path), s3_settings=None, hf_token=None, cache_dir=None) as (
+    with clip_models.clip_model_dir(str(tmp_path), s3_settings=None, hf_token=None, cache_dir=None) as (
         folder,
         info,
     ):

@@ -186,13 +186,12 @@ def test_cli_passes_flags_and_env_authfile_to_the_step(
     code = main(
         [
             "build",
-            "--context",
+            "--context-dir",
             "ctx",
             "--image",
             "reg/x/rt",
-            "--build-arg",
+            "--build-args",
             "A=1=2",
-            "--build-arg",
             "B=",
             "--tls-verify",
             "false",
@@ -227,18 +226,17 @@ def test_cli_refuses_duplicate_build_arg(
     code = main(
         [
             "build",
-            "--context",
+            "--context-dir",
             "c",
             "--image",
             "r/x",
-            "--build-arg",
+            "--build-args",
             "A=1",
-            "--build-arg",
             "A=2",
         ]
     )
     assert code == 1
-    assert "--build-arg A given twice" in capsys.readouterr().err
+    assert "--build-args A given twice" in capsys.readouterr().err
 
 
 def test_cli_without_build_reports_the_prebuilt_image_for_later_steps(
@@ -273,17 +271,17 @@ def test_prebuilt_image_must_be_pinned_by_digest(capsys: pytest.CaptureFixture[s
 
 def test_building_needs_context_and_image(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", "--image", "r/x"]) == 1
-    assert "--context required to build" in capsys.readouterr().err
+    assert "--context-dir required to build" in capsys.readouterr().err
 
 
 def _must_not_build(**kwargs: object) -> BuildResult:
     raise AssertionError("build_runtime must not run with --build false")
 
 
-@pytest.mark.parametrize("argv", [["--tls-verify", "yes"], ["--build-arg", "NOEQUALS"]])
+@pytest.mark.parametrize("argv", [["--tls-verify", "yes"], ["--build-args", "NOEQUALS"]])
 def test_cli_usage_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["build", "--context", "c", "--image", "r/x", *argv])
+        main(["build", "--context-dir", "c", "--image", "r/x", *argv])
     assert exc.value.code == 2
 
 

@@ -285,7 +285,7 @@ def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, list[dict[st
 
 
 def test_cli_maps_every_serving_flag_to_typed_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    code, calls = _cli(monkeypatch, "--storage-key", "aws-connection-models", *SERVING_FLAGS)
+    code, calls = _cli(monkeypatch, "--data-connection", "models", *SERVING_FLAGS)
 
     assert code == 0
     (call,) = calls
@@ -303,7 +303,7 @@ def test_cli_maps_every_serving_flag_to_typed_options(monkeypatch: pytest.Monkey
 
 def test_cli_empty_serving_flags_mean_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     empty = [arg if arg.startswith("--") else "" for arg in SERVING_FLAGS]
-    code, calls = _cli(monkeypatch, "--storage-key", "aws-connection-models", *empty)
+    code, calls = _cli(monkeypatch, "--data-connection", "models", *empty)
 
     assert code == 0
     options = calls[0]["kserve"]

@@ -60,7 +60,7 @@ def test_llm_inference_service_uses_the_vllm_runtime_format_and_args() -> None:
         model_uri="s3://models/qwen/v1",
         serving_runtime=SERVING_RUNTIMES["text-generation"],
         model_format="vLLM",
-        args=tuple(ALL.server_args()),
+        runtime_args=tuple(ALL.server_args()),
         storage_key="conn",
         resources=Resources(gpus=2),
     )

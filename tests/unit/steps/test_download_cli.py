@@ -57,7 +57,7 @@ def test_hub_source_flags_reach_the_step(
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")
-    argv = ["download", "--source", "hf://org/repo", "--revision", "v1", "--dest", str(tmp_path / "m")]
+    argv = ["download", "--source", "hf://org/repo", "--revision", "v1", "--model-dir", str(tmp_path / "m")]
     assert main([*argv, "--variant", "fp16"]) == 0
     (call,) = spy.calls
     assert call["source"] == HubSource("org/repo", "v1")
@@ -66,7 +66,7 @@ def test_hub_source_flags_reach_the_step(
 
 
 def test_file_source_reaches_the_step(spy: StepSpy, tmp_path: Path) -> None:
-    assert main(["download", "--source", "file:///models/tiny", "--dest", str(tmp_path / "m")]) == 0
+    assert main(["download", "--source", "file:///models/tiny", "--model-dir", str(tmp_path / "m")]) == 0
     assert spy.calls[0]["source"] == LocalSource(Path("/models/tiny"))
     assert spy.calls[0]["token"] is None and spy.calls[0]["variant"] is None
 
@@ -75,7 +75,7 @@ def test_results_are_written_and_printed_without_the_token(
     spy: StepSpy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    argv = ["download", "--source", "hf://org/repo", "--dest", str(tmp_path / "m"), "-v"]
+    argv = ["download", "--source", "hf://org/repo", "--model-dir", str(tmp_path / "m"), "-v"]
     assert main([*argv, "--results-dir", str(tmp_path / "results")]) == 0
     results = tmp_path / "results"
     assert (results / "SOURCE_REVISION").read_text() == "a" * 40
@@ -89,7 +89,8 @@ def test_results_are_written_and_printed_without_the_token(
 def test_revision_contradicting_source_exits_1_before_the_step(
     spy: StepSpy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["download", "--source", "hf://org/repo@v1", "--revision", "v2", "--dest", str(tmp_path)])
+    argv = ["download", "--source", "hf://org/repo@v1", "--revision", "v2", "--model-dir", str(tmp_path)]
+    code = main(argv)
     assert code == 1 and spy.calls == []
     assert "contradicts" in capsys.readouterr().err
 
@@ -101,7 +102,7 @@ def test_missing_dest_is_a_usage_error(spy: StepSpy) -> None:
 
 
 def test_bad_variant_name_exits_1(spy: StepSpy, tmp_path: Path) -> None:
-    assert main(["download", "--source", "hf://o/r", "--dest", str(tmp_path), "--variant", "../x"]) == 1
+    assert main(["download", "--source", "hf://o/r", "--model-dir", str(tmp_path), "--variant", "../x"]) == 1
     assert spy.calls == []
 
 
@@ -111,7 +112,7 @@ def test_not_a_diffusers_model_exits_1_with_one_line(
     spy.error = NotADiffusersModelError(
         "hf://org/repo@abc has no model_index.json", fix="use a diffusers repo"
     )
-    assert main(["download", "--source", "hf://org/repo", "--dest", str(tmp_path / "m")]) == 1
+    assert main(["download", "--source", "hf://org/repo", "--model-dir", str(tmp_path / "m")]) == 1
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert err_lines == [
         "modelpipe download: error: hf://org/repo@abc has no model_index.json (fix: use a diffusers repo)"

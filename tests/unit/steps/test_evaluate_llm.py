@@ -270,7 +270,7 @@ def test_llm_benchmark_needs_a_tokenizer(capsys: pytest.CaptureFixture[str], tmp
             "http://127.0.0.1:8000",
             "--model-name",
             "m",
-            "--out",
+            "--benchmark-dir",
             str(tmp_path),
         ]
     )

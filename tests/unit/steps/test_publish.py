@@ -99,7 +99,7 @@ def only_publish_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
 
 BASE = [
     "publish",
-    "--results=bench",
+    "--benchmark-dir=bench",
     "--model-version-id=7",
     "--registry-url=http://r:1",
 ]

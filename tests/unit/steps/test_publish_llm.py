@@ -128,7 +128,7 @@ def test_cli_passes_eval_dir_gates_and_maps_max_p95(monkeypatch: pytest.MonkeyPa
             "text-generation",
             "--eval-dir",
             str(tmp_path / "eval"),
-            "--results",
+            "--benchmark-dir",
             str(tmp_path / "bench"),
             "--model-version-id",
             "7",

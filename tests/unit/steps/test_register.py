@@ -78,7 +78,7 @@ def test_model_uri_must_be_an_s3_prefix(tmp_path: Path, uri: str) -> None:
 
 
 def test_label_that_would_overwrite_a_property_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--label 'source'"):
+    with pytest.raises(ConfigError, match="--labels 'source'"):
         wanted(write_model(tmp_path / "m"), labels=("source",))
 
 
@@ -156,16 +156,20 @@ def test_cli_passes_flags_and_writes_the_three_id_results(
             "--model-name=tiny-sd",
             "--version-name=1.0",
             "--model-uri=s3://models/tiny-sd",
-            f"--manifest={tmp_path / 'manifest.json'}",
-            "--label=a",
-            "--label=b",
+            f"--model-dir={tmp_path}",
+            "--data-connection=models",
             "--pipeline-run=run-1",
             f"--results-dir={tmp_path / 'results'}",
+            "--labels",
+            "a",
+            "b c",
         ]
     )
     assert code == 0
     (kwargs,) = calls
-    assert kwargs["labels"] == ("a", "b")
+    assert kwargs["labels"] == ("a", "b c")
+    assert kwargs["manifest"] == tmp_path / "manifest.json"
+    assert kwargs["storage_key"] == "aws-connection-models"
     assert kwargs["registry"].url == "http://env-registry:8080"
     assert kwargs["registry"].token.get_secret_value() == "tok-from-env-123"
     assert kwargs["pipeline_run"] == "run-1"
@@ -192,19 +196,22 @@ def test_cli_leaves_labels_and_kind_to_the_manifest_unless_given(
         "--model-name=m",
         "--version-name=v",
         "--model-uri=s3://b/m",
-        "--manifest=x",
+        "--model-dir=x",
         "--registry-url=http://r:1",
     ]
     assert cli.main(base) == 0
     assert cli.main([*base, "--model-kind=text-generation"]) == 0
-    assert seen == [(None, None), (None, "text-generation")]
+    # What a Task passes for an empty array param, or an array of one empty string.
+    assert cli.main([*base, "--labels"]) == 0
+    assert cli.main([*base, "--labels", "", "--model-kind", ""]) == 0
+    assert seen == [(None, None), (None, "text-generation"), (None, None), (None, None)]
 
 
 def test_cli_unknown_model_kind_exits_1_naming_the_kinds(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], only_register_subcommand: None
 ) -> None:
     monkeypatch.setattr("modelpipe.cli.register.register_model", lambda **kwargs: None)
-    args = ["register", "--model-name=m", "--version-name=v", "--model-uri=s3://b/m", "--manifest=x"]
+    args = ["register", "--model-name=m", "--version-name=v", "--model-uri=s3://b/m", "--model-dir=x"]
     assert cli.main([*args, "--model-kind=llm", "--registry-url=http://r:1"]) == 1
     err = capsys.readouterr().err
     assert "--model-kind 'llm' is not a model kind" in err
@@ -240,7 +247,7 @@ def test_cli_conflict_exits_1_with_one_line(
         "--model-name=m",
         "--version-name=v",
         "--model-uri=s3://b/new",
-        "--manifest=x",
+        "--model-dir=x",
     ]
     assert cli.main([*base, "--registry-url=http://r:1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()

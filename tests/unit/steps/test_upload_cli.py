@@ -34,7 +34,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_flags_reach_the_step(calls: list[dict[str, Any]], tmp_path: Path) -> None:
-    argv = ["upload", "--src", str(tmp_path), "--dest", "s3://models/tiny/"]
+    argv = ["upload", "--model-dir", str(tmp_path), "--model-uri", "s3://models/tiny/"]
     assert main([*argv, "--max-concurrency", "3", "--chunk-size-mb", "8"]) == 0
     (call,) = calls
     assert call["src"] == tmp_path and call["dest"] == S3Location("models", "tiny")
@@ -47,9 +47,9 @@ def test_results_written_and_bytes_printed(
 ) -> None:
     argv = [
         "upload",
-        "--src",
+        "--model-dir",
         str(tmp_path),
-        "--dest",
+        "--model-uri",
         "s3://models/tiny",
         "--results-dir",
         str(tmp_path / "r"),
@@ -67,7 +67,7 @@ def test_results_written_and_bytes_printed(
 def test_non_s3_dest_exits_1_without_calling_the_step(
     calls: list[dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["upload", "--src", str(tmp_path), "--dest", "models/tiny"]) == 1
+    assert main(["upload", "--model-dir", str(tmp_path), "--model-uri", "models/tiny"]) == 1
     assert calls == [] and "not an s3:// URI" in capsys.readouterr().err
 
 
@@ -78,7 +78,7 @@ def test_missing_secret_exits_1_naming_the_variable(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    assert main(["upload", "--src", str(tmp_path), "--dest", "s3://models/tiny"]) == 1
+    assert main(["upload", "--model-dir", str(tmp_path), "--model-uri", "s3://models/tiny"]) == 1
     assert calls == [] and "AWS_SECRET_ACCESS_KEY not set" in capsys.readouterr().err
 
 
@@ -90,19 +90,19 @@ def test_out_of_range_transfer_flag_exits_1_naming_it(
     flag: str,
     value: str,
 ) -> None:
-    argv = ["upload", "--src", str(tmp_path), "--dest", "s3://models/tiny", flag, value]
+    argv = ["upload", "--model-dir", str(tmp_path), "--model-uri", "s3://models/tiny", flag, value]
     assert main(argv) == 1
     assert calls == [] and f"{flag} {value} is below" in capsys.readouterr().err
 
 
 def test_src_that_is_not_a_folder_exits_1(calls: list[dict[str, Any]], tmp_path: Path) -> None:
-    assert main(["upload", "--src", str(tmp_path / "nope"), "--dest", "s3://models/tiny"]) == 1
+    assert main(["upload", "--model-dir", str(tmp_path / "nope"), "--model-uri", "s3://models/tiny"]) == 1
     assert calls == []
 
 
 def test_missing_dest_is_a_usage_error(calls: list[dict[str, Any]], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as excinfo:
-        main(["upload", "--src", str(tmp_path)])
+        main(["upload", "--model-dir", str(tmp_path)])
     assert excinfo.value.code == 2
 
 
@@ -112,7 +112,7 @@ def test_folder_without_manifest_exits_1_naming_it_and_the_fix(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     # The real step: it must stop at the missing manifest, before any request to the (closed) endpoint.
-    assert main(["upload", "--src", str(tmp_path), "--dest", "s3://models/tiny"]) == 1
+    assert main(["upload", "--model-dir", str(tmp_path), "--model-uri", "s3://models/tiny"]) == 1
     err = capsys.readouterr().err
     assert "manifest.json does not exist" in err and "run `modelpipe download` first" in err
     assert ENV["AWS_SECRET_ACCESS_KEY"] not in err and "Traceback" not in err

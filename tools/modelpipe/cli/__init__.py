@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Sequence
 
 from modelpipe import __version__
-from modelpipe.cli.common import CommandOutput
+from modelpipe.cli.common import CommandOutput, StepArgumentParser
 from modelpipe.config import debug_enabled, log_level
 from modelpipe.errors import ModelpipeError
 from modelpipe.redaction import RedactingFilter, redact
@@ -54,7 +54,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     client, huggingface_hub, boto3...) for each one would cost seconds per Tekton step. Other subcommands
     get a bare placeholder parser; ``modelpipe --help`` (no command) still imports them all.
     """
-    parser = argparse.ArgumentParser(
+    parser = StepArgumentParser(
         prog="modelpipe",
         description="Take a diffusion model from Hugging Face to a registered, tested KServe endpoint.",
     )

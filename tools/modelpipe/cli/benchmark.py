@@ -5,26 +5,29 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from modelpipe.cli.common import CommandOutput, add_step_parser
-from modelpipe.config import S3Settings, hf_token
+from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
+from modelpipe.config import hf_token
 from modelpipe.model_kinds import MODEL_KINDS
 
 # ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
 DEFAULT_CLIP_MODEL = "hf://openai/clip-vit-base-patch16"
+T = TypeVar("T")
 
 EXAMPLES = """\
   modelpipe benchmark --endpoint http://127.0.0.1:8080 --model-name tiny-sd --clip-model ./tiny-clip \\
-      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --out ./bench
+      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --guidance 0 --benchmark-dir ./bench
   modelpipe benchmark --endpoint https://sd15.models.example.com --model-name sd15 \\
-      --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --out /workspace/bench \\
+      --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --benchmark-dir /workspace/bench \\
       --results-dir /tekton/results
   # CLIP model from the Hub (the default, openai/clip-vit-base-patch16), built-in prompts:
-  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 --out ./bench
+  modelpipe benchmark --endpoint http://sd15-predictor:8080 --model-name sd15 --benchmark-dir ./bench
   # a language model (vLLM): guidellm synchronous, then 2 and 4 concurrent streams
   modelpipe benchmark --model-kind text-generation --endpoint http://127.0.0.1:8000 --model-name tiny-llm \
-      --tokenizer ./tiny-llm --concurrency 1,2,4 --requests 20 --out ./bench
+      --tokenizer ./tiny-llm --concurrency 1,2,4 --requests 20 --benchmark-dir ./bench
 """
 
 
@@ -42,6 +45,15 @@ def _size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def _or_empty(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    """An empty flag value means "the served model's default"."""
+
+    def parse_or_none(text: str) -> T | None:
+        return None if not text.strip() else parse(text)
+
+    return parse_or_none
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `modelpipe benchmark`."""
     parser = add_step_parser(
@@ -51,9 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate one image per prompt with fixed seeds through the KServe V1 predict route and score "
             "them with torchmetrics CLIPScore; then time --requests requests at each --concurrency level "
-            "after --warmup untimed ones. Writes OUT/results.json (schema: modelpipe.benchmark_schema) and "
-            "OUT/images/. s3:// CLIP models use AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; "
-            "hf:// uses HF_TOKEN. "
+            "after --warmup untimed ones. Writes BENCHMARK_DIR/results.json (schema: "
+            "modelpipe.benchmark_schema) and BENCHMARK_DIR/images/. s3:// CLIP models use AWS_S3_ENDPOINT, "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; hf:// uses HF_TOKEN. "
             "Results: CLIP_SCORE, P50_SECONDS, P95_SECONDS (lowest concurrency), IMAGES_PER_SECOND (peak)."
         ),
         examples=EXAMPLES,
@@ -89,16 +101,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--warmup", type=int, default=2, metavar="N", help="untimed requests first (default 2)"
     )
-    parser.add_argument("--steps", type=int, default=25, metavar="N", help="inference steps (default 25)")
     parser.add_argument(
-        "--size", type=_size, default=(512, 512), metavar="WxH", help="image size (default 512x512)"
+        "--steps",
+        type=_or_empty(int),
+        default=None,
+        metavar="N",
+        help="inference steps (default or empty: the served model's default, from its V2 metadata)",
     )
     parser.add_argument(
-        "--guidance-scale",
-        type=float,
-        default=7.5,
+        "--size",
+        type=_or_empty(_size),
+        default=None,
+        metavar="WxH",
+        help="image size (default or empty: the served model's default)",
+    )
+    parser.add_argument(
+        "--guidance",
+        type=_or_empty(float),
+        default=None,
         metavar="G",
-        help="guidance (default 7.5)",
+        help="guidance scale (default or empty: the served model's default, e.g. 0 for sd-turbo)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="prompt i uses seed S+i (default 0)")
     parser.add_argument(
@@ -110,8 +132,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--clip-cache", type=Path, metavar="DIR", help="keep downloaded CLIP models here")
     parser.add_argument(
-        "--out", type=Path, required=True, metavar="DIR", help="writes results.json and images/"
+        "--benchmark-dir", type=Path, required=True, metavar="DIR", help="writes results.json and images/"
     )
+    add_data_connection_flag(parser, purpose="for s3:// CLIP models, named when its credentials are missing")
     llm = parser.add_argument_group("text-generation (guidellm)")
     llm.add_argument(
         "--tokenizer", metavar="DIR|s3://BUCKET/PREFIX", help="model folder or uploaded model URI (required)"
@@ -135,12 +158,12 @@ def run(args: argparse.Namespace) -> CommandOutput:
     # Imported here: the step pulls in torch and transformers, which every other subcommand's start-up skips.
     from modelpipe.steps.benchmark import benchmark_model
 
-    width, height = args.size
+    width, height = args.size if args.size is not None else (None, None)
     outcome = benchmark_model(
         endpoint=args.endpoint,
         model_name=args.model_name,
         clip_model=args.clip_model,
-        out_dir=args.out,
+        out_dir=args.benchmark_dir,
         prompts_file=args.prompts,
         concurrency=args.concurrency,
         requests=args.requests,
@@ -148,10 +171,10 @@ def run(args: argparse.Namespace) -> CommandOutput:
         steps=args.steps,
         width=width,
         height=height,
-        guidance_scale=args.guidance_scale,
+        guidance_scale=args.guidance,
         seed=args.seed,
         timeout_seconds=args.timeout,
-        s3_settings=S3Settings.from_env(),
+        s3_settings=s3_settings(args),
         hf_token=hf_token(),
         clip_cache_dir=args.clip_cache,
     )
@@ -184,12 +207,14 @@ def run_llm(args: argparse.Namespace) -> CommandOutput:
             "--model-kind text-generation needs --tokenizer", fix="pass the model folder or its s3:// URI"
         )
     tools = find_eval_tools(args.eval_bin or eval_bin_dir())
-    tokenizer = resolve_tokenizer(args.tokenizer, cache_dir=args.out / "tokenizer", s3=S3Settings.from_env())
+    tokenizer = resolve_tokenizer(
+        args.tokenizer, cache_dir=args.benchmark_dir / "tokenizer", s3=s3_settings(args)
+    )
     outcome = benchmark_llm(
         endpoint=args.endpoint,
         model_name=args.model_name,
         tokenizer_dir=tokenizer,
-        benchmark_dir=args.out,
+        benchmark_dir=args.benchmark_dir,
         tools=tools,
         environ=os.environ,
         concurrency=args.concurrency,

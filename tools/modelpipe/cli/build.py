@@ -5,25 +5,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.cli.common import CommandOutput, add_step_parser, parse_bool
 from modelpipe.config import registry_auth_file
 from modelpipe.errors import ConfigError
 from modelpipe.steps.build import STORAGE_DRIVERS, BuildResult, build_runtime, use_prebuilt_image
 
 EXAMPLES = """\
-  modelpipe build --context runtime --image quay.io/my-org/diffusers-runtime \\
+  modelpipe build --context-dir runtime --image quay.io/my-org/diffusers-runtime \\
       --authfile ~/.docker/config.json --results-dir /tekton/results
-  modelpipe build --context runtime --containerfile runtime/Containerfile \\
-      --image 127.0.0.1:5000/dev/diffusers-runtime --tls-verify false --build-arg TORCH_VERSION=2.13.0
+  modelpipe build --context-dir runtime --containerfile runtime/Containerfile \\
+      --image 127.0.0.1:5000/dev/diffusers-runtime --tls-verify false --build-args TORCH_VERSION=2.13.0
   modelpipe build --build false --prebuilt-image quay.io/my-org/diffusers-runtime@sha256:<64 hex>
 """
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered not in {"true", "false"}:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return lowered == "true"
+# The key a kubernetes.io/dockerconfigjson Secret mounts its docker config under.
+_SECRET_KEY = ".dockerconfigjson"
 
 
 def _build_arg(text: str) -> tuple[str, str]:
@@ -49,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--build",
-        type=_bool,
+        type=parse_bool,
         default=True,
         metavar="true|false",
         help="false skips building and reports --prebuilt-image instead (default true)",
@@ -61,18 +56,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --build false: the image to report; empty leaves the ServingRuntime's image in use",
     )
     parser.add_argument(
-        "--context", type=Path, metavar="DIR", help="build context folder (required to build)"
+        "--context-dir", type=Path, metavar="DIR", help="build context folder (required to build)"
     )
     parser.add_argument(
-        "--containerfile", type=Path, metavar="PATH", help="Containerfile (default: CONTEXT/Containerfile)"
+        "--containerfile",
+        type=Path,
+        metavar="PATH",
+        help="Containerfile (default: CONTEXT_DIR/Containerfile)",
     )
     parser.add_argument("--image", metavar="REPO", help="image repository without tag (required to build)")
     parser.add_argument(
-        "--build-arg", type=_build_arg, action="append", default=[], metavar="K=V", help="repeatable"
+        "--build-args",
+        type=_build_arg,
+        nargs="*",
+        default=[],
+        metavar="K=V",
+        help="build args (default: none)",
     )
     parser.add_argument(
         "--tls-verify",
-        type=_bool,
+        type=parse_bool,
         default=True,
         metavar="true|false",
         help="verify registry TLS (default true)",
@@ -82,7 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--authfile",
         type=Path,
         metavar="PATH",
-        help="docker config file with registry credentials (default: env REGISTRY_AUTH_FILE, "
+        help="docker config file with registry credentials, or a folder holding one as .dockerconfigjson "
+        "(a mounted kubernetes.io/dockerconfigjson Secret) (default: env REGISTRY_AUTH_FILE, "
         "else $DOCKER_CONFIG/config.json, else buildah's default)",
     )
     parser.add_argument(
@@ -116,17 +120,20 @@ def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, build (or skip), and map the result to IMAGE_URL / IMAGE_DIGEST / IMAGE_REF."""
     if not args.build:
         return _output(use_prebuilt_image(args.prebuilt_image), built="false (--build false: prebuilt image)")
-    missing = [flag for flag, value in (("--context", args.context), ("--image", args.image)) if not value]
+    required = (("--context-dir", args.context_dir), ("--image", args.image))
+    missing = [flag for flag, value in required if not value]
     if missing:
         raise ConfigError(f"{' and '.join(missing)} required to build", fix="pass them, or --build false")
     build_args: dict[str, str] = {}
-    for key, value in args.build_arg:
+    for key, value in args.build_args:
         if key in build_args:
-            raise ConfigError(f"--build-arg {key} given twice", fix="pass each build arg once")
+            raise ConfigError(f"--build-args {key} given twice", fix="pass each build arg once")
         build_args[key] = value
     authfile = args.authfile or (Path(found) if (found := registry_auth_file()) else None)
+    if authfile is not None and authfile.is_dir():
+        authfile = authfile / _SECRET_KEY
     result = build_runtime(
-        context=args.context,
+        context=args.context_dir,
         image=args.image,
         containerfile=args.containerfile,
         build_args=build_args,

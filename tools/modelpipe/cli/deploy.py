@@ -6,15 +6,23 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
+from modelpipe.cli.common import (
+    CommandOutput,
+    add_data_connection_flag,
+    add_registry_url_flag,
+    add_step_parser,
+    parse_bool,
+    registry_settings,
+    s3_settings,
+    storage_key,
+)
 from modelpipe.cli.deploy_serving import add_serving_flags, served_model_uri, serving_options
-from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
 from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
 
 EXAMPLES = """\
   modelpipe deploy --target kserve --name tiny-sd --namespace models --model-uri s3://models/tiny-sd/abc123 \\
-      --runtime-image quay.io/org/diffusers-runtime@sha256:... --storage-key my-data-connection \\
+      --runtime-image quay.io/org/diffusers-runtime@sha256:... --data-connection models \\
       --registered-model-id 1 --model-version-id 2 --registry-url https://registry-rest.apps.example.com
   modelpipe deploy --target kserve --name tiny-sd --model-uri s3://models/tiny-sd/abc123 \\
       --deploy-mode Serverless --min-replicas 0 --max-replicas 4 --scale-metric concurrency \\
@@ -76,14 +84,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument(
         "--runtime-image", metavar="REPO@sha256:...", help="exact runtime image (build's IMAGE_DIGEST)"
     )
-    k.add_argument(
-        "--storage-key", metavar="DATA_CONNECTION", help="data connection name (storage-config key)"
+    add_data_connection_flag(
+        k, purpose="its name is the storage-config key (kserve); the local runtime reads the AWS_* env"
     )
     add_serving_flags(k)
     k.add_argument(
         "--registry-name", help="ModelRegistry instance name for the modelregistry.opendatahub.io/name label"
     )
-    k.add_argument("--cluster-local-url", action="store_true", help="return status.address.url (in-cluster)")
+    k.add_argument(
+        "--cluster-local-url",
+        type=parse_bool,
+        default=False,
+        metavar="true|false",
+        help="true returns status.address.url (in-cluster), false status.url (default: false)",
+    )
     k.add_argument("--kubeconfig", type=Path, help="default: KUBECONFIG, ~/.kube/config, else in-cluster")
     k.add_argument("--kube-context", help="kubeconfig context (default: current)")
     loc = p.add_argument_group("local target")
@@ -130,7 +144,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         serving_runtime=args.serving_runtime or None,
         runtime_image=args.runtime_image,
         # A pvc:// model needs no S3 credentials.
-        storage_key=None if options["storage"] == "pvc" else args.storage_key,
+        storage_key=None if options["storage"] == "pvc" else storage_key(args),
         registry_name=args.registry_name,
         **options,
         kubeconfig=args.kubeconfig,
@@ -141,7 +155,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
     if args.target == "local" and args.state_dir is not None:  # without one the step names the flag
         local = LocalOptions(
             state_dir=args.state_dir,
-            s3=S3Settings.from_env(),
+            s3=s3_settings(args),
             port=args.port,
             runtime_args=tuple(args.runtime_arg),
         )
@@ -152,9 +166,8 @@ def run(args: argparse.Namespace) -> CommandOutput:
         target=args.target,
         name=args.name,
         model_uri=model_uri,
-        # Tekton passes unset params as "": treat them as not given.
-        registered_model_id=args.registered_model_id or None,
-        model_version_id=args.model_version_id or None,
+        registered_model_id=args.registered_model_id,
+        model_version_id=args.model_version_id,
         registry_settings=registry_settings(args),
         kserve=kserve,
         local=local,

@@ -14,10 +14,11 @@ from modelpipe.sources import parse_source
 from modelpipe.steps.download import download_model
 
 EXAMPLES = """\
-  modelpipe download --source hf://stabilityai/sd-turbo --revision main --dest /workspace/model --variant fp16
-  modelpipe download --source hf://segmind/tiny-sd@cad0bd7 --dest ./model --results-dir /tekton/results
-  modelpipe download --source file:///mnt/models/tiny-sd --dest ./model      # disconnected clusters
-  modelpipe download --source hf://Qwen/Qwen2.5-0.5B-Instruct --model-kind text-generation --dest ./llm
+  modelpipe download --source hf://stabilityai/sd-turbo --revision main --model-dir /workspace/model \\
+      --variant fp16
+  modelpipe download --source hf://segmind/tiny-sd@cad0bd7 --model-dir ./model --results-dir /tekton/results
+  modelpipe download --source file:///mnt/models/tiny-sd --model-dir ./model      # disconnected clusters
+  modelpipe download --source hf://Qwen/Qwen2.5-0.5B-Instruct --model-kind text-generation --model-dir ./llm
 """
 _VARIANT = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -31,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Resolve the revision to a commit, fetch only what a diffusers pipeline needs (model_index.json, "
             "configs, tokenizer and scheduler files, one safetensors set per component), keep files already "
-            "present and verified, and write DEST/manifest.json last. HF_TOKEN (gated/private repos) and "
-            "HF_ENDPOINT (mirrors) come from the environment. "
+            "present and verified, and write MODEL_DIR/manifest.json last. HF_TOKEN (gated/private repos) "
+            "and HF_ENDPOINT (mirrors) come from the environment. "
             "Results: SOURCE_REVISION, MANIFEST_SHA256, TOTAL_BYTES."
         ),
         examples=EXAMPLES,
@@ -45,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--revision", metavar="REV", help="branch, tag or commit for hf:// (default main)")
     parser.add_argument(
-        "--dest", type=Path, required=True, metavar="DIR", help="folder to write the model to"
+        "--model-dir", type=Path, required=True, metavar="DIR", help="folder to write the model to"
     )
     parser.add_argument("--variant", metavar="NAME", help="prefer this weight variant, e.g. fp16")
     parser.add_argument(
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, download, and report SOURCE_REVISION / MANIFEST_SHA256 / TOTAL_BYTES."""
     if args.variant is not None and not _VARIANT.match(args.variant):
         raise ConfigError(f"--variant {args.variant!r} is not a variant name", fix="e.g. --variant fp16")
-    if args.dest.exists() and not args.dest.is_dir():
-        raise ConfigError(f"--dest {args.dest} exists and is not a folder")
+    if args.model_dir.exists() and not args.model_dir.is_dir():
+        raise ConfigError(f"--model-dir {args.model_dir} exists and is not a folder")
     model_kind = parse_model_kind(args.model_kind)
     if args.variant and model_kind == TEXT_GENERATION:
         raise ConfigError(
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
     source = parse_source(args.source, args.revision)
     result = download_model(
         source=source,
-        dest=args.dest,
+        dest=args.model_dir,
         variant=args.variant,
         token=hf_token(),
         endpoint=hf_endpoint(),

@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser
-from modelpipe.config import MODELPIPE_EVAL_BIN, S3Settings, eval_bin_dir
+from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
+from modelpipe.config import MODELPIPE_EVAL_BIN, eval_bin_dir
 from modelpipe.llm_results import EvaluationResults
 
 EXAMPLES = """\
@@ -98,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="extra folder of lm-eval task YAML (repeatable)",
     )
     parser.add_argument("--eval-bin", metavar="DIR", help="folder with lm_eval and its python")
+    add_data_connection_flag(parser, purpose="for an s3:// tokenizer, named when its credentials are missing")
     parser.add_argument(
         "--timeout",
         type=_positive,
@@ -118,9 +119,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
     from modelpipe.tokenizer_files import resolve_tokenizer
 
     tools = find_eval_tools(args.eval_bin or eval_bin_dir())
-    tokenizer = resolve_tokenizer(
-        args.tokenizer, cache_dir=args.eval_dir / "tokenizer", s3=S3Settings.from_env()
-    )
+    tokenizer = resolve_tokenizer(args.tokenizer, cache_dir=args.eval_dir / "tokenizer", s3=s3_settings(args))
     outcome = evaluate_model(
         endpoint=args.endpoint,
         model_name=args.model_name,

@@ -5,21 +5,28 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_registry_url_flag, add_step_parser, registry_settings
-from modelpipe.config import S3Settings
+from modelpipe.cli.common import (
+    CommandOutput,
+    add_data_connection_flag,
+    add_registry_url_flag,
+    add_step_parser,
+    registry_settings,
+    s3_settings,
+)
 from modelpipe.errors import ConfigError
 from modelpipe.model_kinds import MODEL_KINDS
 from modelpipe.steps.publish import PublishResult, publish_results
 
 EXAMPLES = """\
-  modelpipe publish --results /workspace/bench --model-version-id 7 \\
-      --model-uri s3://models/tiny-sd/3f2a9c1 --min-clip-score 25 --max-p95-seconds 3 \\
+  modelpipe publish --benchmark-dir /workspace/bench --model-version-id 7 \\
+      --model-uri s3://models/tiny-sd/3f2a9c1 --min-clip-score 20 --max-p95-seconds 3 \\
       --pipeline-run model-import-x7k2 --results-dir /tekton/results
-  modelpipe publish --registry-url http://127.0.0.1:8080 --results ./bench --model-version-id 7 \\
+  modelpipe publish --registry-url http://127.0.0.1:8080 --benchmark-dir ./bench --model-version-id 7 \\
       --report-dest s3://reports/tiny-sd/manual-run
   # a language model: lm-eval scores and guidellm figures, with gates on both
-  modelpipe publish --model-kind text-generation --eval-dir ./eval --results ./bench --model-version-id 9 \\
-      --model-uri s3://models/tiny-llm/v1 --gates min-acc-modelpipe_science_mc=0.2,max-ttft_p95_ms=500
+  modelpipe publish --model-kind text-generation --eval-dir ./eval --benchmark-dir ./bench \\
+      --model-version-id 9 --model-uri s3://models/tiny-llm/v1 \\
+      --gates min-acc-modelpipe_science_mc=0.2,max-ttft_p95_ms=500
 """
 
 
@@ -44,7 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="text-generation publishes lm-eval scores (--eval-dir) and guidellm figures "
         "(default text-to-image)",
     )
-    parser.add_argument("--results", type=Path, metavar="DIR", help="`modelpipe benchmark --out` folder")
+    parser.add_argument(
+        "--benchmark-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder `modelpipe benchmark --benchmark-dir` wrote (required for text-to-image)",
+    )
     parser.add_argument(
         "--eval-dir",
         type=Path,
@@ -74,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded with the results")
     add_registry_url_flag(parser)
+    add_data_connection_flag(parser, purpose="where the report goes, named when its credentials are missing")
     parser.set_defaults(handler=run)
 
 
@@ -108,10 +121,10 @@ def _publish_llm(args: argparse.Namespace) -> PublishResult:
         gates.append(f"max-request_latency_p95_seconds={args.max_p95_seconds}")
     return publish_llm_results(
         registry=registry_settings(args),
-        s3=S3Settings.from_env(),
+        s3=s3_settings(args),
         model_version_id=args.model_version_id,
         evaluation_dir=args.eval_dir,
-        benchmark_dir=args.results,
+        benchmark_dir=args.benchmark_dir,
         model_uri=args.model_uri,
         report_dest=args.report_dest,
         gates=gates,
@@ -120,15 +133,17 @@ def _publish_llm(args: argparse.Namespace) -> PublishResult:
 
 
 def _publish_images(args: argparse.Namespace) -> PublishResult:
-    if args.results is None:
-        raise ConfigError("--results is required", fix="pass the `modelpipe benchmark --out` folder")
+    if args.benchmark_dir is None:
+        raise ConfigError(
+            "--benchmark-dir is required", fix="pass the `modelpipe benchmark --benchmark-dir` folder"
+        )
     # --eval-dir is passed by the publish-results Task for every kind; only --gates is refused here.
     if args.gates:
         raise ConfigError("--gates applies to --model-kind text-generation", fix="use --min-clip-score")
     return publish_results(
         registry=registry_settings(args),
-        s3=S3Settings.from_env(),
-        results_dir=args.results,
+        s3=s3_settings(args),
+        results_dir=args.benchmark_dir,
         model_version_id=args.model_version_id,
         model_uri=args.model_uri,
         report_dest=args.report_dest,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modelpipe.cli.common import CommandOutput, add_step_parser
-from modelpipe.config import S3Settings
+from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
 from modelpipe.errors import ConfigError
 from modelpipe.s3 import (
     DEFAULT_MAX_CONCURRENCY,
@@ -21,8 +20,9 @@ from modelpipe.steps.upload import upload_model
 _MIN_PART_MIB = 5  # the smallest multipart part S3 accepts
 EXAMPLES = """\
   export AWS_S3_ENDPOINT=http://minio.minio.svc:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
-  modelpipe upload --src /workspace/model --dest s3://models/tiny-sd/abc123
-  modelpipe upload --src ./model --dest s3://models/sd-turbo --results-dir /tekton/results
+  modelpipe upload --model-dir /workspace/model --model-uri s3://models/tiny-sd/abc123 \\
+      --data-connection models
+  modelpipe upload --model-dir ./model --model-uri s3://models/sd-turbo --results-dir /tekton/results
 """
 
 
@@ -41,9 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=EXAMPLES,
     )
     parser.add_argument(
-        "--src", type=Path, required=True, metavar="DIR", help="model folder with manifest.json"
+        "--model-dir", type=Path, required=True, metavar="DIR", help="model folder with manifest.json"
     )
-    parser.add_argument("--dest", required=True, metavar="s3://BUCKET/PREFIX", help="where the model goes")
+    parser.add_argument(
+        "--model-uri", required=True, metavar="s3://BUCKET/PREFIX", help="where the model goes"
+    )
+    add_data_connection_flag(parser, purpose="named when its credentials are missing")
     parser.add_argument(
         "--max-concurrency",
         type=int,
@@ -63,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> CommandOutput:
     """Check flags, connect, upload, and report MODEL_URI / BYTES_SENT / BYTES_SKIPPED."""
-    if not args.src.is_dir():
+    if not args.model_dir.is_dir():
         raise ConfigError(
-            f"--src {args.src} is not a folder", fix="pass the folder `modelpipe download` wrote"
+            f"--model-dir {args.model_dir} is not a folder", fix="pass the folder `modelpipe download` wrote"
         )
     if args.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency {args.max_concurrency} is below 1", fix="pass 1 or more")
@@ -74,10 +77,10 @@ def run(args: argparse.Namespace) -> CommandOutput:
             f"--chunk-size-mb {args.chunk_size_mb} is below the S3 minimum part size",
             fix=f"pass {_MIN_PART_MIB} or more",
         )
-    dest = parse_s3_uri(args.dest)
-    client = make_s3_client(S3Settings.from_env(), max_pool_connections=args.max_concurrency + 4)
+    dest = parse_s3_uri(args.model_uri)
+    client = make_s3_client(s3_settings(args), max_pool_connections=args.max_concurrency + 4)
     result = upload_model(
-        src=args.src,
+        src=args.model_dir,
         dest=dest,
         client=client,
         config=transfer_config(max_concurrency=args.max_concurrency, chunksize=args.chunk_size_mb * MIB),

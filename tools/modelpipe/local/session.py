@@ -33,11 +33,10 @@ log = logging.getLogger(__name__)
 DATA_CONNECTION = "modelpipe"
 AUTHOR = "modelpipe-local"
 # Small enough for the whole local import to finish in well under 3 minutes on 2 cores.
+# Steps, size and guidance are left to the served model's defaults, which the benchmark reads back.
 BENCHMARK_PARAMS = {
     "benchmark-concurrency": "1,2",
     "benchmark-requests": "4",
-    "benchmark-steps": "2",
-    "benchmark-size": "64x64",
 }
 # The LLM branch: the bundled offline lm-eval tasks, and a short guidellm sweep.
 LLM_TEST_PARAMS = {
@@ -46,6 +45,8 @@ LLM_TEST_PARAMS = {
     "benchmark-concurrency": "1,2",
     "benchmark-requests": "10",
 }
+# The tiny demo model is imported with serving defaults that keep the local run short.
+DEMO_SERVING_DEFAULTS = {"default-steps": "2", "default-size": "64x64"}
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,14 @@ def _summary(
     return values
 
 
-def import_model(settings: SessionSettings, *, source: str | None, version: str | None) -> SessionOutcome:
+def import_model(
+    settings: SessionSettings,
+    *,
+    source: str | None,
+    version: str | None,
+    variant: str = "",
+    serving_defaults: Mapping[str, str] | None = None,
+) -> SessionOutcome:
     """Run pipelines/model-import.yaml locally: download, upload, (build), register, deploy, bench, publish.
 
     Raises:
@@ -266,6 +274,9 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
     """
     uri, default_name = _model_source(settings, source)
     name = settings.name or default_name
+    defaults = dict(serving_defaults or {})
+    if source is None and settings.model_kind != TEXT_GENERATION and not any(defaults.values()):
+        defaults = dict(DEMO_SERVING_DEFAULTS)
     version = version or _default_version(uri)
     can_build, why = build_decision(
         settings.repo_dir, settings.repo_dir / "tasks", settings.environ, settings.image_repo
@@ -282,6 +293,8 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
             **({"runtime-image-repo": settings.image_repo} if can_build and settings.image_repo else {}),
             "deploy": "true",
             **_deploy_params(settings, services, name),
+            **({"model-variant": variant} if variant else {}),
+            **{key: value for key, value in defaults.items() if value},
         }
         run = _run(settings, "model-import.yaml", params, services)
         values = {

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
 from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
 from torchmetrics.multimodal.clip_score import CLIPScore
@@ -27,15 +22,15 @@ from modelpipe.benchmark_schema import (
     RESULTS_FILE,
     BenchmarkResults,
     BenchmarkSettings,
-    ClipModelInfo,
     ClipScoreResult,
     LatencyLevel,
     PromptScore,
     PromptSet,
 )
 from modelpipe.clip import load_clip_score
+from modelpipe.clip_models import clip_model_dir
 from modelpipe.config import S3Settings
-from modelpipe.errors import BenchmarkError, InvalidSourceError
+from modelpipe.errors import BenchmarkError
 from modelpipe.loadgen import (
     GeneratedImage,
     ImageRequest,
@@ -47,13 +42,11 @@ from modelpipe.loadgen import (
     summarize_sweep,
 )
 from modelpipe.prompts import Prompts, default_prompts, read_prompt_file
-from modelpipe.redaction import redact
-from modelpipe.sources import HubSource, LocalSource, parse_source
+from modelpipe.serving_defaults import read_served_defaults
 
 log = logging.getLogger(__name__)
 
 # Files a CLIP model folder needs (config, weights, tokenizer, processor); .bin weights are skipped.
-CLIP_ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
 # Warm-up and sweep seeds sit far above the CLIP images' seeds (--seed + prompt index, default 0..N-1).
 SWEEP_SEED_OFFSET = 1_000_000
 WARMUP_SEED = SWEEP_SEED_OFFSET - 1_000
@@ -92,10 +85,10 @@ def benchmark_model(
     concurrency: Sequence[int] = (1, 2, 4, 8),
     requests: int = 16,
     warmup: int = 2,
-    steps: int = 25,
-    width: int = 512,
-    height: int = 512,
-    guidance_scale: float = 7.5,
+    steps: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    guidance_scale: float | None = None,
     seed: int = 0,
     timeout_seconds: float = 600.0,
     s3_settings: S3Settings | None = None,
@@ -117,10 +110,10 @@ def benchmark_model(
         concurrency: Concurrency levels of the sweep.
         requests: Timed requests per level.
         warmup: Untimed requests before the sweep.
-        steps: Inference steps per image.
-        width: Image width.
+        steps: Inference steps per image; None: the served model's default (read from its V2 metadata).
+        width: Image width; None (with height): the served model's default size.
         height: Image height.
-        guidance_scale: Classifier-free guidance scale.
+        guidance_scale: Guidance scale; None: the served model's default.
         seed: Base seed of the CLIP images.
         timeout_seconds: Per-request timeout.
         s3_settings: Connection for an s3:// CLIP model (required for one).
@@ -133,6 +126,24 @@ def benchmark_model(
         ClipModelError: The CLIP model folder is not a CLIP model.
         StorageError: The s3:// CLIP model cannot be downloaded.
     """
+    # The given settings are checked before the endpoint is asked for the rest (neutral stand-ins here).
+    _check_settings(
+        concurrency=concurrency,
+        requests=requests,
+        warmup=warmup,
+        steps=1 if steps is None else steps,
+        width=64 if width is None else width,
+        height=64 if height is None else height,
+        guidance_scale=0.0 if guidance_scale is None else guidance_scale,
+        timeout_seconds=timeout_seconds,
+    )
+    if steps is None or width is None or height is None or guidance_scale is None:
+        served = read_served_defaults(endpoint, model_name)
+        log.info("served model's defaults: %s", served.describe())
+        steps = served.steps if steps is None else steps
+        guidance_scale = served.guidance if guidance_scale is None else guidance_scale
+        if width is None or height is None:
+            width, height = served.width, served.height
     _check_settings(
         concurrency=concurrency,
         requests=requests,
@@ -158,7 +169,7 @@ def benchmark_model(
     public = public_endpoint(endpoint)
     staging = _start_output(out_dir)
 
-    with _clip_model_dir(
+    with clip_model_dir(
         clip_model, s3_settings=s3_settings, hf_token=hf_token, cache_dir=clip_cache_dir
     ) as clip:
         clip_dir, clip_info = clip
@@ -251,86 +262,6 @@ def _check_settings(
         problems.append(f"timeout must be > 0 seconds (got {timeout_seconds})")
     if problems:
         raise BenchmarkError("; ".join(problems))
-
-
-@contextmanager
-def _clip_model_dir(
-    source: str, *, s3_settings: S3Settings | None, hf_token: SecretStr | None, cache_dir: Path | None
-) -> Iterator[tuple[Path, ClipModelInfo]]:
-    """A local folder holding the CLIP model named by ``source``, and how to record it."""
-    if source.startswith("hf://"):
-        yield _download_hf_clip(source, hf_token=hf_token, cache_dir=cache_dir)
-    elif source.startswith("s3://"):
-        if cache_dir is not None:
-            yield _download_s3_clip(source, s3_settings=s3_settings, dest_root=cache_dir)
-        else:
-            with tempfile.TemporaryDirectory(prefix="modelpipe-clip-") as tmp:
-                yield _download_s3_clip(source, s3_settings=s3_settings, dest_root=Path(tmp))
-    elif "://" in source and not source.startswith("file://"):
-        raise BenchmarkError(
-            f"CLIP model source {source!r} has an unsupported scheme",
-            fix="pass hf://ORG/REPO[@REV], s3://BUCKET/PREFIX or a local folder",
-        )
-    else:
-        folder = (_local_clip(source) if source.startswith("file://") else Path(source)).resolve()
-        yield folder, ClipModelInfo(source=source, id=folder.name or str(folder))
-
-
-def _local_clip(source: str) -> Path:
-    try:
-        parsed = parse_source(source)
-    except InvalidSourceError as err:
-        raise BenchmarkError(f"CLIP model source {source!r}: {err}", fix="use file:///ABS/DIR") from err
-    if not isinstance(parsed, LocalSource):
-        raise BenchmarkError(f"CLIP model source {source!r} is not a file:// folder")
-    return parsed.path
-
-
-def _download_hf_clip(
-    source: str, *, hf_token: SecretStr | None, cache_dir: Path | None
-) -> tuple[Path, ClipModelInfo]:
-    try:
-        hub = parse_source(source)
-    except InvalidSourceError as err:
-        raise BenchmarkError(f"CLIP model source {source!r} is not hf://ORG/REPO[@REV]") from err
-    if not isinstance(hub, HubSource):
-        raise BenchmarkError(f"CLIP model source {source!r} is not hf://ORG/REPO[@REV]")
-    repo, revision = hub.repo_id, (hub.revision if hub.pinned else None)
-    log.info("downloading CLIP model %s", source)
-    try:
-        folder = snapshot_download(
-            repo,
-            revision=revision,
-            cache_dir=cache_dir,
-            allow_patterns=CLIP_ALLOW_PATTERNS,
-            token=hf_token.get_secret_value() if hf_token else None,
-        )
-    except (HfHubHTTPError, LocalEntryNotFoundError, HFValidationError) as err:
-        raise BenchmarkError(
-            f"cannot download CLIP model {source}: {type(err).__name__}: {redact(str(err)).splitlines()[0]}",
-            fix="check the repo id, revision, HF_TOKEN and Hub access; or pass an s3:// or folder CLIP model",
-        ) from err
-    path = Path(str(folder))
-    resolved = path.name if re.fullmatch(r"[0-9a-f]{40}", path.name) else revision
-    return path, ClipModelInfo(source=source, id=repo, revision=resolved)
-
-
-def _download_s3_clip(
-    source: str, *, s3_settings: S3Settings | None, dest_root: Path
-) -> tuple[Path, ClipModelInfo]:
-    # Imported here: modelpipe.s3 pulls in boto3, which only s3:// sources need.
-    from modelpipe.s3 import download_prefix, make_s3_client, parse_s3_uri
-
-    if s3_settings is None:
-        raise BenchmarkError(
-            f"CLIP model source {source} needs an S3 connection", fix="pass s3_settings (the data connection)"
-        )
-    location = parse_s3_uri(source)
-    dest = dest_root / location.bucket / location.key.strip("/")
-    log.info("downloading CLIP model %s", source)
-    folder = download_prefix(make_s3_client(s3_settings), location, dest)
-    name = location.key.strip("/").rsplit("/", 1)[-1] or location.bucket
-    return Path(folder), ClipModelInfo(source=source, id=name)
 
 
 def _request(settings: BenchmarkSettings, prompt: str, seed: int) -> ImageRequest:

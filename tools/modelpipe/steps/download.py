@@ -376,7 +376,7 @@ def _remove_download_bookkeeping(dest: Path) -> None:
     """Drop what hf_hub_download(local_dir=...) keeps for resuming, once the folder is complete.
 
     Only its ``download/`` folder goes, plus its marker files when nothing else is left, and parents only
-    when empty: with ``--dest ~`` ``.cache/huggingface`` is also the user's Hub cache and token folder.
+    when empty: with ``--model-dir ~`` ``.cache/huggingface`` is also the user's Hub cache and token folder.
     """
     bookkeeping = dest / ".cache" / "huggingface"
     shutil.rmtree(bookkeeping / "download", ignore_errors=True)

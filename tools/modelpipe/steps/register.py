@@ -26,6 +26,14 @@ from modelpipe.registry_client import (
     version_model_artifacts,
 )
 from modelpipe.s3 import parse_s3_uri
+from modelpipe.serving_defaults import (
+    NO_SERVING_DEFAULTS,
+    PROP_DEFAULT_GUIDANCE,
+    PROP_DEFAULT_SIZE,
+    PROP_DEFAULT_STEPS,
+    PROP_SERVED_DEFAULTS,
+    ServingDefaults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,10 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
         PROP_ARCHITECTURE,
         PROP_PARAMETER_COUNT,
         PROP_CONTEXT_LENGTH,
+        PROP_DEFAULT_STEPS,
+        PROP_DEFAULT_GUIDANCE,
+        PROP_DEFAULT_SIZE,
+        PROP_SERVED_DEFAULTS,
     }
 )
 
@@ -128,6 +140,7 @@ def register_model(
     pipeline_run: str | None = None,
     model_format_version: str = MODEL_FORMAT_VERSION,
     model_kind: ModelKind | None = None,
+    serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> RegisterResult:
     """Register model ``model_name``, version ``version_name`` and its artifact at ``model_uri``.
 
@@ -151,6 +164,8 @@ def register_model(
         model_kind: The kind the caller expects; None takes the manifest's. The version records the kind
             and registers the format its runtime serves (``diffusers`` or ``vLLM``); a language model's
             version also records its architecture, parameter count and context length.
+        serving_defaults: Steps, guidance and size requests without them get, where the model's own
+            defaults do not fit (distilled models); recorded on the version, read back by deploy.
 
     Returns:
         The ids and what was done.
@@ -175,6 +190,7 @@ def register_model(
         pipeline_run=pipeline_run,
         model_format_version=model_format_version,
         model_kind=model_kind,
+        serving_defaults=serving_defaults,
     )
     client = connect_registry(registry)
     api_version = client.api_version
@@ -228,6 +244,7 @@ def _wanted_state(
     pipeline_run: str | None,
     model_format_version: str,
     model_kind: ModelKind | None,
+    serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> _Wanted:
     """Check the inputs and compute the properties and artifact fields to write."""
     for flag, value in (("--model-name", model_name), ("--version-name", version_name)):
@@ -255,6 +272,7 @@ def _wanted_state(
         properties.update(_language_model_properties(manifest, parsed_manifest))
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
+    properties.update(serving_defaults.properties())
     if runtime_image:
         image = parse_pinned_image(runtime_image)
         properties[PROP_RUNTIME_IMAGE] = runtime_image
@@ -264,7 +282,7 @@ def _wanted_state(
     for label in (kind,) if labels is None else labels:
         if not _LABEL.match(label) or label in PROPERTY_KEYS:
             raise ConfigError(
-                f"--label {label!r} is not a valid label",
+                f"--labels {label!r} is not a valid label",
                 fix="use 1-63 letters, digits, ' ._/-', not a property name such as 'source'",
             )
         properties[label] = ""

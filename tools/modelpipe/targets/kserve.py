@@ -102,8 +102,6 @@ class IsvcSpec:
     model_uri: str
     serving_runtime: str
     model_format: str = MODEL_FORMATS[TEXT_TO_IMAGE]
-    # Appended by KServe to the ServingRuntime's container args (vLLM's per-model flags).
-    args: tuple[str, ...] = ()
     runtime_image: str | None = None
     storage_key: str | None = None
     service_account: str | None = None
@@ -118,6 +116,9 @@ class IsvcSpec:
     expose: bool = False
     auth: bool = False
     canary_percent: int | None = None
+    # Appended by KServe to the ServingRuntime's container args (the diffusers model's serving defaults,
+    # or vLLM's per-model flags).
+    runtime_args: tuple[str, ...] = ()
 
 
 def validate_spec(spec: IsvcSpec) -> None:
@@ -175,10 +176,10 @@ def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
     }
     if spec.runtime_image is not None:
         model["image"] = spec.runtime_image
-    if spec.args:
-        model["args"] = list(spec.args)
     if spec.storage_key is not None:
         model["storage"] = {"key": spec.storage_key}
+    if spec.runtime_args:
+        model["args"] = list(spec.runtime_args)
     predictor: dict[str, Any] = {
         "minReplicas": spec.scaling.min_replicas,
         "maxReplicas": spec.scaling.upper,
