@@ -25,6 +25,8 @@ serving flags (each sets the model-import param of the same name; README "Servin
   --gpus N (param deploy-gpus)   --gpu-resource NAME   --node-selector LABEL=VALUE,...
   --tolerations YAML   --service-account SA   --expose true|false   --auth true|false
   --storage s3|pvc   --canary-percent 1-100
+  --model-pvc CLAIM  bind the model workspace to this existing claim (needed by --storage pvc: the
+                     InferenceService then serves pvc://CLAIM/model, which the download filled)
   --namespace  namespace of the PipelineRun (default: NAMESPACE from .env, else modelpipe)
   --env-file   settings file that must exist (default: .env next to this script, when present);
                only non-secret keys are read: NAMESPACE, AWS_S3_BUCKET, GIT_URL, GIT_REVISION,
@@ -66,10 +68,15 @@ set_flag() {
     --name) name=$2 ;;
     --version) version=$2 ;;
     --gpus) serving_params+=("deploy-gpus=$2") ;;
+    --model-pvc) serving_params+=("workspace:model=pvc:$2") ;;
     *) serving_params+=("${1#--}=$2") ;;
   esac
 }
-parse_run_args "--model --kind --model-kind --revision --name --version ${SERVING_FLAGS//$'\n'/ }" set_flag "$@"
+parse_run_args "--model --kind --model-kind --revision --name --version --model-pvc ${SERVING_FLAGS//$'\n'/ }" \
+  set_flag "$@"
+if [[ " ${serving_params[*]-} " == *" storage=pvc "* && " ${serving_params[*]-} " != *" workspace:model=pvc:"* ]]; then
+  die "--storage pvc needs --model-pvc CLAIM (a workspace volumeClaimTemplate is deleted with the run)"
+fi
 if [ -z "$model" ]; then
   if [ "$kind" = text-generation ]; then model=Qwen/Qwen2.5-0.5B-Instruct; else model=stabilityai/sd-turbo; fi
 fi

@@ -70,11 +70,12 @@ yaml_quote() {
 
 # render_pipelinerun EXAMPLE NAMESPACE [NAME=VALUE...]: the example PipelineRun with its params
 # replaced or added (values quoted) and metadata.namespace set. A param "workspace:NAME=secret:SECRET"
-# adds a secret-backed workspace binding.
+# adds a secret-backed workspace binding, "workspace:NAME=pvc:CLAIM" binds NAME to an existing claim
+# (replacing the example's binding of NAME).
 render_pipelinerun() {
   local example=$1 namespace=$2
   shift 2
-  local pair name value quoted params_file workspaces_file
+  local pair name value quoted params_file workspaces_file rebound=","
   params_file=$(mktemp)
   workspaces_file=$(mktemp)
   # Params of the example first (their YAML scalars as written), then the overrides in order.
@@ -87,6 +88,13 @@ render_pipelinerun() {
   for pair in "$@"; do
     name=${pair%%=*}
     value=${pair#*=}
+    if [[ $name == workspace:* && $value == pvc:* ]]; then
+      [[ ${value#pvc:} =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || die "claim name '${value#pvc:}' is not a DNS name"
+      printf '    - name: %s\n      persistentVolumeClaim:\n        claimName: %s\n' "${name#workspace:}" \
+        "${value#pvc:}" >>"$workspaces_file"
+      rebound+="${name#workspace:},"
+      continue
+    fi
     if [[ $name == workspace:* ]]; then
       printf '    - name: %s\n      secret:\n        secretName: %s\n' "${name#workspace:}" "${value#secret:}" \
         >>"$workspaces_file"
@@ -98,7 +106,7 @@ render_pipelinerun() {
     printf '%s\t%s\n' "$name" "$quoted" >>"$params_file.new"
     mv "$params_file.new" "$params_file"
   done
-  awk -v ns="$namespace" -v pf="$params_file" -v wf="$workspaces_file" '
+  awk -v ns="$namespace" -v pf="$params_file" -v wf="$workspaces_file" -v rebound="$rebound" '
     function flush_workspaces(   line) {
       while ((getline line < wf) > 0) print line
       close(wf)
@@ -120,7 +128,9 @@ render_pipelinerun() {
     skipping && /^  [^ ]/ { skipping = 0 }
     skipping { next }
     /^  workspaces:$/ { in_ws = 1; print; next }
-    in_ws && /^  [^ ]/ { flush_workspaces(); in_ws = 0 }
+    in_ws && /^  [^ ]/ { flush_workspaces(); in_ws = 0; dropping = 0 }
+    in_ws && /^    - name: / { dropping = index(rebound, "," $3 ",") > 0 }
+    in_ws && dropping { next }
     { print }
     END { if (in_ws) flush_workspaces() }
   ' "$example"

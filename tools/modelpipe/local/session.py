@@ -180,27 +180,27 @@ def _run(
         run_dir=None,
         source_dir=settings.repo_dir,
         secrets_file=settings.secrets_file,
-        environ=_step_environ(settings),
+        environ=settings.environ,
         venv_bin=settings.venv_bin,
         explicit_values=values,
     )
 
 
-def _step_environ(settings: SessionSettings) -> Mapping[str, str]:
-    """The steps' environment; the LLM branch finds lm_eval and guidellm in the repository's .venv-eval.
+def _check_eval_tools(settings: SessionSettings) -> None:
+    """Fail before any service starts when the LLM branch's lm_eval/guidellm are not where steps look.
 
     Raises:
-        LocalRunError: A language model is tested and the evaluation venv does not exist.
+        LocalRunError: A language model is tested and neither MODELPIPE_EVAL_BIN nor .venv-eval has them.
     """
-    if settings.model_kind != TEXT_GENERATION or settings.environ.get(MODELPIPE_EVAL_BIN):
-        return settings.environ
-    eval_bin = settings.repo_dir / ".venv-eval" / "bin"
+    if settings.model_kind != TEXT_GENERATION:
+        return
+    configured = settings.environ.get(MODELPIPE_EVAL_BIN)
+    eval_bin = Path(configured) if configured else settings.repo_dir / ".venv-eval" / "bin"
     if not (eval_bin / "lm_eval").is_file():
         raise LocalRunError(
-            f"the evaluation venv is missing ({eval_bin / 'lm_eval'})",
+            f"lm_eval not found in {eval_bin} (the evaluation venv)",
             fix=f"run `make eval-env`, or set {MODELPIPE_EVAL_BIN} to a folder with lm_eval and guidellm",
         )
-    return {**settings.environ, MODELPIPE_EVAL_BIN: str(eval_bin)}
 
 
 def _deploy_params(settings: SessionSettings, services: Services, name: str) -> dict[str, str]:
@@ -272,6 +272,7 @@ def import_model(
         PipelineTaskFailedError: A task failed (named, with step, exit code and log).
         TektonSpecError, UnsupportedTektonFeatureError: The pipeline YAML cannot run locally.
     """
+    _check_eval_tools(settings)
     uri, default_name = _model_source(settings, source)
     name = settings.name or default_name
     defaults = dict(serving_defaults or {})
@@ -349,6 +350,7 @@ def test_model(settings: SessionSettings) -> SessionOutcome:
         LocalRunError: No registered version, or a stand-in did not start.
         PipelineTaskFailedError: A task failed.
     """
+    _check_eval_tools(settings)
     with sigterm_as_interrupt(), _services(settings) as services:
         model_id, version_id, uri, name = latest_version(
             services.registry_url, settings.name, settings.model_kind
