@@ -391,8 +391,8 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "network task without retries",
         edit(
             "pipelines/model-import.yaml",
-            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: upload-model",
-            "          workspace: model\n      timeout: 2h0m0s\n    - name: upload-model",
+            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: check-model",
+            "          workspace: model\n      timeout: 2h0m0s\n    - name: check-model",
         ),
         "download-model",
     ),
