@@ -20,6 +20,8 @@ Every flag is a model-import param of the same name (pipelines/README.md lists t
   --version-name  model version name (default: v1)
   --name          InferenceService name, a DNS-1035 label (default: the model name)
   --build true    also build and push the runtime image from git-url; --min-clip-score 20 adds a gate
+  --model-pvc CLAIM  bind the model workspace to this existing claim (needed by --storage pvc: the
+                  InferenceService then serves pvc://CLAIM/model, which the download filled)
   serving: --deploy-mode, --min-replicas, --max-replicas, --gpus, --node-selector, ... (README "Serving
                   options"); text-generation: --tasks, --limit, --gates
 An empty value means the param's default. Settings of the script itself:
@@ -49,6 +51,7 @@ parse_run_args "$@"
 load_run_env "$here/.env"
 auth_file=$(env_value REGISTRY_AUTH_FILE)
 # .env values first: a flag given on the command line overrides them; empty ones change nothing.
-start_run "$here" model-import --secret-workspace "registry-auth=${auth_file:+modelpipe-registry-auth}" -- \
+start_run "$here" model-import --secret-workspace "registry-auth=${auth_file:+modelpipe-registry-auth}" \
+  --claim-workspace "model=$RUN_MODEL_PVC" -- \
   --s3-bucket "$(env_value AWS_S3_BUCKET)" --git-url "$(env_value GIT_URL)" \
   --git-revision "$(env_value GIT_REVISION)" --image "$(env_value RUNTIME_IMAGE_REPO)" "${RUN_ARGS[@]}"

@@ -96,6 +96,8 @@ RUN_NAMESPACE=""
 RUN_ENV_FILE=""
 RUN_FOLLOW=false
 RUN_DRY_RUN=false
+# shellcheck disable=SC2034 # read by run-model-import.sh (--model-pvc CLAIM binds the model workspace)
+RUN_MODEL_PVC=""
 RUN_ARGS=()
 
 # model_kind VALUE: the model kind a --model-kind/--kind value names (llm and image are shorthands).
@@ -147,6 +149,8 @@ parse_run_args() {
       --namespace) RUN_NAMESPACE=$2 ;;
       --env-file) RUN_ENV_FILE=$2 ;;
       --kind | --model-kind) RUN_ARGS+=(--model-kind "$(model_kind "$2")") ;;
+      # shellcheck disable=SC2034
+      --model-pvc) RUN_MODEL_PVC=$2 ;;
       *) RUN_ARGS+=("$1" "$2") ;;
     esac
     shift 2

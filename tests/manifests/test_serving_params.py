@@ -105,3 +105,30 @@ def test_run_script_serving_flags_render_a_valid_pipelinerun() -> None:
     flags = dict(zip(RUN_FLAGS[::2], RUN_FLAGS[1::2], strict=True))
     expected = {f[2:]: v for f, v in flags.items()}  # each run-script flag is the param of its name
     assert {k: given[k] for k in expected} == expected
+
+
+def _dry_run(*flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(REPO_ROOT / "run-model-import.sh"), "--dry-run", "--env-file", "/dev/null", *flags],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+
+
+def test_run_script_pvc_storage_binds_the_model_workspace_to_the_claim() -> None:
+    proc = _dry_run("--storage", "pvc", "--model-pvc", "models-pvc")
+
+    assert proc.returncode == 0, proc.stderr
+    (run,) = checks.load_all(proc.stdout)
+    schema = crd_schema(SPECS, "tekton.dev", "PipelineRun", "v1")
+    assert schema is not None and schema_errors(schema, run, "PipelineRun") == []
+    workspaces = {w["name"]: w for w in run["spec"]["workspaces"]}
+    assert workspaces["model"] == {"name": "model", "persistentVolumeClaim": {"claimName": "models-pvc"}}
+    assert "volumeClaimTemplate" in workspaces["source"]
+    assert {"name": "storage", "value": "pvc"} in run["spec"]["params"]
+
+
+def test_run_script_refuses_pvc_storage_without_a_claim() -> None:
+    proc = _dry_run("--storage", "pvc")
+
+    assert proc.returncode == 1
+    assert "--storage pvc needs --model-pvc CLAIM" in proc.stderr

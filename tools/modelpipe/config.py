@@ -23,6 +23,9 @@ HF_TOKEN = "HF_TOKEN"
 MODEL_REGISTRY_URL = "MODEL_REGISTRY_URL"
 MODEL_REGISTRY_TOKEN = "MODEL_REGISTRY_TOKEN"
 MODEL_REGISTRY_AUTHOR = "MODEL_REGISTRY_AUTHOR"
+MODEL_REGISTRY_TIMEOUT = "MODEL_REGISTRY_TIMEOUT"
+# Seconds one registry request may take; a healthy registry answers in milliseconds.
+DEFAULT_REGISTRY_TIMEOUT = 30.0
 MODELPIPE_LOG_LEVEL = "MODELPIPE_LOG_LEVEL"
 MODELPIPE_DEBUG = "MODELPIPE_DEBUG"
 # Folder with lm_eval, guidellm and their python (the evaluation venv's bin); default: lm_eval on PATH.
@@ -104,16 +107,35 @@ class RegistrySettings:
     url: str | None
     token: SecretStr | None
     author: str
+    timeout: float = DEFAULT_REGISTRY_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RegistrySettings:
-        """Read MODEL_REGISTRY_URL, MODEL_REGISTRY_TOKEN and MODEL_REGISTRY_AUTHOR."""
+        """Read MODEL_REGISTRY_URL, MODEL_REGISTRY_TOKEN, MODEL_REGISTRY_AUTHOR and MODEL_REGISTRY_TIMEOUT.
+
+        Raises:
+            ConfigError: MODEL_REGISTRY_TIMEOUT is not a positive number of seconds.
+        """
         e = _env(env)
         return cls(
             url=e.get(MODEL_REGISTRY_URL) or None,
             token=_secret(e.get(MODEL_REGISTRY_TOKEN)),
             author=e.get(MODEL_REGISTRY_AUTHOR) or "modelpipe",
+            timeout=_seconds(e, MODEL_REGISTRY_TIMEOUT, DEFAULT_REGISTRY_TIMEOUT),
         )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds", fix=f"e.g. {name}={default:g}")
+    return value
 
 
 def hf_token(env: Mapping[str, str] | None = None) -> SecretStr | None:

@@ -53,6 +53,10 @@ class RegistryError(ModelpipeError):
     """The Model Registry refused a request or is unreachable."""
 
 
+class RegistryConflictError(RegistryError):
+    """The registry answered 409: an object with that name or externalId appeared (maybe concurrently)."""
+
+
 class VersionConflictError(RegistryError):
     """A model version with this name exists with a different artifact."""
 

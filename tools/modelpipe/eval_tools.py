@@ -23,6 +23,9 @@ from modelpipe.redaction import redact
 log = logging.getLogger(__name__)
 
 LM_EVAL = "lm_eval"
+EVAL_VENV = ".venv-eval"
+# The repository around an editable install (tools/modelpipe/ -> repo), where `make eval-env` puts the venv.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 GUIDELLM = "guidellm"
 SETUP_HINT = f"run `make eval-env` (creates .venv-eval) and set {MODELPIPE_EVAL_BIN}=.venv-eval/bin"
 # Never handed to the tools: they talk to the endpoint only, not to S3 or the registry.
@@ -59,16 +62,20 @@ class EvalTools:
 
 
 def find_eval_tools(bin_dir: str | Path | None) -> EvalTools:
-    """The tools folder: ``bin_dir`` (flag or MODELPIPE_EVAL_BIN), else the folder of ``lm_eval`` on PATH.
+    """The tools folder: ``bin_dir`` (flag or MODELPIPE_EVAL_BIN), else ``.venv-eval/bin`` of the repository
+    (or of the working directory) as ``make eval-env`` creates it, else the folder of ``lm_eval`` on PATH.
 
     Raises:
-        ConfigError: Neither is given and lm_eval is not on PATH, or the folder does not exist.
+        ConfigError: None of these has lm_eval, or the given folder does not exist.
     """
     if bin_dir:
         folder = Path(bin_dir).expanduser()
         if not folder.is_dir():
             raise ConfigError(f"evaluation tools folder {folder} does not exist", fix=SETUP_HINT)
         return EvalTools(folder.absolute())
+    for root in (_REPO_ROOT, Path.cwd()):
+        if (root / EVAL_VENV / "bin" / LM_EVAL).is_file():
+            return EvalTools((root / EVAL_VENV / "bin").absolute())
     found = shutil.which(LM_EVAL)
     if found is None:
         raise ConfigError(f"{LM_EVAL} is not on PATH and {MODELPIPE_EVAL_BIN} is not set", fix=SETUP_HINT)

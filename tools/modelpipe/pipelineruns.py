@@ -26,6 +26,7 @@ from modelpipe.errors import ConfigError, ModelpipeError
 ParamValue = str | list[str]
 _FLAG = re.compile(r"^--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)$")
 _DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -149,18 +150,22 @@ def render_pipelinerun(
     namespace: str,
     params: Mapping[str, ParamValue],
     secret_workspaces: Mapping[str, str] | None = None,
+    claim_workspaces: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``example`` with ``params`` set (replacing or adding), secret workspaces bound, in ``namespace``."""
+    """``example`` with ``params`` set (replacing or adding), workspaces bound to Secrets or existing
+    claims (replacing the example's binding), in ``namespace``."""
     run = copy.deepcopy(dict(example))
     run.setdefault("metadata", {})["namespace"] = namespace
     spec = run.setdefault("spec", {})
     merged = {p["name"]: p["value"] for p in spec.get("params", [])}
     merged.update(params)
     spec["params"] = [{"name": name, "value": value} for name, value in merged.items()]
-    if secret_workspaces:
+    if secret_workspaces or claim_workspaces:
         bound = {w["name"]: w for w in spec.get("workspaces", [])}
-        for name, secret in secret_workspaces.items():
+        for name, secret in (secret_workspaces or {}).items():
             bound[name] = {"name": name, "secret": {"secretName": secret}}
+        for name, claim in (claim_workspaces or {}).items():
+            bound[name] = {"name": name, "persistentVolumeClaim": {"claimName": claim}}
         spec["workspaces"] = list(bound.values())
     return run
 
@@ -190,6 +195,7 @@ def render_from_files(
     flags: Sequence[str],
     require: Sequence[str] = (),
     secret_workspaces: Mapping[str, str] | None = None,
+    claim_workspaces: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The PipelineRun for ``pipelines/PIPELINE.yaml`` from ``pipelineruns/PIPELINE.yaml`` and ``flags``.
 
@@ -211,12 +217,22 @@ def render_from_files(
         from modelpipe.names import MAX_SERVICE_NAME_LENGTH, require_dns_label
 
         require_dns_label("--name", name, MAX_SERVICE_NAME_LENGTH)
+    claims = {k: v for k, v in (claim_workspaces or {}).items() if v}
+    for claim in claims.values():
+        if not _DNS_1123_SUBDOMAIN.match(claim):
+            raise ConfigError(f"claim name {claim!r} is not a DNS name", fix="name an existing PVC")
+    if given.get("storage") == "pvc" and "model" not in claims:
+        raise ConfigError(
+            "--storage pvc needs --model-pvc CLAIM",
+            fix="a workspace volumeClaimTemplate is deleted with the run; bind an existing claim",
+        )
     example = _load(root / "pipelineruns" / f"{pipeline}.yaml")
     return render_pipelinerun(
         example,
         namespace=namespace,
         params=given,
         secret_workspaces={k: v for k, v in (secret_workspaces or {}).items() if v},
+        claim_workspaces=claims,
     )
 
 
@@ -250,6 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME=SECRET",
         help="bind workspace NAME to Secret SECRET (an empty SECRET binds nothing)",
     )
+    parser.add_argument(
+        "--claim-workspace",
+        type=_pair,
+        action="append",
+        default=[],
+        metavar="NAME=CLAIM",
+        help="bind workspace NAME to the existing PVC CLAIM (an empty CLAIM keeps the example's binding)",
+    )
     args = parser.parse_args(own)
     try:
         run = render_from_files(
@@ -259,6 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flags=flags,
             require=args.require,
             secret_workspaces=dict(args.secret_workspace),
+            claim_workspaces=dict(args.claim_workspace),
         )
     except ModelpipeError as err:
         print(f"{args.prog}: error: {err.one_line()}", file=sys.stderr)

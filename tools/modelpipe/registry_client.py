@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -29,9 +30,16 @@ from mr_openapi import (
     ServingEnvironmentCreate,
 )
 from mr_openapi import exceptions as mr_exceptions
+from mr_openapi.rest import RESTResponse
 
-from modelpipe.config import MODEL_REGISTRY_TOKEN, MODEL_REGISTRY_URL, RegistrySettings
-from modelpipe.errors import ConfigError, RegistryError
+from modelpipe.config import (
+    DEFAULT_REGISTRY_TIMEOUT,
+    MODEL_REGISTRY_TIMEOUT,
+    MODEL_REGISTRY_TOKEN,
+    MODEL_REGISTRY_URL,
+    RegistrySettings,
+)
+from modelpipe.errors import ConfigError, RegistryConflictError, RegistryError
 from modelpipe.redaction import register_secret
 
 log = logging.getLogger(__name__)
@@ -45,6 +53,33 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 T = TypeVar("T")
 # Registry ids are int32 decimal strings, as the REST schema requires.
 _ID = re.compile(r"^[1-9][0-9]{0,8}$")
+# Retry budget per request: reads and PATCHes (which set values, so a replay is harmless) get this many
+# attempts with exponential backoff; a POST is sent once (a replayed create answers 409, which register
+# treats as "already there"). Worst case per request: ATTEMPTS x timeout + the backoff sum.
+REGISTRY_ATTEMPTS = 3
+_BACKOFF_SECONDS = (0.5, 1.0)
+_REPLAYABLE = frozenset({"GET", "HEAD", "PATCH"})
+_RETRY_STATUSES = frozenset({502, 503, 504})
+
+
+class RegistryTimeoutError(TimeoutError):
+    """A registry request got no complete answer within its timeout, on every attempt.
+
+    Attributes:
+        url: The request URL (no credentials: tokens travel in a header).
+        timeout: Seconds allowed per attempt.
+        attempts: Attempts made.
+    """
+
+    def __init__(self, url: str, timeout: float, attempts: int) -> None:
+        self.url, self.timeout, self.attempts = url, timeout, attempts
+        plural = "s" if attempts > 1 else ""
+        super().__init__(f"no answer from {url} within {timeout:g} s ({attempts} attempt{plural})")
+
+
+def request_budget(timeout: float) -> float:
+    """Longest one replayable registry request can take, retries and backoff included (seconds)."""
+    return REGISTRY_ATTEMPTS * timeout + sum(_BACKOFF_SECONDS[: REGISTRY_ATTEMPTS - 1])
 
 
 def normalize_registry_url(url: str | None) -> str:
@@ -86,10 +121,53 @@ def normalize_registry_url(url: str | None) -> str:
 class _ApiVersionApiClient(ApiClient):
     """Generated REST client that sends every operation to ``/api/model_registry/<api_version>``."""
 
-    def __init__(self, configuration: Any, api_version: str) -> None:
+    def __init__(
+        self, configuration: Any, api_version: str, timeout: float = DEFAULT_REGISTRY_TIMEOUT
+    ) -> None:
         super().__init__(configuration)
         self._prefix_from = f"{API_ROOT}/{CLIENT_API_VERSION}/"
         self._prefix_to = f"{API_ROOT}/{api_version}/"
+        self._timeout = timeout
+
+    async def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> RESTResponse:
+        """One request with a bounded timeout (the generated client waits 5 minutes) and bounded retries.
+
+        The body is read inside the timeout, so a server that sends headers and then stalls is caught too.
+
+        Raises:
+            RegistryTimeoutError: No complete answer within the timeout on any attempt.
+            aiohttp.ClientConnectionError: The connection failed on every attempt.
+        """
+        timeout = aiohttp.ClientTimeout(total=self._timeout, connect=min(self._timeout, 10.0))
+        attempts = REGISTRY_ATTEMPTS if method.upper() in _REPLAYABLE else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                response = await super().call_api(
+                    method, url, header_params, body, post_params, _request_timeout or timeout
+                )
+                await response.read()
+            except TimeoutError as err:
+                if last:
+                    raise RegistryTimeoutError(url.split("?", 1)[0], self._timeout, attempts) from err
+            except aiohttp.ClientConnectionError:
+                if last:
+                    raise
+            else:
+                if last or response.status not in _RETRY_STATUSES:
+                    return response
+            delay = _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS)) - 1]
+            log.debug("registry %s %s: attempt %d failed, retrying in %.1f s", method, url, attempt, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def param_serialize(self, method: Any, resource_path: str, *args: Any, **kwargs: Any) -> Any:
         if resource_path.startswith(self._prefix_from):
@@ -102,10 +180,11 @@ class _ApiVersionAPIClient(ModelRegistryAPIClient):
     """The client's typed async layer (``model_registry.core``) bound to one REST API version."""
 
     api_version: str = CLIENT_API_VERSION
+    timeout: float = DEFAULT_REGISTRY_TIMEOUT
 
     @asynccontextmanager
     async def get_client(self) -> AsyncIterator[ModelRegistryServiceApi]:
-        api_client = _ApiVersionApiClient(self.config, self.api_version)
+        api_client = _ApiVersionApiClient(self.config, self.api_version, self.timeout)
         try:
             yield ModelRegistryServiceApi(api_client)
         finally:
@@ -123,10 +202,18 @@ class VersionedModelRegistry(ModelRegistry):
     ``tests/integration/test_registry_client.py`` against a v1alpha3-only server.
     """
 
-    def __init__(self, server_address: str, *, api_version: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        server_address: str,
+        *,
+        api_version: str,
+        timeout: float = DEFAULT_REGISTRY_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
         if api_version not in SUPPORTED_API_VERSIONS:
             raise ValueError(f"api_version must be one of {SUPPORTED_API_VERSIONS}, not {api_version!r}")
         self.api_version = api_version
+        self.timeout = timeout
         super().__init__(server_address, **kwargs)
 
     @property
@@ -136,7 +223,7 @@ class VersionedModelRegistry(ModelRegistry):
     @_api.setter
     def _api(self, api: ModelRegistryAPIClient) -> None:
         self.__dict__["_versioned_api"] = _ApiVersionAPIClient(
-            config=api.config, api_version=self.api_version
+            config=api.config, api_version=self.api_version, timeout=self.timeout
         )
 
 
@@ -162,7 +249,7 @@ def connect_registry(settings: RegistrySettings) -> VersionedModelRegistry:
     not_found: list[str] = []
     for api_version in SUPPORTED_API_VERSIONS:
         try:
-            registry = _construct(url, api_version, settings.author, token)
+            registry = _construct(url, api_version, settings.author, token, settings.timeout)
         except mr_exceptions.NotFoundException:
             not_found.append(f"{API_ROOT}/{api_version}")
             continue
@@ -174,7 +261,9 @@ def connect_registry(settings: RegistrySettings) -> VersionedModelRegistry:
     )
 
 
-def _construct(url: str, api_version: str, author: str, token: str | None) -> VersionedModelRegistry:
+def _construct(
+    url: str, api_version: str, author: str, token: str | None, timeout: float
+) -> VersionedModelRegistry:
     """One client construction (which makes one request), with its failures turned into RegistryError."""
     try:
         with warnings.catch_warnings():
@@ -183,7 +272,12 @@ def _construct(url: str, api_version: str, author: str, token: str | None) -> Ve
             warnings.filterwarnings("ignore", message="User access token is missing")
             # log_level ERROR: the client warns about any http port not ending in 80, which is noise here.
             return VersionedModelRegistry(
-                url, api_version=api_version, author=author, user_token=token, log_level=logging.ERROR
+                url,
+                api_version=api_version,
+                timeout=timeout,
+                author=author,
+                user_token=token,
+                log_level=logging.ERROR,
             )
     except mr_exceptions.NotFoundException:
         raise
@@ -200,10 +294,7 @@ def _construct(url: str, api_version: str, author: str, token: str | None) -> Ve
             fix=f"https needs a token: set {MODEL_REGISTRY_TOKEN}",
         ) from err
     except (TimeoutError, aiohttp.ClientError, OSError) as err:
-        raise RegistryError(
-            f"Model Registry at {url} is unreachable ({type(err).__name__}: {err})",
-            fix=f"check {MODEL_REGISTRY_URL} / --registry-url and that the registry service is running",
-        ) from err
+        raise unreachable_error(err, f"connecting to {url}", url=url) from err
 
 
 def describe_api_error(err: mr_exceptions.ApiException) -> str:
@@ -469,16 +560,38 @@ def registry_call(what: str, call: Callable[[], T], *, rerun_hint: str = "re-run
         rerun_hint: What the fix suggests after checking the registry.
 
     Raises:
+        RegistryConflictError: The registry answered 409 (the name or externalId is taken).
         RegistryError: The registry refused the request or could not be reached.
     """
     try:
         return call()
+    except mr_exceptions.ConflictException as err:
+        raise RegistryConflictError(f"Model Registry refused {what}: {describe_api_error(err)}") from err
     except mr_exceptions.ApiException as err:
         raise RegistryError(f"Model Registry refused {what}: {describe_api_error(err)}") from err
     except StoreError as err:
         raise RegistryError(f"Model Registry refused {what}: {err}") from err
     except (TimeoutError, aiohttp.ClientError) as err:
-        raise RegistryError(
-            f"Model Registry unreachable while {what} ({type(err).__name__}: {err})",
-            fix=f"check the registry and {rerun_hint}",
-        ) from err
+        raise unreachable_error(err, what, rerun_hint=rerun_hint) from err
+
+
+def unreachable_error(
+    err: BaseException, what: str, *, url: str | None = None, rerun_hint: str = "re-run the step"
+) -> RegistryError:
+    """A RegistryError for a transport failure that names the endpoint, the budget spent and the fix.
+
+    Never an empty reason: ``TimeoutError()`` and some aiohttp errors have no message of their own.
+    """
+    if isinstance(err, RegistryTimeoutError):
+        return RegistryError(
+            f"Model Registry did not answer while {what}: {err} (budget {request_budget(err.timeout):g} s)",
+            fix=f"check that the registry at {url or err.url} is up and answering; on a slow registry raise "
+            f"{MODEL_REGISTRY_TIMEOUT} (seconds per request, now {err.timeout:g}); then {rerun_hint}",
+        )
+    reason = str(err) or "no reason given"
+    where = f" at {url}" if url else ""
+    return RegistryError(
+        f"Model Registry{where} unreachable while {what} ({type(err).__name__}: {reason})",
+        fix=f"check {MODEL_REGISTRY_URL} / --registry-url and that the registry service is running; "
+        f"then {rerun_hint}",
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,11 +27,18 @@ from urllib.parse import urlparse
 import boto3
 from boto3.s3.transfer import ProgressCallbackInvoker, TransferConfig, create_transfer_manager
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from modelpipe.config import AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, AWS_SECRET_ACCESS_KEY, S3Settings
 from modelpipe.errors import ConfigError, StorageAuthError, StorageError
 from modelpipe.manifest import MANIFEST_NAME, read_manifest, sha256_bytes, sha256_file, verify_files
+from modelpipe.multipart import MultipartUpload, error_code, with_transfer_retries
 
 # boto3 builds its client classes at run time, so there is no static type to name (no boto3-stubs here).
 S3Client: TypeAlias = Any
@@ -44,6 +52,10 @@ MIB = 1024 * 1024
 DEFAULT_MAX_CONCURRENCY = 10
 DEFAULT_MULTIPART_CHUNKSIZE = 16 * MIB
 DEFAULT_MAX_ATTEMPTS = 5
+# Per-request timeouts: connecting is quick on any healthy store; a 16 MiB part is acknowledged within
+# seconds. botocore retries each request DEFAULT_MAX_ATTEMPTS times with its own short backoff.
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
 # Error codes S3-compatible stores return when the key id or secret is wrong or lacks rights.
 _AUTH_CODES = frozenset(
     {
@@ -140,7 +152,7 @@ def parse_s3_uri(uri: str) -> S3Location:
 
 
 def make_s3_client(
-    settings: S3Settings, *, max_pool_connections: int = DEFAULT_MAX_CONCURRENCY + 4
+    settings: S3Settings, *, max_pool_connections: int = 2 * DEFAULT_MAX_CONCURRENCY + 4
 ) -> S3Client:
     """A boto3 S3 client for an OpenShift AI data connection (MinIO, SeaweedFS, Ceph RGW or AWS).
 
@@ -167,8 +179,8 @@ def make_s3_client(
         signature_version="s3v4",
         retries={"max_attempts": DEFAULT_MAX_ATTEMPTS, "mode": "standard"},
         max_pool_connections=max_pool_connections,
-        connect_timeout=10,
-        read_timeout=120,
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
@@ -224,11 +236,21 @@ def storage_error(err: Exception, *, action: str, uri: str, endpoint: str | None
             return StorageError(f"{uri} does not exist ({action})")
         message = str(error.get("Message", "")).strip()
         return StorageError(f"S3 error while {action} {uri}: {code}{': ' + message if message else ''}")
+    if isinstance(err, ReadTimeoutError | ConnectTimeoutError):
+        return StorageError(
+            f"{where} did not answer within {_timeout_of(err)} s ({DEFAULT_MAX_ATTEMPTS} attempts) "
+            f"while {action} {uri}",
+            fix=f"check that the S3 store at {AWS_S3_ENDPOINT} is up and not overloaded, then re-run",
+        )
     if isinstance(err, BotoCoreError):
         return StorageError(
             f"cannot reach {where} while {action} {uri}: {type(err).__name__}", fix=f"check {AWS_S3_ENDPOINT}"
         )
     return StorageError(f"S3 failure while {action} {uri}: {type(err).__name__}: {err}")
+
+
+def _timeout_of(err: Exception) -> int:
+    return READ_TIMEOUT_SECONDS if isinstance(err, ReadTimeoutError) else CONNECT_TIMEOUT_SECONDS
 
 
 @contextmanager
@@ -238,10 +260,6 @@ def storage_errors(client: S3Client, *, action: str, uri: str) -> Iterator[None]
         yield
     except (ClientError, BotoCoreError) as err:
         raise storage_error(err, action=action, uri=uri, endpoint=client.meta.endpoint_url) from err
-
-
-def _error_code(err: Exception) -> str | None:
-    return str(err.response.get("Error", {}).get("Code")) if isinstance(err, ClientError) else None
 
 
 def check_bucket(client: S3Client, bucket: str) -> None:
@@ -256,7 +274,7 @@ def check_bucket(client: S3Client, bucket: str) -> None:
     try:
         client.head_bucket(Bucket=bucket)
     except (ClientError, BotoCoreError) as err:
-        if _error_code(err) in {"403", "AccessDenied"}:
+        if error_code(err) in {"403", "AccessDenied"}:
             log.debug("HEAD bucket %s refused (403); object requests will tell", bucket)
             return
         raise storage_error(
@@ -273,7 +291,7 @@ def head_object(client: S3Client, location: S3Location) -> ObjectInfo | None:
     try:
         response = client.head_object(Bucket=location.bucket, Key=location.key)
     except (ClientError, BotoCoreError) as err:
-        if _error_code(err) in _NOT_FOUND_CODES:
+        if error_code(err) in _NOT_FOUND_CODES:
             return None
         raise storage_error(
             err, action="checking", uri=location.uri, endpoint=client.meta.endpoint_url
@@ -292,42 +310,55 @@ def upload_files(
     *,
     config: TransferConfig | None = None,
     callback: Callable[[int], None] | None = None,
-) -> None:
-    """Upload files in parallel with boto3's transfer manager (large files as parallel multipart uploads).
+) -> int:
+    """Upload files in parallel; files from ``multipart_threshold`` up go as resumable multipart uploads.
 
-    Each object gets its sha256 as ``x-amz-meta-sha256``. All transfers run to completion even if one fails,
-    so a re-run only has to send the failed ones.
+    Each object gets its sha256 as ``x-amz-meta-sha256``. A large file's unfinished multipart upload left
+    by a killed run is resumed: parts already in the store whose size and MD5 ETag match the local bytes
+    are kept, the rest are sent; uploads that cannot be resumed are aborted, so nothing unfinished stays
+    behind once a run completes. All transfers run to completion even if one fails, so a re-run only has
+    to send the failed ones. A request whose connection fails is retried for up to
+    :data:`modelpipe.multipart.TRANSFER_RETRY_SECONDS`.
 
     Args:
         client: From :func:`make_s3_client`.
         items: Files and their targets.
-        config: Concurrency and part size; :func:`transfer_config` by default.
+        config: Concurrency, part size and threshold; :func:`transfer_config` by default.
         callback: Called with each chunk's byte count (e.g. :class:`modelpipe.progress.Progress`).
+
+    Returns:
+        Bytes not sent because finished parts of an earlier run were reused.
 
     Raises:
         StorageError: Naming the first failed object and how many failed.
     """
     if not items:
-        return
-    subscribers = [ProgressCallbackInvoker(callback)] if callback else None
+        return 0
+    config = config or transfer_config()
     failures: list[tuple[UploadItem, Exception]] = []
-    with create_transfer_manager(client, config or transfer_config()) as manager:
-        futures = [
-            (
-                item,
-                manager.upload(
-                    str(item.path),
+    reused = 0
+    with (
+        ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="s3-file") as files,
+        ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="s3-part") as parts,
+    ):
+        futures: list[tuple[UploadItem, Future[int]]] = []
+        for item in items:
+            if item.size >= config.multipart_threshold:
+                job = MultipartUpload(
+                    client,
+                    item.path,
                     item.location.bucket,
                     item.location.key,
                     extra_args=_extra_args(item.sha256, item.content_type),
-                    subscribers=subscribers,
-                ),
-            )
-            for item in items
-        ]
+                    chunksize=config.multipart_chunksize,
+                    callback=callback,
+                )
+                futures.append((item, files.submit(job.run, parts)))
+            else:
+                futures.append((item, files.submit(_put_file, client, item, callback)))
         for item, future in futures:
             try:
-                future.result()
+                reused += future.result()
             except (ClientError, BotoCoreError) as err:
                 failures.append((item, err))
     if failures:
@@ -338,6 +369,23 @@ def upload_files(
         if len(failures) > 1:
             mapped.message += f" (and {len(failures) - 1} more of {len(items)} files failed)"
         raise mapped from first
+    return reused
+
+
+def _put_file(client: S3Client, item: UploadItem, callback: Callable[[int], None] | None) -> int:
+    def put() -> None:
+        with item.path.open("rb") as body:
+            client.put_object(
+                Bucket=item.location.bucket,
+                Key=item.location.key,
+                Body=body,
+                **_extra_args(item.sha256, item.content_type),
+            )
+
+    with_transfer_retries(put, f"uploading {item.location.uri}")
+    if callback is not None:
+        callback(item.size)
+    return 0
 
 
 def _extra_args(sha256: str, content_type: str | None) -> dict[str, Any]:

@@ -47,7 +47,7 @@ BASE = ["benchmark", "--endpoint", "http://127.0.0.1:8080", "--model-name", "tin
 
 def test_flags_reach_the_step(spy: StepSpy, tmp_path: Path) -> None:
     argv = [*BASE, "--benchmark-dir", str(tmp_path / "out"), "--prompts", "p.txt", "--concurrency", "1, 3,5"]
-    argv += ["--requests", "6", "--warmup", "0", "--steps", "3", "--size", "64x128", "--guidance-scale", "0"]
+    argv += ["--requests", "6", "--warmup", "0", "--steps", "3", "--size", "64x128", "--guidance", "0"]
     assert main([*argv, "--seed", "9", "--timeout", "30", "--clip-cache", str(tmp_path / "cache")]) == 0
     (call,) = spy.calls
     assert call["endpoint"] == "http://127.0.0.1:8080" and call["model_name"] == "tiny"
@@ -66,7 +66,23 @@ def test_defaults_follow_the_contract(spy: StepSpy, tmp_path: Path) -> None:
     (call,) = spy.calls
     assert call["clip_model"] == "hf://openai/clip-vit-base-patch16"
     assert call["concurrency"] == [1, 2, 4, 8] and call["prompts_file"] is None
-    assert (call["width"], call["height"]) == (512, 512)
+    # No settings: the step reads the served model's defaults from its V2 metadata.
+    assert (call["width"], call["height"], call["steps"], call["guidance_scale"]) == (None, None, None, None)
+
+
+def test_empty_settings_mean_the_served_models_defaults(spy: StepSpy, tmp_path: Path) -> None:
+    argv = [
+        "benchmark",
+        "--endpoint",
+        "http://e",
+        "--model-name",
+        "m",
+        "--benchmark-dir",
+        str(tmp_path / "out"),
+    ]
+    assert main([*argv, "--steps", "", "--size", "", "--guidance", ""]) == 0
+    (call,) = spy.calls
+    assert (call["width"], call["steps"], call["guidance_scale"]) == (None, None, None)
 
 
 def test_s3_clip_model_gets_the_data_connection(
@@ -103,6 +119,7 @@ def test_results_are_written_and_printed(
         ("--concurrency", "1,,2"),
         ("--requests", "many"),
         ("--timeout", "soon"),
+        ("--guidance", "lots"),
     ],
 )
 def test_values_of_the_wrong_type_are_usage_errors(
@@ -123,7 +140,7 @@ def test_values_of_the_wrong_type_are_usage_errors(
         ("--requests", "0", "requests must be >= 1"),
         ("--warmup", "-1", "warmup must be >= 0"),
         ("--timeout", "0", "timeout must be > 0"),
-        ("--guidance-scale", "nan", "guidance_scale must be >= 0"),
+        ("--guidance", "nan", "guidance_scale must be >= 0"),
     ],
 )
 def test_out_of_range_values_are_refused_by_the_step(

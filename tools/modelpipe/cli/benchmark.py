@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
 from modelpipe.config import hf_token
@@ -13,10 +15,11 @@ from modelpipe.model_kinds import MODEL_KINDS
 
 # ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
 DEFAULT_CLIP_MODEL = "hf://openai/clip-vit-base-patch16"
+T = TypeVar("T")
 
 EXAMPLES = """\
   modelpipe benchmark --endpoint http://127.0.0.1:8080 --model-name tiny-sd --clip-model ./tiny-clip \\
-      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --benchmark-dir ./bench
+      --concurrency 1,2 --requests 4 --steps 2 --size 64x64 --guidance 0 --benchmark-dir ./bench
   modelpipe benchmark --endpoint https://sd15.models.example.com --model-name sd15 \\
       --clip-model s3://models/clip-vit-base-patch16 --prompts prompts.txt --benchmark-dir /workspace/bench \\
       --results-dir /tekton/results
@@ -40,6 +43,15 @@ def _size(text: str) -> tuple[int, int]:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 512x512")
     return int(match[1]), int(match[2])
+
+
+def _or_empty(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    """An empty flag value means "the served model's default"."""
+
+    def parse_or_none(text: str) -> T | None:
+        return None if not text.strip() else parse(text)
+
+    return parse_or_none
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -89,16 +101,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--warmup", type=int, default=2, metavar="N", help="untimed requests first (default 2)"
     )
-    parser.add_argument("--steps", type=int, default=25, metavar="N", help="inference steps (default 25)")
     parser.add_argument(
-        "--size", type=_size, default=(512, 512), metavar="WxH", help="image size (default 512x512)"
+        "--steps",
+        type=_or_empty(int),
+        default=None,
+        metavar="N",
+        help="inference steps (default or empty: the served model's default, from its V2 metadata)",
     )
     parser.add_argument(
-        "--guidance-scale",
-        type=float,
-        default=7.5,
+        "--size",
+        type=_or_empty(_size),
+        default=None,
+        metavar="WxH",
+        help="image size (default or empty: the served model's default)",
+    )
+    parser.add_argument(
+        "--guidance",
+        type=_or_empty(float),
+        default=None,
         metavar="G",
-        help="guidance (default 7.5)",
+        help="guidance scale (default or empty: the served model's default, e.g. 0 for sd-turbo)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="prompt i uses seed S+i (default 0)")
     parser.add_argument(
@@ -136,7 +158,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
     # Imported here: the step pulls in torch and transformers, which every other subcommand's start-up skips.
     from modelpipe.steps.benchmark import benchmark_model
 
-    width, height = args.size
+    width, height = args.size if args.size is not None else (None, None)
     outcome = benchmark_model(
         endpoint=args.endpoint,
         model_name=args.model_name,
@@ -149,7 +171,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         steps=args.steps,
         width=width,
         height=height,
-        guidance_scale=args.guidance_scale,
+        guidance_scale=args.guidance,
         seed=args.seed,
         timeout_seconds=args.timeout,
         s3_settings=s3_settings(args),

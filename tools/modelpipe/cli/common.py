@@ -131,3 +131,25 @@ def registry_settings(args: argparse.Namespace) -> RegistrySettings:
     """Registry URL, token and author from the environment, with ``--registry-url`` taking precedence."""
     settings = RegistrySettings.from_env()
     return dataclasses.replace(settings, url=args.registry_url) if args.registry_url else settings
+
+
+def add_serving_default_flags(parser: argparse.ArgumentParser) -> None:
+    """``--default-steps/--default-guidance/--default-size``: settings requests without them get."""
+    parser.add_argument(
+        "--default-steps",
+        default="",
+        metavar="N",
+        help="inference steps of requests without them (empty: the model's own, e.g. 1 for sd-turbo)",
+    )
+    parser.add_argument(
+        "--default-guidance",
+        default="",
+        metavar="G",
+        help="guidance scale of requests without one (empty: the model's own)",
+    )
+    parser.add_argument(
+        "--default-size",
+        default="",
+        metavar="WxH",
+        help="image size of requests without one, e.g. 512x512 (empty: the model's own)",
+    )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelpipe.cli.common import CommandOutput, add_step_parser
+from modelpipe.cli.common import CommandOutput, add_serving_default_flags, add_step_parser
 from modelpipe.cli.local_s3 import add_s3_parser
 from modelpipe.config import local_state_dir
 from modelpipe.errors import ConfigError
@@ -120,6 +120,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="push the runtime image here (e.g. 127.0.0.1:5000/diffusers-runtime); build runs only with "
         "buildah, the base image in local storage and this flag",
     )
+    imp.add_argument(
+        "--variant", default="", metavar="NAME", help="weight variant to import, e.g. fp16 (empty: default)"
+    )
+    add_serving_default_flags(imp)
     _add_session_flags(imp)
     imp.set_defaults(handler=import_command)
 
@@ -196,6 +200,12 @@ def import_command(args: argparse.Namespace) -> CommandOutput:
         session_settings(args),
         source=args.source,
         version=args.version,
+        variant=args.variant,
+        serving_defaults={
+            "default-steps": args.default_steps,
+            "default-guidance": args.default_guidance,
+            "default-size": args.default_size,
+        },
     )
     return CommandOutput(summary=outcome.summary())
 

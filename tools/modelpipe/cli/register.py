@@ -9,11 +9,13 @@ from modelpipe.cli.common import (
     CommandOutput,
     add_data_connection_flag,
     add_registry_url_flag,
+    add_serving_default_flags,
     add_step_parser,
     registry_settings,
     storage_key,
 )
 from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
+from modelpipe.serving_defaults import parse_serving_defaults
 from modelpipe.steps.register import register_model
 
 EXAMPLES = """\
@@ -24,6 +26,9 @@ EXAMPLES = """\
       --pipeline-run model-import-x7k2 --results-dir /tekton/results --labels text-to-image demo
   modelpipe register --registry-url http://127.0.0.1:8080 --model-name tiny-sd --version-name dev \\
       --model-uri s3://models/tiny-sd --model-dir ./tiny-sd
+  # a distilled model: requests without settings get 1 step at guidance 0
+  modelpipe register --model-name sd-turbo --version-name 1 --model-uri s3://models/sd-turbo/1 \\
+      --model-dir ./sd-turbo --default-steps 1 --default-guidance 0 --default-size 512x512
 """
 
 
@@ -72,6 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"{' or '.join(MODEL_KINDS)}; checked against the manifest (default: the manifest's kind)",
     )
     parser.add_argument("--pipeline-run", metavar="NAME", help="PipelineRun name recorded on the version")
+    add_serving_default_flags(parser)
     add_registry_url_flag(parser)
     parser.set_defaults(handler=run)
 
@@ -90,6 +96,9 @@ def run(args: argparse.Namespace) -> CommandOutput:
         labels=tuple(args.labels) if args.labels else None,
         pipeline_run=args.pipeline_run,
         model_kind=parse_model_kind(args.model_kind) if args.model_kind else None,
+        serving_defaults=parse_serving_defaults(
+            steps=args.default_steps, guidance=args.default_guidance, size=args.default_size
+        ),
     )
     return CommandOutput(
         results={

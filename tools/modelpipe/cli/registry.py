@@ -14,7 +14,7 @@ from pathlib import Path
 from modelpipe.cli import configure_logging
 from modelpipe.cli.common import CommandOutput, add_step_parser
 from modelpipe.config import MODEL_REGISTRY_TOKEN, RegistrySettings
-from modelpipe.errors import ModelpipeError
+from modelpipe.errors import ConfigError, ModelpipeError
 from modelpipe.local.registry import API_VERSIONS, serve_registry
 from modelpipe.redaction import redact, register_secret
 
@@ -40,9 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve the Model Registry REST API from a SQLite file",
         description="Serve the Kubeflow Model Registry REST API (/api/model_registry/v1 and /v1alpha3) "
         "backed by a SQLite file, plus a read-only overview page at /. Runs until SIGTERM or Ctrl+C; the "
-        f"data stays in --db. With --token (or {MODEL_REGISTRY_TOKEN}) every request needs "
-        "'Authorization: Bearer TOKEN'.",
+        f"data stays in --db. With a token (--token-file, {MODEL_REGISTRY_TOKEN} or --token) every request "
+        "needs 'Authorization: Bearer TOKEN'. A --token value is visible to every local user in the process "
+        f"list: prefer --token-file or {MODEL_REGISTRY_TOKEN}.",
         examples="  modelpipe registry serve --port 8080 --db .local/registry.db\n"
+        "  modelpipe registry serve --port 8080 --db .local/registry.db --token-file ~/.registry-token\n"
         "  modelpipe registry serve --port 8080 --db .local/registry.db --api-versions v1alpha3",
     )
     add_serve_arguments(parser)
@@ -54,10 +56,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
     parser.add_argument("--db", type=Path, required=True, help="SQLite database file (created when missing)")
-    parser.add_argument(
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument(
         "--token",
         default=None,
-        help=f"required bearer token (default: env {MODEL_REGISTRY_TOKEN}, else no auth)",
+        help="required bearer token; NOTE: command-line arguments are visible to other local users "
+        f"(ps, /proc), so prefer --token-file or env {MODEL_REGISTRY_TOKEN} (default: that env var, else "
+        "no auth)",
+    )
+    token.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="read the required bearer token from this file (first line; keep it mode 0600)",
     )
     parser.add_argument(
         "--api-versions",
@@ -68,9 +80,26 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def read_token_file(path: Path) -> str:
+    """The token in ``path`` (surrounding whitespace and the trailing newline stripped).
+
+    Raises:
+        ConfigError: The file cannot be read or holds no token.
+    """
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read --token-file {path}: {err}", fix="pass a readable text file") from err
+    if not token or "\n" in token:
+        raise ConfigError(f"--token-file {path} must hold one non-empty line", fix="write only the token")
+    return token
+
+
 def run(args: argparse.Namespace) -> CommandOutput | None:
     token = args.token
-    if token is None:
+    if args.token_file is not None:
+        token = read_token_file(args.token_file)
+    elif token is None:
         secret = RegistrySettings.from_env().token
         token = secret.get_secret_value() if secret else None
     register_secret(token)

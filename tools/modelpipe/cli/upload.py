@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> CommandOutput:
             fix=f"pass {_MIN_PART_MIB} or more",
         )
     dest = parse_s3_uri(args.model_uri)
-    client = make_s3_client(s3_settings(args), max_pool_connections=args.max_concurrency + 4)
+    # Parts and small files go out on two pools of --max-concurrency each.
+    client = make_s3_client(s3_settings(args), max_pool_connections=2 * args.max_concurrency + 4)
     result = upload_model(
         src=args.model_dir,
         dest=dest,

@@ -33,11 +33,10 @@ log = logging.getLogger(__name__)
 DATA_CONNECTION = "modelpipe"
 AUTHOR = "modelpipe-local"
 # Small enough for the whole local import to finish in well under 3 minutes on 2 cores.
+# Steps, size and guidance are left to the served model's defaults, which the benchmark reads back.
 BENCHMARK_PARAMS = {
     "concurrency": "1,2",
     "requests": "4",
-    "steps": "2",
-    "size": "64x64",
 }
 # The LLM branch: the bundled offline lm-eval tasks, and a short guidellm sweep.
 LLM_TEST_PARAMS = {
@@ -46,6 +45,8 @@ LLM_TEST_PARAMS = {
     "concurrency": "1,2",
     "requests": "10",
 }
+# The tiny demo model is imported with serving defaults that keep the local run short.
+DEMO_SERVING_DEFAULTS = {"default-steps": "2", "default-size": "64x64"}
 
 
 @dataclass(frozen=True)
@@ -179,27 +180,27 @@ def _run(
         run_dir=None,
         source_dir=settings.repo_dir,
         secrets_file=settings.secrets_file,
-        environ=_step_environ(settings),
+        environ=settings.environ,
         venv_bin=settings.venv_bin,
         explicit_values=values,
     )
 
 
-def _step_environ(settings: SessionSettings) -> Mapping[str, str]:
-    """The steps' environment; the LLM branch finds lm_eval and guidellm in the repository's .venv-eval.
+def _check_eval_tools(settings: SessionSettings) -> None:
+    """Fail before any service starts when the LLM branch's lm_eval/guidellm are not where steps look.
 
     Raises:
-        LocalRunError: A language model is tested and the evaluation venv does not exist.
+        LocalRunError: A language model is tested and neither MODELPIPE_EVAL_BIN nor .venv-eval has them.
     """
-    if settings.model_kind != TEXT_GENERATION or settings.environ.get(MODELPIPE_EVAL_BIN):
-        return settings.environ
-    eval_bin = settings.repo_dir / ".venv-eval" / "bin"
+    if settings.model_kind != TEXT_GENERATION:
+        return
+    configured = settings.environ.get(MODELPIPE_EVAL_BIN)
+    eval_bin = Path(configured) if configured else settings.repo_dir / ".venv-eval" / "bin"
     if not (eval_bin / "lm_eval").is_file():
         raise LocalRunError(
-            f"the evaluation venv is missing ({eval_bin / 'lm_eval'})",
+            f"lm_eval not found in {eval_bin} (the evaluation venv)",
             fix=f"run `make eval-env`, or set {MODELPIPE_EVAL_BIN} to a folder with lm_eval and guidellm",
         )
-    return {**settings.environ, MODELPIPE_EVAL_BIN: str(eval_bin)}
 
 
 def _deploy_params(settings: SessionSettings, services: Services, name: str) -> dict[str, str]:
@@ -256,7 +257,14 @@ def _summary(
     return values
 
 
-def import_model(settings: SessionSettings, *, source: str | None, version: str | None) -> SessionOutcome:
+def import_model(
+    settings: SessionSettings,
+    *,
+    source: str | None,
+    version: str | None,
+    variant: str = "",
+    serving_defaults: Mapping[str, str] | None = None,
+) -> SessionOutcome:
     """Run pipelines/model-import.yaml locally: download, upload, (build), register, deploy, bench, publish.
 
     Raises:
@@ -264,8 +272,12 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
         PipelineTaskFailedError: A task failed (named, with step, exit code and log).
         TektonSpecError, UnsupportedTektonFeatureError: The pipeline YAML cannot run locally.
     """
+    _check_eval_tools(settings)
     uri, default_name = _model_source(settings, source)
     name = settings.name or default_name
+    defaults = dict(serving_defaults or {})
+    if source is None and settings.model_kind != TEXT_GENERATION and not any(defaults.values()):
+        defaults = dict(DEMO_SERVING_DEFAULTS)
     version = version or _default_version(uri)
     can_build, why = build_decision(
         settings.repo_dir, settings.repo_dir / "tasks", settings.environ, settings.image_repo
@@ -282,6 +294,8 @@ def import_model(settings: SessionSettings, *, source: str | None, version: str 
             **({"image": settings.image_repo} if can_build and settings.image_repo else {}),
             "deploy": "true",
             **_deploy_params(settings, services, name),
+            **({"model-variant": variant} if variant else {}),
+            **{key: value for key, value in defaults.items() if value},
         }
         run = _run(settings, "model-import.yaml", params, services)
         values = {
@@ -336,6 +350,7 @@ def test_model(settings: SessionSettings) -> SessionOutcome:
         LocalRunError: No registered version, or a stand-in did not start.
         PipelineTaskFailedError: A task failed.
     """
+    _check_eval_tools(settings)
     with sigterm_as_interrupt(), _services(settings) as services:
         model_id, version_id, uri, name = latest_version(
             services.registry_url, settings.name, settings.model_kind

@@ -42,6 +42,7 @@ from modelpipe.loadgen import (
     summarize_sweep,
 )
 from modelpipe.prompts import Prompts, default_prompts, read_prompt_file
+from modelpipe.serving_defaults import read_served_defaults
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,10 @@ def benchmark_model(
     concurrency: Sequence[int] = (1, 2, 4, 8),
     requests: int = 16,
     warmup: int = 2,
-    steps: int = 25,
-    width: int = 512,
-    height: int = 512,
-    guidance_scale: float = 7.5,
+    steps: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    guidance_scale: float | None = None,
     seed: int = 0,
     timeout_seconds: float = 600.0,
     s3_settings: S3Settings | None = None,
@@ -109,10 +110,10 @@ def benchmark_model(
         concurrency: Concurrency levels of the sweep.
         requests: Timed requests per level.
         warmup: Untimed requests before the sweep.
-        steps: Inference steps per image.
-        width: Image width.
+        steps: Inference steps per image; None: the served model's default (read from its V2 metadata).
+        width: Image width; None (with height): the served model's default size.
         height: Image height.
-        guidance_scale: Classifier-free guidance scale.
+        guidance_scale: Guidance scale; None: the served model's default.
         seed: Base seed of the CLIP images.
         timeout_seconds: Per-request timeout.
         s3_settings: Connection for an s3:// CLIP model (required for one).
@@ -125,6 +126,24 @@ def benchmark_model(
         ClipModelError: The CLIP model folder is not a CLIP model.
         StorageError: The s3:// CLIP model cannot be downloaded.
     """
+    # The given settings are checked before the endpoint is asked for the rest (neutral stand-ins here).
+    _check_settings(
+        concurrency=concurrency,
+        requests=requests,
+        warmup=warmup,
+        steps=1 if steps is None else steps,
+        width=64 if width is None else width,
+        height=64 if height is None else height,
+        guidance_scale=0.0 if guidance_scale is None else guidance_scale,
+        timeout_seconds=timeout_seconds,
+    )
+    if steps is None or width is None or height is None or guidance_scale is None:
+        served = read_served_defaults(endpoint, model_name)
+        log.info("served model's defaults: %s", served.describe())
+        steps = served.steps if steps is None else steps
+        guidance_scale = served.guidance if guidance_scale is None else guidance_scale
+        if width is None or height is None:
+            width, height = served.width, served.height
     _check_settings(
         concurrency=concurrency,
         requests=requests,

@@ -16,9 +16,17 @@ from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
     get_version,
+    registry_call,
     returned_id,
     upsert_inference_service,
     upsert_serving_environment,
+)
+from modelpipe.serving_defaults import (
+    NO_SERVING_DEFAULTS,
+    PROP_SERVED_DEFAULTS,
+    ServingDefaults,
+    from_properties,
+    read_served_defaults,
 )
 from modelpipe.targets import kserve, kserve_access, local_process
 from modelpipe.targets.kserve import IsvcSpec, Resources
@@ -102,8 +110,12 @@ class _Recorder:
     registered_model_id: str
     model_version_id: str
 
-    def check_ids(self) -> None:
-        """Fail before deploying when the ids do not exist or do not belong together."""
+    def check_ids(self) -> ServingDefaults:
+        """Fail before deploying when the ids do not exist or do not belong together.
+
+        Returns:
+            The serving defaults recorded on the version (by ``modelpipe register``).
+        """
         get_registered_model(self.registry, self.registered_model_id)
         version = get_version(self.registry, self.model_version_id)
         if version.registered_model_id != self.registered_model_id:
@@ -112,6 +124,26 @@ class _Recorder:
                 f"{version.registered_model_id}, not {self.registered_model_id}",
                 fix="pass REGISTERED_MODEL_ID and MODEL_VERSION_ID from the same `modelpipe register` run",
             )
+        return from_properties(version.custom_properties or {})
+
+    def record_served_defaults(self, endpoint_url: str, model_name: str) -> None:
+        """Write what the live runtime serves requests without settings with onto the version."""
+        try:
+            served = read_served_defaults(endpoint_url, model_name)
+        except ConfigError as err:
+            # Informational only (the deployment stands): e.g. an endpoint behind auth.
+            log.warning("serving defaults not recorded: %s", err)
+            return
+        version = get_version(self.registry, self.model_version_id)
+        properties = dict(version.custom_properties or {})
+        properties[PROP_SERVED_DEFAULTS] = served.describe()
+        version.custom_properties = properties
+        registry_call(
+            f"updating model version {self.model_version_id}",
+            lambda: self.registry.update(version),
+            rerun_hint="re-run deploy; it updates the same InferenceService",
+        )
+        log.info("serving defaults of %s: %s", model_name, served.describe())
 
     def record(self, *, environment: str, name: str, runtime: str, url: str) -> str:
         """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
@@ -139,6 +171,7 @@ def _deploy_kserve(
     registered_model_id: str | None,
     model_version_id: str | None,
     recorder: _Recorder | None,
+    serving_defaults: ServingDefaults,
 ) -> DeployResult:
     namespace = options.namespace or kserve.default_namespace(options.kubeconfig, options.kube_context)
     if not namespace:
@@ -162,6 +195,7 @@ def _deploy_kserve(
         expose=options.expose,
         auth=options.auth,
         canary_percent=options.canary_percent,
+        runtime_args=serving_defaults.runtime_args(),
     )
     kserve.validate_spec(spec)
     with kserve.kube_client(options.kubeconfig, options.kube_context) as client:
@@ -193,6 +227,7 @@ def _deploy_kserve(
             kserve.label_inference_service(
                 api, name, namespace, {kserve.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
             )
+            recorder.record_served_defaults(url, name)
     return DeployResult(
         url,
         name,
@@ -210,6 +245,7 @@ def _deploy_local(
     model_uri: str,
     options: LocalOptions,
     recorder: _Recorder | None,
+    serving_defaults: ServingDefaults,
 ) -> DeployResult:
     runtime = local_process.start_local_runtime(
         model_name=name,
@@ -218,7 +254,7 @@ def _deploy_local(
         state_dir=options.state_dir,
         port=options.port,
         timeout=options.timeout,
-        extra_args=options.runtime_args,
+        extra_args=(*options.runtime_args, *serving_defaults.runtime_args()),
     )
     inference_service_id = None
     if recorder is not None:
@@ -228,6 +264,7 @@ def _deploy_local(
             runtime=SERVING_RUNTIME,
             url=runtime.endpoint_url,
         )
+        recorder.record_served_defaults(runtime.endpoint_url, name)
     return DeployResult(
         runtime.endpoint_url, name, inference_service_id, runtime_pid=runtime.pid, created=runtime.started
     )
@@ -276,10 +313,11 @@ def deploy_model(
     if target == "local" and local is None:
         raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
     recorder = None
+    serving_defaults = NO_SERVING_DEFAULTS
     if registered_model_id and model_version_id:
         if registry_settings is not None and registry_settings.url:
             recorder = _Recorder(connect_registry(registry_settings), registered_model_id, model_version_id)
-            recorder.check_ids()
+            serving_defaults = recorder.check_ids()
         else:
             log.info("no Model Registry URL: the deployment is not recorded in the registry")
     if target == "kserve":
@@ -290,6 +328,7 @@ def deploy_model(
             registered_model_id=registered_model_id,
             model_version_id=model_version_id,
             recorder=recorder,
+            serving_defaults=serving_defaults,
         )
     if target == "local" and local is not None:
         return _deploy_local(
@@ -297,5 +336,6 @@ def deploy_model(
             model_uri=model_uri,
             options=local,
             recorder=recorder,
+            serving_defaults=serving_defaults,
         )
     raise ConfigError(f"--target {target!r} unknown", fix="use kserve or local")

@@ -13,7 +13,7 @@ from model_registry import ModelRegistry
 from model_registry.types import ModelArtifact, ModelVersion, SupportedTypes
 
 from modelpipe.config import RegistrySettings
-from modelpipe.errors import ConfigError, RegistryError, VersionConflictError
+from modelpipe.errors import ConfigError, RegistryConflictError, RegistryError, VersionConflictError
 from modelpipe.images import parse_pinned_image
 from modelpipe.manifest import Manifest, files_digest, manifest_path, manifest_sha256, read_manifest
 from modelpipe.model_kinds import MODEL_FORMATS, TEXT_GENERATION, ModelKind, language_model_info
@@ -26,6 +26,14 @@ from modelpipe.registry_client import (
     version_model_artifacts,
 )
 from modelpipe.s3 import parse_s3_uri
+from modelpipe.serving_defaults import (
+    NO_SERVING_DEFAULTS,
+    PROP_DEFAULT_GUIDANCE,
+    PROP_DEFAULT_SIZE,
+    PROP_DEFAULT_STEPS,
+    PROP_SERVED_DEFAULTS,
+    ServingDefaults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +72,18 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
         PROP_ARCHITECTURE,
         PROP_PARAMETER_COUNT,
         PROP_CONTEXT_LENGTH,
+        PROP_DEFAULT_STEPS,
+        PROP_DEFAULT_GUIDANCE,
+        PROP_DEFAULT_SIZE,
+        PROP_SERVED_DEFAULTS,
     }
 )
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,62}$")
 T = TypeVar("T")
+# Rounds of create-or-reuse before concurrent writers are declared a failure: each round either finishes
+# or sees one more object another run created, and a registration has three (model, version, artifact).
+CONVERGE_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,7 @@ def register_model(
     pipeline_run: str | None = None,
     model_format_version: str = MODEL_FORMAT_VERSION,
     model_kind: ModelKind | None = None,
+    serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> RegisterResult:
     """Register model ``model_name``, version ``version_name`` and its artifact at ``model_uri``.
 
@@ -151,6 +167,8 @@ def register_model(
         model_kind: The kind the caller expects; None takes the manifest's. The version records the kind
             and registers the format its runtime serves (``diffusers`` or ``vLLM``); a language model's
             version also records its architecture, parameter count and context length.
+        serving_defaults: Steps, guidance and size requests without them get, where the model's own
+            defaults do not fit (distilled models); recorded on the version, read back by deploy.
 
     Returns:
         The ids and what was done.
@@ -175,23 +193,11 @@ def register_model(
         pipeline_run=pipeline_run,
         model_format_version=model_format_version,
         model_kind=model_kind,
+        serving_defaults=serving_defaults,
     )
     client = connect_registry(registry)
     api_version = client.api_version
-    version = _registry_call(
-        f"looking up {model_name}:{version_name}", find_version, client, model_name, version_name
-    )
-    if version is None:
-        action: Literal["created", "updated", "completed"] = "created"
-        version = _create_version(client, wanted)
-        artifact = _model_artifact(client, version, model_name)
-        if artifact is None:
-            raise RegistryError(f"registered {model_name}:{version_name} but its model artifact is missing")
-    else:
-        artifact = _model_artifact(client, version, model_name)
-        _refuse_conflict(version, artifact, wanted)
-        action = "updated" if artifact is not None else "completed"
-        artifact = _update_version(client, version, artifact, wanted)
+    version, artifact, action = _converge(client, wanted)
     _label_registered_model(client, wanted)
     model_id = returned_id(version.registered_model_id, f"version {model_name}:{version_name}'s model")
     version_id = returned_id(version.id, f"version {model_name}:{version_name}")
@@ -228,6 +234,7 @@ def _wanted_state(
     pipeline_run: str | None,
     model_format_version: str,
     model_kind: ModelKind | None,
+    serving_defaults: ServingDefaults = NO_SERVING_DEFAULTS,
 ) -> _Wanted:
     """Check the inputs and compute the properties and artifact fields to write."""
     for flag, value in (("--model-name", model_name), ("--version-name", version_name)):
@@ -255,6 +262,7 @@ def _wanted_state(
         properties.update(_language_model_properties(manifest, parsed_manifest))
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
+    properties.update(serving_defaults.properties())
     if runtime_image:
         image = parse_pinned_image(runtime_image)
         properties[PROP_RUNTIME_IMAGE] = runtime_image
@@ -308,6 +316,69 @@ def _storage_path(model_uri: str) -> str:
             fix="pass the MODEL_URI result of `modelpipe upload` (s3://BUCKET/PREFIX)",
         )
     return location.key
+
+
+def _converge(
+    client: ModelRegistry, wanted: _Wanted
+) -> tuple[ModelVersion, ModelArtifact, Literal["created", "updated", "completed"]]:
+    """Create or complete the version, treating objects another run created meanwhile as already there.
+
+    Concurrent identical runs race on each create (model, version, artifact): the loser gets 409, or the
+    client's own "already exists" check. Either way the object is re-read and the next round takes the
+    existing-version path, where :func:`_refuse_conflict` still rejects a version that differs.
+
+    Raises:
+        VersionConflictError: The version exists with another artifact URI or model content.
+        RegistryError: A request failed, or the registry kept changing for every round.
+    """
+    for round_ in range(1, CONVERGE_ROUNDS + 1):
+        try:
+            return _converge_once(client, wanted)
+        except VersionConflictError:
+            raise
+        except RegistryConflictError as err:
+            log.info("round %d: %s; re-reading what another run created", round_, err.message)
+        except RegistryError:
+            # The client refuses an existing version with a generic StoreError; only a version that is now
+            # there makes it a race rather than a failure.
+            if (
+                _registry_call(
+                    "re-reading the version", find_version, client, wanted.model_name, wanted.version_name
+                )
+                is None
+            ):
+                raise
+            log.info("round %d: the version appeared meanwhile; re-reading it", round_)
+    raise RegistryError(
+        f"{wanted.model_name}:{wanted.version_name} kept changing under concurrent writers "
+        f"for {CONVERGE_ROUNDS} rounds",
+        fix="re-run register once the other runs finished",
+    )
+
+
+def _converge_once(
+    client: ModelRegistry, wanted: _Wanted
+) -> tuple[ModelVersion, ModelArtifact, Literal["created", "updated", "completed"]]:
+    """One round: create model, version and artifact, or check and refresh the existing version."""
+    version = _registry_call(
+        f"looking up {wanted.model_name}:{wanted.version_name}",
+        find_version,
+        client,
+        wanted.model_name,
+        wanted.version_name,
+    )
+    if version is None:
+        version = _create_version(client, wanted)
+        artifact = _model_artifact(client, version, wanted.model_name)
+        if artifact is None:
+            raise RegistryError(
+                f"registered {wanted.model_name}:{wanted.version_name} but its model artifact is missing"
+            )
+        return version, artifact, "created"
+    artifact = _model_artifact(client, version, wanted.model_name)
+    _refuse_conflict(version, artifact, wanted)
+    action: Literal["updated", "completed"] = "updated" if artifact is not None else "completed"
+    return version, _update_version(client, version, artifact, wanted), action
 
 
 def _registry_call(what: str, fn: Callable[..., T], *args: object, **kwargs: object) -> T:

@@ -19,6 +19,7 @@ from modelpipe.manifest import (
     sha256_bytes,
     verify_files,
 )
+from modelpipe.multipart import abort_upload, unfinished_uploads
 from modelpipe.progress import Progress
 from modelpipe.s3 import (
     ObjectInfo,
@@ -93,8 +94,13 @@ def upload_model(
     manifest = read_manifest(src / MANIFEST_NAME)
     verify_files(src, manifest, hash_only=())
     manifest_bytes = (src / MANIFEST_NAME).read_bytes()
-    remote, listed = _survey(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
+    remote, listed, unfinished = _survey(
+        client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME]
+    )
     missing = [item for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
+    # Unfinished multipart uploads of files about to be sent are resumed by the transfer; the others
+    # (files complete since, or no longer in the model) would stay in the store forever.
+    _abort_unfinished(client, dest, unfinished, keep={item.path for item in missing})
     # Everything about to be sent is hashed before the first byte goes out; objects already in S3 with the
     # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
     verify_files(src, manifest, hash_only={item.path for item in missing})
@@ -118,11 +124,12 @@ def upload_model(
     if not keep_manifest and remote[MANIFEST_NAME] is not None:
         # The old manifest would vouch for a prefix that is about to change: drop it first.
         delete_object(client, dest.child(MANIFEST_NAME))
-    _send(client, src, dest, missing, config)
+    reused = _send(client, src, dest, missing, config)
     # The objects not sent were matched against the manifest by the survey moments ago.
     _verify_remote(client, dest, missing)
 
-    sent = sum(item.size for item in missing)
+    sent = sum(item.size for item in missing) - reused
+    skipped_bytes += reused
     if keep_manifest:
         skipped_bytes += len(manifest_bytes)
     else:
@@ -163,34 +170,58 @@ def _same_listing(client: S3Client, dest: S3Location, info: ObjectInfo | None, m
 
 def _survey(
     client: S3Client, dest: S3Location, paths: list[str]
-) -> tuple[dict[str, ObjectInfo | None], dict[str, int]]:
-    """Bucket check, a HEAD per path and the prefix listing, sent together as one wave of requests.
+) -> tuple[dict[str, ObjectInfo | None], dict[str, int], list[dict[str, object]]]:
+    """Bucket check, a HEAD per path, the prefix listing and its unfinished multipart uploads, sent
+    together as one wave of requests.
 
     They are independent reads; one after the other they cost a round trip each, which is most of a
     no-change re-run over a long link. Errors surface in the order a sequential run would raise them.
 
     Returns:
-        HEAD result per path (None when absent) and the listing of the prefix ``{relative path: size}``.
+        HEAD result per path (None when absent), the listing of the prefix ``{relative path: size}`` and
+        the unfinished multipart uploads under it.
     """
     with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
         bucket_checked = pool.submit(check_bucket, client, dest.bucket)
         listing = pool.submit(list_objects, client, dest)
+        uploads = pool.submit(_unfinished, client, dest)
         heads = {path: pool.submit(head_object, client, dest.child(path)) for path in paths}
         bucket_checked.result()
         remote = {path: head.result() for path, head in heads.items()}
-        return remote, listing.result()
+        return remote, listing.result(), uploads.result()
+
+
+def _unfinished(client: S3Client, dest: S3Location) -> list[dict[str, object]]:
+    with storage_errors(client, action="listing unfinished uploads under", uri=dest.uri):
+        return unfinished_uploads(client, dest.bucket, dest.key)
+
+
+def _abort_unfinished(
+    client: S3Client, dest: S3Location, uploads: list[dict[str, object]], *, keep: set[str]
+) -> None:
+    prefix = f"{dest.key}/" if dest.key else ""
+    for upload in uploads:
+        key = str(upload["Key"])
+        if key[len(prefix) :] in keep:
+            continue
+        with storage_errors(
+            client, action="aborting an unfinished upload of", uri=f"s3://{dest.bucket}/{key}"
+        ):
+            abort_upload(client, dest.bucket, key, str(upload["UploadId"]))
 
 
 def _send(
     client: S3Client, src: Path, dest: S3Location, files: list[ManifestFile], config: TransferConfig | None
-) -> None:
+) -> int:
+    """Upload ``files``; returns the bytes reused from unfinished uploads of an earlier run."""
     if not files:
-        return
+        return 0
     items = [UploadItem(src / f.path, dest.child(f.path), f.sha256, f.size) for f in files]
     total = sum(item.size for item in items)
     with Progress(total, f"upload {dest.uri}", log) as progress:
-        upload_files(client, items, config=config, callback=progress)
-    log.info("sent %d files (%d bytes) to %s", len(items), total, dest.uri)
+        reused = upload_files(client, items, config=config, callback=progress)
+    log.info("sent %d files (%d bytes, %d reused) to %s", len(items), total - reused, reused, dest.uri)
+    return reused
 
 
 def _warn_about_strays(listed: dict[str, int], dest: S3Location, manifest: Manifest) -> None:

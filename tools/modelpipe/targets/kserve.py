@@ -115,6 +115,8 @@ class IsvcSpec:
     expose: bool = False
     auth: bool = False
     canary_percent: int | None = None
+    # Appended to the ServingRuntime's container args (the model's serving defaults).
+    runtime_args: tuple[str, ...] = ()
 
 
 def validate_spec(spec: IsvcSpec) -> None:
@@ -174,6 +176,8 @@ def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
         model["image"] = spec.runtime_image
     if spec.storage_key is not None:
         model["storage"] = {"key": spec.storage_key}
+    if spec.runtime_args:
+        model["args"] = list(spec.runtime_args)
     predictor: dict[str, Any] = {
         "minReplicas": spec.scaling.min_replicas,
         "maxReplicas": spec.scaling.upper,

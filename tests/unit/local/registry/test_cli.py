@@ -39,6 +39,40 @@ def test_token_defaults_to_model_registry_token(
     assert served["api_versions"] == ("v1", "v1alpha3")
 
 
+def test_token_file_wins_over_the_environment(
+    served: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_REGISTRY_TOKEN", "from-env-token")
+    (tmp_path / "token").write_text("from-file-token\n")
+    assert registry_cli.main(["--db", str(tmp_path / "r.db"), "--token-file", str(tmp_path / "token")]) == 0
+    assert served["token"] == "from-file-token"
+
+
+@pytest.mark.parametrize("content", [None, "", "two\nlines\n"], ids=["missing", "empty", "two-lines"])
+def test_unusable_token_file_is_one_line_error_exit_1(
+    served: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None
+) -> None:
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    assert registry_cli.main(["--db", str(tmp_path / "r.db"), "--token-file", str(token_file)]) == 1
+    assert "--token-file" in capsys.readouterr().err and not served
+
+
+def test_token_and_token_file_together_is_a_usage_error(served: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        registry_cli.main(
+            ["--db", str(tmp_path / "r.db"), "--token", "t", "--token-file", str(tmp_path / "token")]
+        )
+    assert exit_info.value.code == 2 and not served
+
+
+def test_help_warns_that_the_token_flag_is_visible_to_other_users(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        registry_cli.main(["--help"])
+    assert "visible to other local users" in " ".join(capsys.readouterr().out.split())
+
+
 def test_unknown_api_version_is_a_usage_error(served: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         registry_cli.main(["--db", str(tmp_path / "r.db"), "--api-versions", "v1,v2"])

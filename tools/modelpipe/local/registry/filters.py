@@ -36,6 +36,13 @@ _COLUMNS = {
 }
 _VALUE_FIELDS = ("string_value", "int_value", "double_value", "bool_value")
 _KEYWORDS = {"AND", "OR", "IN", "LIKE", "ILIKE", "TRUE", "FALSE"}
+# Bounds that keep a hostile query a 400: Python's recursion and SQLite's expression depth (1000) and
+# variable count would otherwise fail as 500/503. Real dashboard and client queries stay far below.
+MAX_QUERY_LENGTH = 4096
+MAX_NESTING = 16
+MAX_CONDITIONS = 64
+MAX_VALUES = 256
+_INT64 = range(-(2**63), 2**63)
 
 
 def compile_filter(query: str, kinds: Sequence[Kind]) -> tuple[str, list[Any]]:
@@ -44,6 +51,8 @@ def compile_filter(query: str, kinds: Sequence[Kind]) -> tuple[str, list[Any]]:
     Raises:
         BadRequestError: The query does not parse, naming where it stopped.
     """
+    if len(query) > MAX_QUERY_LENGTH:
+        raise BadRequestError(f"filterQuery is {len(query)} characters long; at most {MAX_QUERY_LENGTH}")
     parser = _Parser(_tokenize(query), kinds)
     sql = parser.expression()
     if parser.position < len(parser.tokens):
@@ -65,7 +74,7 @@ def _tokenize(query: str) -> list[tuple[str, Any]]:
         if kind == "str":
             tokens.append(("value", re.sub(r"\\(.)", r"\1", text[1:-1])))
         elif kind == "num":
-            tokens.append(("value", float(text) if any(c in text for c in ".eE") else int(text)))
+            tokens.append(("value", _number(text)))
         elif kind == "quoted":
             tokens.append(("name", text[1:-1]))
         elif kind == "word" and text.upper() in ("TRUE", "FALSE"):
@@ -79,6 +88,18 @@ def _tokenize(query: str) -> list[tuple[str, Any]]:
     return tokens
 
 
+def _number(text: str) -> int | float:
+    if any(c in text for c in ".eE"):
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            raise BadRequestError(f"filterQuery: number {text[:40]} is out of range")
+        return value
+    number = int(text)
+    if number not in _INT64:
+        raise BadRequestError(f"filterQuery: integer {text[:40]} does not fit in 64 bits")
+    return number
+
+
 class _Parser:
     """Recursive descent: expression = term (OR term)*, term = factor (AND factor)*."""
 
@@ -87,6 +108,8 @@ class _Parser:
         self.kinds = kinds
         self.position = 0
         self.args: list[Any] = []
+        self.depth = 0
+        self.conditions = 0
 
     def _peek(self) -> tuple[str, Any]:
         return self.tokens[self.position] if self.position < len(self.tokens) else ("end", "end of query")
@@ -115,9 +138,16 @@ class _Parser:
     def _factor(self) -> str:
         if self._peek() == ("punct", "("):
             self.position += 1
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise BadRequestError(f"filterQuery nests parentheses deeper than {MAX_NESTING} levels")
             inner = self.expression()
             self._take("punct", ")")
+            self.depth -= 1
             return f"({inner})"
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise BadRequestError(f"filterQuery has more than {MAX_CONDITIONS} conditions")
         name = self._take("name")
         token = self._peek()
         if token == ("keyword", "IN"):
@@ -127,6 +157,8 @@ class _Parser:
             while self._peek() == ("punct", ","):
                 self.position += 1
                 values.append(self._take("value"))
+                if len(values) > MAX_VALUES:
+                    raise BadRequestError(f"filterQuery: IN lists more than {MAX_VALUES} values")
             self._take("punct", ")")
             column = self._column(name, values[0])
             self.args.extend(_normalize(name, v) for v in values)

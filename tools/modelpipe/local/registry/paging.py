@@ -56,6 +56,11 @@ def parse_page_request(params: Mapping[str, str]) -> PageRequest:
     return PageRequest(size=size, order_by=order_by, descending=sort_order == "DESC", after=after)
 
 
+def _is_int64(value: object) -> bool:
+    # SQLite integers are 64-bit: a larger cursor value could not even be compared (OverflowError).
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
 def encode_token(order_by: str, value: int, entity_id: int) -> str:
     """An opaque cursor pointing just past the row (value, id) in ``order_by`` order."""
     raw = json.dumps([order_by, value, entity_id], separators=(",", ":")).encode()
@@ -71,10 +76,10 @@ def decode_token(token: str, order_by: str) -> tuple[int, int]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         field, value, entity_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError) as err:
-        raise BadRequestError(f"invalid nextPageToken {token!r}") from err
-    if not (isinstance(value, int) and isinstance(entity_id, int) and isinstance(field, str)):
-        raise BadRequestError(f"invalid nextPageToken {token!r}")
+    except (binascii.Error, ValueError, TypeError, RecursionError) as err:
+        raise BadRequestError(f"invalid nextPageToken {token[:64]!r}") from err
+    if not (_is_int64(value) and _is_int64(entity_id) and isinstance(field, str)):
+        raise BadRequestError(f"invalid nextPageToken {token[:64]!r}")
     if field != order_by:
         raise BadRequestError(f"nextPageToken was issued for orderBy={field}, not orderBy={order_by}")
     return value, entity_id

@@ -16,6 +16,12 @@ ID_PATTERN = r"^[1-9][0-9]{0,8}$"
 IdStr = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Int64Str = Annotated[str, StringConstraints(pattern=r"^-?[0-9]{1,19}$")]
 Int32Str = Annotated[str, StringConstraints(pattern=r"^-?([1-9][0-9]{0,8}|0)$")]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+# MLMD keeps names and external ids in VARCHAR(255) columns; an owned entity's name is stored as
+# "<parentId>:<name>", so the prefix counts too (upstream test_register_version_long_name).
+MAX_NAME_LENGTH = 255
+# Real bodies nest four levels (customProperties -> key -> value); anything far deeper is hostile.
+MAX_JSON_DEPTH = 32
 
 
 class _Value(BaseModel):
@@ -194,7 +200,7 @@ METRIC = Kind(
     key="metric",
     label="Metric",
     table="artifact",
-    fields={"value": FiniteFloat, "timestamp": Int64Str, "step": int, "state": _ARTIFACT_STATE},
+    fields={"value": FiniteFloat, "timestamp": Int64Str, "step": Int64, "state": _ARTIFACT_STATE},
     defaults={"state": "UNKNOWN"},
 )
 PARAMETER = Kind(
@@ -252,16 +258,65 @@ def request_model(kind: Kind, variant: Variant) -> type[BaseModel]:
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Decode a request body that must be one JSON object.
 
+    Strings that could be stored but not served back (lone UTF-16 surrogates, which JSON escapes allow but
+    UTF-8 cannot encode) are refused here, before anything is written: one such value in a row would make
+    every later list that includes it fail.
+
     Raises:
-        BadRequestError: The body is not JSON or not an object.
+        BadRequestError: The body is not JSON, not an object, nested too deeply or holds unencodable text.
     """
     try:
         data = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise BadRequestError(f"request body is not valid JSON: {err}") from err
+    except RecursionError as err:
+        raise BadRequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels") from err
     if not isinstance(data, dict):
         raise BadRequestError("request body must be a JSON object")
+    check_json_text(data)
     return data
+
+
+def check_json_text(data: Any) -> None:
+    """Walk decoded JSON without recursion: bounded depth, every key and string valid Unicode text.
+
+    Raises:
+        BadRequestError: Naming the path of the first offending value.
+    """
+    stack: list[tuple[Any, str, int]] = [(data, "body", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequestError(f"request body nests deeper than {MAX_JSON_DEPTH} levels (at {path})")
+        if isinstance(value, str):
+            check_text(value, path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{_printable(key)}"
+                check_text(key, where, what="key")
+                stack.append((item, where, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))
+
+
+def check_text(value: str, where: str, *, what: str = "value") -> None:
+    """Refuse text UTF-8 cannot encode (lone surrogates such as ``\\udc00``).
+
+    Raises:
+        BadRequestError: Naming where the text was found, the offending code point escaped.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        bad = _printable(value[err.start : err.end])
+        raise BadRequestError(
+            f"{what} {where} holds {bad}, a lone UTF-16 surrogate, which is not valid Unicode text"
+        ) from err
+
+
+def _printable(text: str) -> str:
+    """``text`` with unencodable code points escaped, safe to put in an error message."""
+    return text[:64].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def validate_body(kind: Kind, variant: Variant, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,7 +326,7 @@ def validate_body(kind: Kind, variant: Variant, data: Mapping[str, Any]) -> dict
         BadRequestError: An unknown field, a wrong type, a bad enum value or id pattern, a wrong artifactType.
     """
     if kind.is_artifact and data.get("artifactType") not in (None, kind.key):
-        raise BadRequestError(f"artifactType {data.get('artifactType')!r} does not match {kind.key!r}")
+        raise BadRequestError(f"artifactType {_short(data.get('artifactType'))} does not match {kind.key!r}")
     try:
         parsed = request_model(kind, variant).model_validate(dict(data))
     except ValidationError as err:
@@ -282,10 +337,24 @@ def validate_body(kind: Kind, variant: Variant, data: Mapping[str, Any]) -> dict
 
 
 def require_fields(kind: Kind, values: Mapping[str, Any]) -> None:
-    """Raise 422 naming the required fields that are missing or empty."""
+    """Raise 422 naming the first required field that is missing or empty, worded as the real server does."""
     missing = [name for name in kind.required if values.get(name) in (None, "")]
     if missing:
-        raise UnprocessableError(f"{kind.label}: required field(s) missing: {', '.join(missing)}")
+        raise UnprocessableError(f"required field '{missing[0]}' is zero value.")
+
+
+def check_name_length(kind: Kind, name: str, parent_id: int | None) -> None:
+    """Refuse a name that does not fit the real server's column once prefixed with ``<parentId>:``.
+
+    Raises:
+        BadRequestError: Naming the length, the prefix and the limit.
+    """
+    prefix = f"{parent_id}:" if parent_id is not None else ""
+    if len(prefix) + len(name) > MAX_NAME_LENGTH:
+        held = f" plus its {prefix!r} prefix" if prefix else ""
+        raise BadRequestError(
+            f"{kind.label} name has {len(name)} characters{held}; at most {MAX_NAME_LENGTH} fit"
+        )
 
 
 def artifact_kind(data: Mapping[str, Any], *, default: str | None = None) -> Kind:
@@ -295,13 +364,21 @@ def artifact_kind(data: Mapping[str, Any], *, default: str | None = None) -> Kin
         BadRequestError: artifactType is missing or not one the API knows.
     """
     key = data.get("artifactType", default)
-    if key not in ARTIFACT_KINDS:
-        raise BadRequestError(f"artifactType must be one of {', '.join(ARTIFACT_KINDS)}, got {key!r}")
+    if not isinstance(key, str) or key not in ARTIFACT_KINDS:
+        raise BadRequestError(f"artifactType must be one of {', '.join(ARTIFACT_KINDS)}, got {_short(key)}")
     return ARTIFACT_KINDS[key]
 
 
+def _short(value: Any) -> str:
+    text = _printable(repr(value))
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def describe_validation_error(err: ValidationError) -> str:
-    """One line naming each offending field (at most three)."""
+    """One line naming each offending field (at most three); an unknown field worded as the Go server does."""
+    first = err.errors()[0] if err.errors() else None
+    if first is not None and first["type"] == "extra_forbidden":
+        return f'json: unknown field "{first["loc"][-1]}"'
     parts = []
     for detail in err.errors()[:3]:
         where = ".".join(str(p) for p in detail["loc"] if not str(p).startswith("Metadata")) or "body"

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelpipe.local.registry.errors import BadRequestError, ConflictError, NotFoundError
 from modelpipe.local.registry.paging import PageRequest, encode_token
-from modelpipe.local.registry.schemas import KINDS, Kind
+from modelpipe.local.registry.schemas import KINDS, MAX_NAME_LENGTH, Kind, check_name_length
 
 SCHEMA_VERSION = 1
 _TABLE_DDL = """
@@ -274,6 +274,8 @@ class RegistryStore:
         name = values.pop("name", None) or str(uuid.uuid4())
         external_id = values.pop("externalId", None)
         custom = values.pop("customProperties", {})
+        check_name_length(kind, name, parent_id)
+        _check_external_id(external_id)
         self._check_refs(conn, kind, values, parent_id)
         self._check_unique(conn, kind, name=name, parent_id=parent_id, external_id=external_id)
         now = _now_ms()
@@ -307,6 +309,7 @@ class RegistryStore:
         custom = changes.pop("customProperties", None)
         self._check_refs(conn, kind, changes, None)
         if external_id != row["external_id"]:
+            _check_external_id(external_id)
             self._check_unique(conn, kind, name=None, parent_id=None, external_id=external_id)
         props = json.loads(row["props"]) | changes
         # lastUpdateTimeSinceEpoch moves on every save, even two saves within one millisecond.
@@ -362,6 +365,11 @@ class RegistryStore:
                 raise ConflictError(
                     f"externalId {external_id!r} is already used by {clash['type']} {clash['id']}"
                 )
+
+
+def _check_external_id(external_id: str | None) -> None:
+    if external_id is not None and len(external_id) > MAX_NAME_LENGTH:
+        raise BadRequestError(f"externalId has {len(external_id)} characters; at most {MAX_NAME_LENGTH} fit")
 
 
 def _table(kind: Kind | None) -> str:

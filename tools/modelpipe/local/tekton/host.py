@@ -26,7 +26,8 @@ SPAWN_LOCK = threading.Lock()
 # Host variables a step sees besides its own env (a pod sees only what its Task declares).
 PASSTHROUGH_ENV = (
     "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM",
-    "MODELPIPE_LOG_LEVEL", "MODELPIPE_DEBUG", "HF_HOME", "HF_HUB_OFFLINE", "XDG_CACHE_HOME",
+    "MODELPIPE_LOG_LEVEL", "MODELPIPE_DEBUG", "MODELPIPE_EVAL_BIN", "HF_HOME", "HF_HUB_OFFLINE",
+    "XDG_CACHE_HOME",
 )  # fmt: skip
 
 

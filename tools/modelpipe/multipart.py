@@ -1,0 +1,208 @@
+"""Transfers that survive interruptions: resumable multipart uploads and retries across store restarts.
+
+A killed upload leaves its multipart upload unfinished in the store; the next run resumes it from the parts
+whose size and MD5 ETag match the local bytes, and aborts what it cannot resume, so nothing unfinished is
+left once a run completes. Used by :func:`modelpipe.s3.upload_files`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+log = logging.getLogger(__name__)
+
+# A transfer request (a part, a small file) whose connection fails is retried, on top of botocore's own
+# few attempts, with backoff for this long, so a store restarting (a pod rescheduled, a SeaweedFS
+# restart) does not fail the step; a request that gets an answer (an error code) is not retried here.
+TRANSFER_RETRY_SECONDS = 60.0
+_TRANSFER_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0)
+_CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+_UNLISTABLE_CODES = frozenset({"AccessDenied", "NotImplemented", "403", "501"})
+
+
+def error_code(err: Exception) -> str | None:
+    """The S3 error code of a ClientError (``NoSuchKey``, ``403``...), else None."""
+    return str(err.response.get("Error", {}).get("Code")) if isinstance(err, ClientError) else None
+
+
+def with_transfer_retries(call: Callable[[], Any], what: str) -> Any:
+    """``call()``, retried with backoff while its connection fails, for up to TRANSFER_RETRY_SECONDS."""
+    deadline = time.monotonic() + TRANSFER_RETRY_SECONDS
+    for attempt in range(1, 1_000):
+        try:
+            return call()
+        except _CONNECTION_ERRORS as err:
+            delay = _TRANSFER_BACKOFF_SECONDS[min(attempt, len(_TRANSFER_BACKOFF_SECONDS)) - 1]
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: %s; retrying in %.0f s", what, type(err).__name__, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable: the deadline ends the loop")
+
+
+class MultipartUpload:
+    """One large file as a multipart upload, resuming a verified unfinished upload of the same key.
+
+    Args:
+        client: A boto3 S3 client.
+        path: The local file.
+        bucket: Target bucket.
+        key: Target key.
+        extra_args: CreateMultipartUpload arguments (Metadata, ContentType).
+        chunksize: Part size in bytes (the last part is shorter).
+        callback: Called with the byte count of each part sent or reused.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        path: Path,
+        bucket: str,
+        key: str,
+        *,
+        extra_args: dict[str, Any],
+        chunksize: int,
+        callback: Callable[[int], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.bucket, self.key = bucket, key
+        self.uri = f"s3://{bucket}/{key}"
+        self.extra_args = extra_args
+        self.size = path.stat().st_size
+        self.chunksize = chunksize
+        self.callback = callback
+        self.count = max(1, -(-self.size // chunksize))
+
+    def run(self, parts_pool: ThreadPoolExecutor) -> int:
+        """Upload the missing parts on ``parts_pool`` and complete; returns the bytes reused."""
+        upload_id, done = self._resume_or_create()
+        reused = sum(self._part_size(number) for number in done)
+        if reused:
+            log.info("resuming %s: %d of %d parts already uploaded", self.uri, len(done), self.count)
+            if self.callback is not None:
+                self.callback(reused)
+        pending = {
+            number: parts_pool.submit(self._upload_part, upload_id, number)
+            for number in range(1, self.count + 1)
+            if number not in done
+        }
+        etags = dict(done) | {number: future.result() for number, future in pending.items()}
+        with_transfer_retries(
+            lambda: self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]},
+            ),
+            f"completing {self.uri}",
+        )
+        return reused
+
+    def _part_size(self, number: int) -> int:
+        return min(self.chunksize, self.size - (number - 1) * self.chunksize)
+
+    def _read_part(self, number: int) -> bytes:
+        with self.path.open("rb") as source:
+            source.seek((number - 1) * self.chunksize)
+            return source.read(self._part_size(number))
+
+    def _upload_part(self, upload_id: str, number: int) -> str:
+        data = self._read_part(number)
+        response = with_transfer_retries(
+            lambda: self.client.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data
+            ),
+            f"uploading part {number} of {self.uri}",
+        )
+        if self.callback is not None:
+            self.callback(len(data))
+        return str(response["ETag"])
+
+    def _resume_or_create(self) -> tuple[str, dict[int, str]]:
+        """The newest unfinished upload of this key whose parts all match the file, else a new one.
+
+        Every other unfinished upload of the key is aborted. A part matches when its size is what this
+        part size gives and its ETag is the MD5 of those local bytes (what S3 returns for a part): a file
+        that changed since, or a different part size, starts over rather than mixing content.
+        """
+        uploads = sorted(
+            unfinished_uploads(self.client, self.bucket, self.key, exact=True),
+            key=lambda upload: upload["Initiated"],
+            reverse=True,
+        )
+        chosen: tuple[str, dict[int, str]] | None = None
+        for upload in uploads:
+            done = self._verified_parts(upload["UploadId"]) if chosen is None else None
+            if done is not None:
+                chosen = (upload["UploadId"], done)
+            else:
+                abort_upload(self.client, self.bucket, self.key, upload["UploadId"])
+        if chosen is not None:
+            return chosen
+        response = with_transfer_retries(
+            lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra_args),
+            f"starting the upload of {self.uri}",
+        )
+        return str(response["UploadId"]), {}
+
+    def _verified_parts(self, upload_id: str) -> dict[int, str] | None:
+        """``{part number: ETag}`` of the upload's parts if every one matches the local file, else None."""
+        done: dict[int, str] = {}
+        paginator = self.client.get_paginator("list_parts")
+        for page in paginator.paginate(Bucket=self.bucket, Key=self.key, UploadId=upload_id):
+            for part in page.get("Parts", []):
+                number, etag = int(part["PartNumber"]), str(part["ETag"])
+                if not 1 <= number <= self.count or int(part["Size"]) != self._part_size(number):
+                    return None
+                if etag.strip('"').lower() != hashlib.md5(self._read_part(number)).hexdigest():
+                    return None
+                done[number] = etag
+        return done
+
+
+def unfinished_uploads(client: Any, bucket: str, key: str, *, exact: bool = False) -> list[dict[str, Any]]:
+    """Unfinished multipart uploads of ``key`` (``exact``) or of every key under ``key/`` as a prefix.
+
+    A store that does not offer the listing (NotImplemented) or does not grant it to this key (AccessDenied)
+    has nothing to resume: the result is then empty.
+
+    Raises:
+        ClientError, BotoCoreError: Listing failed otherwise (callers map them to StorageError).
+    """
+    prefix = key if exact else (f"{key}/" if key else "")
+    found: list[dict[str, Any]] = []
+    paginator = client.get_paginator("list_multipart_uploads")
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            found.extend(u for u in page.get("Uploads", []) if not exact or u["Key"] == key)
+    except ClientError as err:
+        if error_code(err) not in _UNLISTABLE_CODES:
+            raise
+        log.debug("cannot list multipart uploads under s3://%s/%s (%s)", bucket, prefix, error_code(err))
+        return []
+    return found
+
+
+def abort_upload(client: Any, bucket: str, key: str, upload_id: str) -> None:
+    """Abort one unfinished multipart upload (gone already counts as done)."""
+    try:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except ClientError as err:
+        if error_code(err) != "NoSuchUpload":
+            raise
+    log.info("aborted unfinished multipart upload of s3://%s/%s", bucket, key)
