@@ -134,6 +134,7 @@ run_local_if_requested() {
   exec "$root/.venv/bin/modelpipe" local "$subcommand" "${rest[@]}"
 }
 
+# shellcheck disable=SC2034 # RUN_MODEL_PVC is read by run-model-import.sh
 # parse_run_args ARGS...: the shared flags (--namespace, --env-file, --follow, --dry-run, -h/--help) into
 # RUN_*; every other --flag VALUE pair into RUN_ARGS. The caller defines usage().
 parse_run_args() {
@@ -149,7 +150,6 @@ parse_run_args() {
       --namespace) RUN_NAMESPACE=$2 ;;
       --env-file) RUN_ENV_FILE=$2 ;;
       --kind | --model-kind) RUN_ARGS+=(--model-kind "$(model_kind "$2")") ;;
-      # shellcheck disable=SC2034
       --model-pvc) RUN_MODEL_PVC=$2 ;;
       *) RUN_ARGS+=("$1" "$2") ;;
     esac
