@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from modelpipe.model_kinds import MODEL_FORMATS
+from modelpipe.targets.vllm import VllmOptions
 
 from tests.manifests.schemas import (
     CORE_MODELS,
@@ -30,6 +32,10 @@ from tests.manifests.schemas import (
 
 Problems = list[str]
 Doc = dict[str, Any]
+# Every vLLM option `modelpipe deploy` can append to the vLLM ServingRuntime's args.
+LLM_OPTIONS = VllmOptions(
+    tensor_parallel_size=2, max_model_len=4096, dtype="bfloat16", gpu_memory_utilization=0.9
+)
 
 KUSTOMIZATIONS = (
     "tasks",
@@ -996,8 +1002,10 @@ def check_pipeline_params_match_task_params(root: Path) -> Problems:
 def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
     """The InferenceService `modelpipe deploy` builds (kserve.build_inference_service, with the
     deploy-model Task's defaults) matches the KServe CRD and the bundle's ServingRuntime: runtime name,
-    model format, the V1 protocol benchmark-model speaks."""
-    from modelpipe.targets.kserve import IsvcSpec, build_inference_service
+    model format, the V1 protocol benchmark-model speaks. Likewise a text-generation InferenceService with
+    every vLLM option set against the vLLM ServingRuntime."""
+    from modelpipe.steps.deploy import SERVING_RUNTIMES
+    from modelpipe.targets.kserve import IsvcSpec, Resources, build_inference_service
 
     task = tasks_by_name(root)["deploy-model"]["spec"]
     defaults = {p["name"]: p.get("default") for p in task["params"]}
@@ -1022,24 +1030,42 @@ def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
             )
         )
         where = f"InferenceService from modelpipe deploy ({mode})"
-        schema = crd_schema(specs, "serving.kserve.io", "InferenceService", "v1beta1")
-        assert schema is not None
-        problems += schema_errors(schema, isvc, where)
-        model = isvc["spec"]["predictor"]["model"]
-        runtime = runtimes.get(model["runtime"])
-        if runtime is None:
-            problems.append(f"{where}: runtime {model['runtime']!r} is not a ServingRuntime in gitops/base")
-            continue
-        formats = {f["name"] for f in runtime["spec"].get("supportedModelFormats", [])}
-        if model["modelFormat"]["name"] not in formats:
+        problems += _fits_runtime(isvc, runtimes, specs, where)
+        runtime = runtimes.get(isvc["spec"]["predictor"]["model"]["runtime"])
+        if runtime is not None and "v1" not in runtime["spec"].get("protocolVersions", []):
             problems.append(
-                f"{where}: model format {model['modelFormat']['name']!r} not supported by "
-                f"ServingRuntime {model['runtime']} ({sorted(formats)})"
+                f"ServingRuntime {runtime['metadata']['name']}: protocolVersions lacks v1 (benchmark uses V1)"
             )
-        if "v1" not in runtime["spec"].get("protocolVersions", []):
-            problems.append(
-                f"ServingRuntime {model['runtime']}: protocolVersions lacks v1 (benchmark uses V1)"
-            )
+    llm = build_inference_service(
+        IsvcSpec(
+            name="qwen",
+            namespace="modelpipe",
+            model_uri="s3://modelpipe/models/qwen/v1",
+            serving_runtime=SERVING_RUNTIMES["text-generation"],
+            model_format=MODEL_FORMATS["text-generation"],
+            runtime_args=tuple(LLM_OPTIONS.server_args()),
+            storage_key=f"aws-connection-{defaults['data-connection']}",
+            resources=Resources(gpus=2),
+        )
+    )
+    problems += _fits_runtime(llm, runtimes, specs, "text-generation InferenceService from modelpipe deploy")
+    return problems
+
+
+def _fits_runtime(isvc: Doc, runtimes: dict[str, Doc], specs: Path, where: str) -> Problems:
+    schema = crd_schema(specs, "serving.kserve.io", "InferenceService", "v1beta1")
+    assert schema is not None
+    problems = schema_errors(schema, isvc, where)
+    model = isvc["spec"]["predictor"]["model"]
+    runtime = runtimes.get(model["runtime"])
+    if runtime is None:
+        return [*problems, f"{where}: runtime {model['runtime']!r} is not a ServingRuntime in gitops/base"]
+    formats = {f["name"] for f in runtime["spec"].get("supportedModelFormats", [])}
+    if model["modelFormat"]["name"] not in formats:
+        problems.append(
+            f"{where}: model format {model['modelFormat']['name']!r} not supported by "
+            f"ServingRuntime {model['runtime']} ({sorted(formats)})"
+        )
     return problems
 
 
@@ -1131,7 +1157,7 @@ def check_runtime_args(root: Path, python: str = sys.executable) -> Problems:
     """The ServingRuntime's container args parse with the runtime's own parser (diffusers_runtime), its
     port matches --http_port, and readiness asks /v2/models/{{.Name}}/ready."""
     problems = []
-    for runtime in (d for d in rendered(root, "gitops/base") if d["kind"] == "ServingRuntime"):
+    for runtime in runtimes_serving(root, MODEL_FORMATS["text-to-image"]):
         container = runtime["spec"]["containers"][0]
         args = [a.replace("{{.Name}}", "sd-turbo") for a in container.get("args", [])]
         code = "import sys; from diffusers_runtime.__main__ import parse_args; parse_args(sys.argv[1:])"
@@ -1146,6 +1172,58 @@ def check_runtime_args(root: Path, python: str = sys.executable) -> Problems:
         probe = container.get("readinessProbe", {}).get("httpGet", {})
         if probe.get("path") != "/v2/models/{{.Name}}/ready" or str(probe.get("port")) != port:
             problems.append(f"{where}: readinessProbe must GET /v2/models/{{{{.Name}}}}/ready on {port}")
+    return problems
+
+
+def runtimes_serving(root: Path, model_format: str) -> list[Doc]:
+    """The rendered ServingRuntimes in gitops/base that list ``model_format`` in supportedModelFormats."""
+    return [
+        d
+        for d in rendered(root, "gitops/base")
+        if d["kind"] == "ServingRuntime"
+        and model_format in {f["name"] for f in d["spec"].get("supportedModelFormats", [])}
+    ]
+
+
+_VLLM_PARSE = (
+    "import sys\n"
+    "from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args\n"
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+    "validate_parsed_serve_args(make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:]))\n"
+)
+
+
+def check_vllm_runtime_args(root: Path, python: str) -> Problems:
+    """The vLLM ServingRuntime starts the OpenAI server, and its args plus the ones `modelpipe deploy`
+    appends (every vLLM option set) parse with vLLM's own parser; port, probes and model path agree."""
+    problems = []
+    runtimes = runtimes_serving(root, MODEL_FORMATS["text-generation"])
+    if not runtimes:
+        return ["gitops/base: no ServingRuntime supports the vLLM model format"]
+    for runtime in runtimes:
+        container = runtime["spec"]["containers"][0]
+        where = f"ServingRuntime {runtime['metadata']['name']}"
+        if container.get("command") != ["python", "-m", "vllm.entrypoints.openai.api_server"]:
+            problems.append(f"{where}: command must be python -m vllm.entrypoints.openai.api_server")
+        args = [a.replace("{{.Name}}", "qwen") for a in container.get("args", [])]
+        if "--model=/mnt/models" not in args:
+            problems.append(f"{where}: --model=/mnt/models (where KServe puts the model) is missing")
+        proc = subprocess.run(
+            [python, "-c", _VLLM_PARSE, *args, *LLM_OPTIONS.server_args()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            problems.append(f"{where}: args rejected by vLLM: {proc.stderr.strip()[-400:]}")
+        port = next((a.split("=", 1)[1] for a in args if a.startswith("--port=")), "8000")
+        ports = {p["containerPort"] for p in container.get("ports", [])}
+        if ports != {int(port)}:
+            problems.append(f"{where}: container ports {sorted(ports)} do not match --port={port}")
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            get = container.get(probe, {}).get("httpGet", {})
+            if get.get("path") != "/health" or str(get.get("port")) != port:
+                problems.append(f"{where}: {probe} must GET /health on {port}")
     return problems
 
 

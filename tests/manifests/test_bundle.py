@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.llm import require_vllm
 from tests.manifests import checks
 from tests.support.tools import REPO_ROOT, SPECS_DIR, require_tool
 
@@ -30,6 +31,10 @@ def _tekton_lint(root: Path) -> checks.Problems:
     if not checks.TEKTON_LINT.exists():
         require_tool("tekton-lint")  # skips locally / fails in CI with the fix (make setup)
     return checks.check_tekton_lint(root)
+
+
+def _vllm_runtime_args(root: Path) -> checks.Problems:
+    return checks.check_vllm_runtime_args(root, require_vllm())
 
 
 def _crd_schemas(root: Path) -> checks.Problems:
@@ -63,13 +68,17 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "pipeline_defaults_match_tasks": checks.check_pipeline_defaults_match_tasks,
     "pipeline_params_match_task_params": checks.check_pipeline_params_match_task_params,
     "runtime_args": checks.check_runtime_args,
+    "vllm_runtime_args": _vllm_runtime_args,
     "inference_service_fits_runtime": lambda root: checks.check_inference_service_fits_runtime(root, SPECS),
 }
+# Import the modelpipe CLI / the runtime (kserve, torch) / vLLM.
 SLOW = {
     "task_flags_exist",
     "task_params_are_flags",
+    "task_defaults_match_flags",
     "runtime_args",
-}  # import the modelpipe CLI / the runtime (kserve, torch)
+    "vllm_runtime_args",
+}
 
 
 def _marks(name: str) -> list[pytest.MarkDecorator]:
@@ -113,6 +122,28 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "readiness on the wrong path",
         edit("gitops/base/servingruntime.yaml", "/v2/models/{{.Name}}/ready", "/v2/health/ready"),
         "readinessProbe",
+    ),
+    (
+        "vllm_runtime_args",
+        "misspelt vLLM flag",
+        edit("gitops/base/servingruntime-vllm.yaml", "--served-model-name=", "--serve-model-name="),
+        "args rejected by vLLM",
+    ),
+    (
+        "vllm_runtime_args",
+        "readiness on a path vLLM does not serve",
+        edit(
+            "gitops/base/servingruntime-vllm.yaml",
+            "path: /health\n          port: 8080\n        periodSeconds: 10\n        timeoutSeconds: 5",
+            "path: /ready\n          port: 8080\n        periodSeconds: 10\n        timeoutSeconds: 5",
+        ),
+        "readinessProbe must GET /health",
+    ),
+    (
+        "inference_service_fits_runtime",
+        "vLLM format dropped from its runtime",
+        edit("gitops/base/servingruntime-vllm.yaml", "    - name: vLLM\n", "    - name: vllm-cuda\n"),
+        "'vLLM' not supported",
     ),
     (
         "tasks_readme",
@@ -431,8 +462,8 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "network task without retries",
         edit(
             "pipelines/model-import.yaml",
-            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: upload-model",
-            "          workspace: model\n      timeout: 2h0m0s\n    - name: upload-model",
+            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: check-model",
+            "          workspace: model\n      timeout: 2h0m0s\n    - name: check-model",
         ),
         "download-model",
     ),

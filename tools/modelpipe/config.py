@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -186,3 +187,31 @@ def local_state_dir(env: Mapping[str, str] | None = None) -> str:
 def eval_bin_dir(env: Mapping[str, str] | None = None) -> str | None:
     """The evaluation tools folder from MODELPIPE_EVAL_BIN, or None to look lm_eval up on PATH."""
     return _env(env).get(MODELPIPE_EVAL_BIN) or None
+
+
+MODELPIPE_VLLM_PYTHON = "MODELPIPE_VLLM_PYTHON"
+VLLM_VENV = ".venv-vllm"
+# tools/modelpipe/config.py -> the repository root, where `make vllm-venv` puts the vLLM venv.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def vllm_python(env: Mapping[str, str] | None = None) -> str:
+    """The vLLM CPU venv's interpreter for local serving: MODELPIPE_VLLM_PYTHON, else ``.venv-vllm``
+    in the repository (or the working directory).
+
+    Raises:
+        ConfigError: No such interpreter exists.
+    """
+    configured = _env(env).get(MODELPIPE_VLLM_PYTHON)
+    candidates = (
+        [Path(configured)]
+        if configured
+        else [root / VLLM_VENV / "bin" / "python" for root in (_REPO_ROOT, Path.cwd())]
+    )
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise ConfigError(
+        f"no vLLM environment: {' or '.join(str(c) for c in candidates)} is not an executable Python",
+        fix=f"run `make vllm-venv` (tools/scripts/setup-vllm-venv.sh) or set {MODELPIPE_VLLM_PYTHON}",
+    )
