@@ -1019,7 +1019,8 @@ def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
                 name="sd-turbo",
                 namespace="modelpipe",
                 model_uri="s3://modelpipe/models/sd-turbo/v1",
-                serving_runtime=str(defaults["serving-runtime"]),
+                # "" (the Task's default) means the model kind's runtime, as in `modelpipe deploy`.
+                serving_runtime=str(defaults["serving-runtime"] or SERVING_RUNTIMES["text-to-image"]),
                 runtime_image="quay.io/modelpipe/diffusers-runtime@sha256:" + "0" * 64,
                 storage_key=f"aws-connection-{defaults['data-connection']}",
                 service_account="modelpipe-runtime",

@@ -156,3 +156,24 @@ def test_cli_unknown_model_kind_exits_1(tmp_path: Path, capsys: pytest.CaptureFi
     ]
     assert main([*argv, "--model-kind", "llm"]) == 1
     assert "--model-kind 'llm' is not a model kind" in capsys.readouterr().err
+
+
+def test_the_built_diffusers_image_is_not_applied_to_a_language_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[IsvcSpec] = []
+
+    def stop_after_validation(spec: IsvcSpec) -> None:
+        built.append(spec)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr("modelpipe.targets.kserve.validate_spec", stop_after_validation)
+    options = KServeOptions(
+        namespace="models", runtime_image="quay.io/x/diffusers-runtime@sha256:" + "0" * 64
+    )
+    with pytest.raises(ConfigError, match="stop here"):
+        deploy_model(
+            target="kserve", name="qwen", model_uri="s3://b/p", kserve=options, model_kind="text-generation"
+        )
+    (spec,) = built
+    assert (spec.runtime_image, spec.serving_runtime, spec.model_format) == (None, "vllm-runtime", "vLLM")

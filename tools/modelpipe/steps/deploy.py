@@ -201,13 +201,18 @@ def _deploy_kserve(
         raise ConfigError("no namespace for the InferenceService", fix="pass --namespace")
     runtime = options.serving_runtime or SERVING_RUNTIMES[model_kind]
     _check_gpus(vllm, options.resources)
+    runtime_image = options.runtime_image
+    if model_kind == TEXT_GENERATION and runtime_image:
+        # The pipeline passes the diffusers image it built; vLLM runs its ServingRuntime's pinned image.
+        log.info("text-generation runs the %s image; --runtime-image %s not applied", runtime, runtime_image)
+        runtime_image = None
     spec = IsvcSpec(
         name=name,
         namespace=namespace,
         model_uri=model_uri,
         serving_runtime=runtime,
         model_format=MODEL_FORMATS[model_kind],
-        runtime_image=options.runtime_image,
+        runtime_image=runtime_image,
         storage_key=options.storage_key,
         service_account=options.service_account,
         registered_model_id=registered_model_id,
