@@ -887,6 +887,7 @@ def check_task_defaults_match_flags(root: Path, python: str = sys.executable) ->
 # Pipeline defaults that differ from the Task's on purpose: (Pipeline, param) -> why.
 PIPELINE_DEFAULT_OVERRIDES = {
     ("model-import", "build"): "an import uses the ServingRuntime's image unless asked to build one",
+    ("model-import", "model-kind"): "the pipeline states the kind; register-model alone takes the manifest's",
 }
 # Task params fed by a pipeline param of another name on purpose: (Task param, pipeline param) -> why.
 PIPELINE_PARAM_RENAMES = {
