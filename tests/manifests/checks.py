@@ -983,6 +983,11 @@ def check_pipeline_params_match_task_params(root: Path) -> Problems:
     problems = []
     for pname, pipeline in pipelines_by_name(root).items():
         for ptask in pipeline["spec"].get("tasks", []):
+            names = [param["name"] for param in ptask.get("params", [])]
+            problems += [
+                f"Pipeline {pname} task {ptask['name']}: param {name!r} given twice"
+                for name in sorted({n for n in names if names.count(n) > 1})
+            ]
             if ptask.get("taskRef", {}).get("name") not in tasks:
                 continue  # cluster/hub Tasks keep their catalog names (URL, IMAGE, ...)
             for param in ptask.get("params", []):

@@ -199,6 +199,17 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     ),
     (
         "pipeline_params_match_task_params",
+        "a param given twice (what a bad merge leaves)",
+        edit(
+            "pipelines/model-testing.yaml",
+            "        - name: target\n          value: $(params.target)\n",
+            "        - name: target\n          value: $(params.target)\n        - name: target\n"
+            "          value: $(params.target)\n",
+        ),
+        "param 'target' given twice",
+    ),
+    (
+        "pipeline_params_match_task_params",
         "pipeline param named unlike the Task param",
         edit("pipelines/model-import.yaml", "value: $(params.concurrency)", "value: $(params.requests)"),
         "fed by pipeline param 'requests'",
