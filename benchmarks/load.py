@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
@@ -137,11 +138,14 @@ async def run_clients(
     return tally
 
 
-def probe(
-    url: str, interval: float, stop: threading.Event, latencies: list[float], failures: list[str]
-) -> None:
+def probe(url: str, interval: float, seconds: float, results: Connection) -> None:
+    """Poll readiness for ``seconds``; send back (latencies, failures). Runs in its own process, as a kubelet
+    does, so the load generator's own GIL does not inflate the measured latency."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    end = time.monotonic() + seconds
     with httpx.Client(timeout=10) as client:
-        while not stop.is_set():
+        while time.monotonic() < end:
             started = time.monotonic()
             try:
                 status = client.get(url).status_code
@@ -151,7 +155,16 @@ def probe(
                 latencies.append(time.monotonic() - started)
                 if status != 200:
                     failures.append(str(status))
-            stop.wait(interval)
+            time.sleep(interval)
+    results.send((latencies, failures))
+    results.close()
+
+
+def start_prober(url: str, interval: float, seconds: float) -> tuple[multiprocessing.Process, Connection]:
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.Process(target=probe, args=(url, interval, seconds, sender), daemon=True)
+    process.start()
+    return process, receiver
 
 
 def main() -> int:
@@ -166,23 +179,13 @@ def main() -> int:
                     warm.post(path, content=body, headers=headers).raise_for_status()
             process = psutil.Process(server.process.pid)
             rss_start = process.memory_info().rss
-            idle_latencies: list[float] = []
-            idle_stop = threading.Event()
-            threading.Timer(args.idle_seconds, idle_stop.set).start()
-            probe(server.ready_url, args.probe_interval, idle_stop, idle_latencies, [])
-            stop = threading.Event()
-            probe_latencies: list[float] = []
-            probe_failures: list[str] = []
-            prober = threading.Thread(
-                target=probe,
-                args=(server.ready_url, args.probe_interval, stop, probe_latencies, probe_failures),
-            )
-            prober.start()
-            try:
-                tally = asyncio.run(run_clients(server.url, requests, args))
-            finally:
-                stop.set()
-                prober.join()
+            idle, idle_results = start_prober(server.ready_url, args.probe_interval, args.idle_seconds)
+            idle_latencies, _ = idle_results.recv()
+            idle.join()
+            prober, results = start_prober(server.ready_url, args.probe_interval, args.seconds)
+            tally = asyncio.run(run_clients(server.url, requests, args))
+            probe_latencies, probe_failures = results.recv()
+            prober.join()
             rss_end = process.memory_info().rss
             alive = server.process.poll() is None
             log_has_traceback = "Traceback" in server.log()

@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.runtime",
     "tests.fixtures.image_registry",
+    "tests.fixtures.llm",
     "tests.fixtures.llm_eval",
 ]

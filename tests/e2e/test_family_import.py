@@ -44,3 +44,19 @@ def test_fp16_only_turbo_is_served_at_its_recommended_settings(version_propertie
 
 def test_the_benchmark_used_the_served_defaults(version_properties: dict) -> None:
     assert version_properties["benchmark_settings"].startswith("64x64, 1 steps, guidance 0,")
+
+
+def test_a_folder_the_runtime_cannot_load_fails_at_the_check_step(
+    tmp_path_factory: pytest.TempPathFactory, registry_server_factory
+) -> None:
+    require_tool("weed")
+    model = write_family("tiny-sd3", tmp_path_factory.mktemp("src") / "broken-sd3")
+    (model / "tokenizer_3" / "tokenizer.json").unlink()  # the T5 vocabulary is gone
+    state = tmp_path_factory.mktemp("local-state")
+    run = run_local_import(state, "--source", model.as_uri(), "--default-steps", "2")
+    assert run.code != 0
+    output = run.stdout + run.stderr
+    assert "check-model" in output and "component 'tokenizer_3'" in output, output[-4000:]
+    server = registry_server_factory(db=state / "registry.db")
+    registry = ModelRegistry("http://127.0.0.1", server.port, author="e2e", is_secure=False)
+    assert registry.get_registered_model("broken-sd3") is None

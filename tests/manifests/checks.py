@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from modelpipe.model_kinds import MODEL_FORMATS
+from modelpipe.targets.vllm import VllmOptions
 
 from tests.manifests.schemas import (
     CORE_MODELS,
@@ -30,6 +32,10 @@ from tests.manifests.schemas import (
 
 Problems = list[str]
 Doc = dict[str, Any]
+# Every vLLM option `modelpipe deploy` can append to the vLLM ServingRuntime's args.
+LLM_OPTIONS = VllmOptions(
+    tensor_parallel_size=2, max_model_len=4096, dtype="bfloat16", gpu_memory_utilization=0.9
+)
 
 KUSTOMIZATIONS = (
     "tasks",
@@ -797,11 +803,210 @@ def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems
     return problems
 
 
+def check_task_params_are_flags(root: Path, python: str = sys.executable) -> Problems:
+    """Every Task param is a `modelpipe VERB` flag of the same name (the real parser), passed by the script
+    unconditionally: ``--x "$PARAM_X"`` for strings, ``--x "$@"`` for arrays (the step's args)."""
+    options = modelpipe_options(python)
+    problems = []
+    for name, task in tasks_by_name(root).items():
+        verb = name.split("-")[0]
+        for step in steps_of(task["spec"]):
+            script = step.get("script") or ""
+            for param in task["spec"].get("params", []):
+                flag = f"--{param['name']}"
+                if flag not in options.get(verb, []):
+                    problems.append(
+                        f"Task {name}: param {param['name']!r} is no `modelpipe {verb}` flag {flag}"
+                    )
+                env = "PARAM_" + param["name"].upper().replace("-", "_")
+                passed = f'{flag} "$@"' if param.get("type") == "array" else f'{flag} "${env}"'
+                if passed not in script:
+                    problems.append(f"Task {name}: script does not pass {passed}")
+    return problems
+
+
+# Task defaults that differ from the flag's own default on purpose: (Task, param) -> why.
+TASK_DEFAULT_OVERRIDES = {
+    ("deploy-model", "cluster-local-url"): "benchmark-model runs in a pod and reaches the in-cluster URL",
+}
+
+
+def modelpipe_default_mismatches(
+    python: str, defaults: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """For ``{verb: {flag: text}}``: the flags whose text, parsed by the flag's own type, differs from the
+    flag's default (only flags with a concrete default), as ``{verb: {flag: repr(default)}}``."""
+    code = (
+        "import argparse, json, sys\n"
+        "from modelpipe.cli import build_parser\n"
+        "wanted = json.loads(sys.argv[1])\n"
+        "parser = build_parser()\n"
+        "sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))\n"
+        "out = {}\n"
+        "for verb, flags in wanted.items():\n"
+        "    actions = {o: a for a in sub.choices[verb]._actions for o in a.option_strings}\n"
+        "    for flag, text in flags.items():\n"
+        "        action = actions[flag]\n"
+        "        if action.default in (None, '') or action.required:\n"
+        "            continue\n"
+        "        value = action.type(text) if action.type else text\n"
+        "        if isinstance(action.default, tuple) and isinstance(value, list):\n"
+        "            value = tuple(value)\n"
+        "        if value != action.default:\n"
+        "            out.setdefault(verb, {})[flag] = repr(action.default)\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        [python, "-c", code, json.dumps(defaults)], check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout)
+
+
+def check_task_defaults_match_flags(root: Path, python: str = sys.executable) -> Problems:
+    """A Task param's non-empty default is what its modelpipe flag defaults to (so the Task README, the
+    pipelines and `modelpipe VERB --help` state one default), unless TASK_DEFAULT_OVERRIDES says why not."""
+    tasks = tasks_by_name(root)
+    wanted: dict[str, dict[str, str]] = {}
+    owner: dict[tuple[str, str], str] = {}
+    for name, task in tasks.items():
+        verb = name.split("-")[0]
+        for param in task["spec"].get("params", []):
+            default = param.get("default")
+            if isinstance(default, str) and default and (name, param["name"]) not in TASK_DEFAULT_OVERRIDES:
+                wanted.setdefault(verb, {})[f"--{param['name']}"] = default
+                owner[(verb, f"--{param['name']}")] = name
+    mismatches = modelpipe_default_mismatches(python, wanted)
+    return [
+        f"Task {owner[(verb, flag)]}: param {flag[2:]!r} defaults to {wanted[verb][flag]!r}, "
+        f"`modelpipe {verb} {flag}` to {default}"
+        for verb, flags in mismatches.items()
+        for flag, default in flags.items()
+    ]
+
+
+# Pipeline defaults that differ from the Task's on purpose: (Pipeline, param) -> why.
+PIPELINE_DEFAULT_OVERRIDES = {
+    ("model-import", "build"): "an import uses the ServingRuntime's image unless asked to build one",
+    ("model-import", "model-kind"): "the pipeline states the kind; register-model alone takes the manifest's",
+}
+# Task params fed by a pipeline param of another name on purpose: (Task param, pipeline param) -> why.
+PIPELINE_PARAM_RENAMES = {
+    ("model-name", "name"): "an endpoint given by name serves the model under its InferenceService name",
+    ("tokenizer", "model-uri"): "the uploaded model's folder holds the tokenizer files",
+}
+
+
+def check_pipeline_defaults_match_tasks(root: Path) -> Problems:
+    """A pipeline param that feeds a Task param of the same name has the same default (unless
+    PIPELINE_DEFAULT_OVERRIDES says why not)."""
+    tasks = tasks_by_name(root)
+    problems = []
+    for pname, pipeline in pipelines_by_name(root).items():
+        declared = {p["name"]: p for p in pipeline["spec"].get("params", [])}
+        for ptask in pipeline["spec"].get("tasks", []):
+            task = tasks.get(ptask.get("taskRef", {}).get("name", ""))
+            if task is None:
+                continue
+            task_params = {p["name"]: p for p in task["spec"].get("params", [])}
+            for param in ptask.get("params", []):
+                if param.get("value") != f"$(params.{param['name']})" or param["name"] not in task_params:
+                    continue
+                if (pname, param["name"]) in PIPELINE_DEFAULT_OVERRIDES:
+                    continue
+                mine, theirs = (
+                    declared[param["name"]].get("default"),
+                    task_params[param["name"]].get("default"),
+                )
+                if mine is not None and theirs is not None and mine != theirs:
+                    problems.append(
+                        f"Pipeline {pname}: param {param['name']!r} defaults to {mine!r}, "
+                        f"Task {task['metadata']['name']} to {theirs!r}"
+                    )
+    return problems
+
+
+DOCS = ("README.md", "tasks/README.md", "pipelines/README.md", "run-model-import.sh", "run-model-testing.sh")
+_CLIP_GATE = re.compile(r"min-clip-score[= ]([0-9.]+)")
+
+
+def check_docs_agree_with_code(root: Path) -> Problems:
+    """Documented gate examples can fail (the CLIP score is 100 x cosine, so a gate below 1 never does),
+    and no document says VALIDATED is true when no gate was set (publish makes it false then)."""
+    problems = []
+    for name in DOCS:
+        text = (root / name).read_text(encoding="utf-8")
+        for value in _CLIP_GATE.findall(text):
+            if float(value) < 1:
+                problems.append(f"{name}: min-clip-score={value} can never fail (the score is 100 x cosine)")
+        if re.search(r"VALIDATED[^\n]*\(or none was set\)", text):
+            problems.append(f"{name}: says VALIDATED is true with no gate; publish makes it false")
+    for where, spec in all_task_specs(root):
+        for result in spec.get("results", []):
+            if result["name"] == "VALIDATED" and "none was set" not in " ".join(
+                result["description"].split()
+            ):
+                problems.append(f"{where}: VALIDATED's description does not say what happens with no gate")
+    return problems
+
+
+# Shell that makes a decision: a Task script only feeds params to modelpipe, so none of it belongs there.
+_SCRIPT_LOGIC = re.compile(
+    r"\b(if|then|else|elif|fi|for|while|until|case|esac)\b|&&|\|\||\$\{\w+:?[-=+?]|\$\("
+)
+_SCRIPT_MAX_LINES = 3  # shebang, set -eu, exec modelpipe ... (continuation lines join the exec)
+
+
+def check_thin_scripts(root: Path) -> Problems:
+    """Each Task script is a shebang, `set -eu` and one `exec modelpipe` command: no conditionals, no
+    loops, no defaults or command substitution in shell."""
+    problems = []
+    for where, spec in all_task_specs(root):
+        if not where.startswith("Task "):
+            continue
+        for step in steps_of(spec):
+            script = step.get("script") or ""
+            lines = [line for line in script.replace("\\\n", " ").splitlines() if line.strip()]
+            if len(lines) > _SCRIPT_MAX_LINES:
+                problems.append(
+                    f"{where} step {step['name']}: {len(lines)} lines, at most {_SCRIPT_MAX_LINES}"
+                )
+            for line in lines[1:]:
+                if match := _SCRIPT_LOGIC.search(line):
+                    problems.append(f"{where} step {step['name']}: shell logic {match[0]!r} in the script")
+    return problems
+
+
+def check_pipeline_params_match_task_params(root: Path) -> Problems:
+    """A pipeline param handed straight to one of our Tasks has the Task param's name (one name
+    everywhere)."""
+    tasks = tasks_by_name(root)
+    problems = []
+    for pname, pipeline in pipelines_by_name(root).items():
+        for ptask in pipeline["spec"].get("tasks", []):
+            if ptask.get("taskRef", {}).get("name") not in tasks:
+                continue  # cluster/hub Tasks keep their catalog names (URL, IMAGE, ...)
+            for param in ptask.get("params", []):
+                value = param.get("value")
+                ref = (
+                    re.fullmatch(r"\$\(params\.([a-z0-9-]+)(\[\*\])?\)", value)
+                    if isinstance(value, str)
+                    else None
+                )
+                if ref and ref[1] != param["name"] and (param["name"], ref[1]) not in PIPELINE_PARAM_RENAMES:
+                    problems.append(
+                        f"Pipeline {pname} task {ptask['name']}: param {param['name']!r} fed by "
+                        f"pipeline param {ref[1]!r} (use one name)"
+                    )
+    return problems
+
+
 def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
     """The InferenceService `modelpipe deploy` builds (kserve.build_inference_service, with the
     deploy-model Task's defaults) matches the KServe CRD and the bundle's ServingRuntime: runtime name,
-    model format, the V1 protocol benchmark-model speaks."""
-    from modelpipe.targets.kserve import IsvcSpec, build_inference_service
+    model format, the V1 protocol benchmark-model speaks. Likewise a text-generation InferenceService with
+    every vLLM option set against the vLLM ServingRuntime."""
+    from modelpipe.steps.deploy import SERVING_RUNTIMES
+    from modelpipe.targets.kserve import IsvcSpec, Resources, build_inference_service
 
     task = tasks_by_name(root)["deploy-model"]["spec"]
     defaults = {p["name"]: p.get("default") for p in task["params"]}
@@ -815,7 +1020,8 @@ def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
                 name="sd-turbo",
                 namespace="modelpipe",
                 model_uri="s3://modelpipe/models/sd-turbo/v1",
-                serving_runtime=str(defaults["serving-runtime"]),
+                # "" (the Task's default) means the model kind's runtime, as in `modelpipe deploy`.
+                serving_runtime=str(defaults["serving-runtime"] or SERVING_RUNTIMES["text-to-image"]),
                 runtime_image="quay.io/modelpipe/diffusers-runtime@sha256:" + "0" * 64,
                 storage_key=f"aws-connection-{defaults['data-connection']}",
                 service_account="modelpipe-runtime",
@@ -826,24 +1032,42 @@ def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
             )
         )
         where = f"InferenceService from modelpipe deploy ({mode})"
-        schema = crd_schema(specs, "serving.kserve.io", "InferenceService", "v1beta1")
-        assert schema is not None
-        problems += schema_errors(schema, isvc, where)
-        model = isvc["spec"]["predictor"]["model"]
-        runtime = runtimes.get(model["runtime"])
-        if runtime is None:
-            problems.append(f"{where}: runtime {model['runtime']!r} is not a ServingRuntime in gitops/base")
-            continue
-        formats = {f["name"] for f in runtime["spec"].get("supportedModelFormats", [])}
-        if model["modelFormat"]["name"] not in formats:
+        problems += _fits_runtime(isvc, runtimes, specs, where)
+        runtime = runtimes.get(isvc["spec"]["predictor"]["model"]["runtime"])
+        if runtime is not None and "v1" not in runtime["spec"].get("protocolVersions", []):
             problems.append(
-                f"{where}: model format {model['modelFormat']['name']!r} not supported by "
-                f"ServingRuntime {model['runtime']} ({sorted(formats)})"
+                f"ServingRuntime {runtime['metadata']['name']}: protocolVersions lacks v1 (benchmark uses V1)"
             )
-        if "v1" not in runtime["spec"].get("protocolVersions", []):
-            problems.append(
-                f"ServingRuntime {model['runtime']}: protocolVersions lacks v1 (benchmark uses V1)"
-            )
+    llm = build_inference_service(
+        IsvcSpec(
+            name="qwen",
+            namespace="modelpipe",
+            model_uri="s3://modelpipe/models/qwen/v1",
+            serving_runtime=SERVING_RUNTIMES["text-generation"],
+            model_format=MODEL_FORMATS["text-generation"],
+            runtime_args=tuple(LLM_OPTIONS.server_args()),
+            storage_key=f"aws-connection-{defaults['data-connection']}",
+            resources=Resources(gpus=2),
+        )
+    )
+    problems += _fits_runtime(llm, runtimes, specs, "text-generation InferenceService from modelpipe deploy")
+    return problems
+
+
+def _fits_runtime(isvc: Doc, runtimes: dict[str, Doc], specs: Path, where: str) -> Problems:
+    schema = crd_schema(specs, "serving.kserve.io", "InferenceService", "v1beta1")
+    assert schema is not None
+    problems = schema_errors(schema, isvc, where)
+    model = isvc["spec"]["predictor"]["model"]
+    runtime = runtimes.get(model["runtime"])
+    if runtime is None:
+        return [*problems, f"{where}: runtime {model['runtime']!r} is not a ServingRuntime in gitops/base"]
+    formats = {f["name"] for f in runtime["spec"].get("supportedModelFormats", [])}
+    if model["modelFormat"]["name"] not in formats:
+        problems.append(
+            f"{where}: model format {model['modelFormat']['name']!r} not supported by "
+            f"ServingRuntime {model['runtime']} ({sorted(formats)})"
+        )
     return problems
 
 
@@ -935,7 +1159,7 @@ def check_runtime_args(root: Path, python: str = sys.executable) -> Problems:
     """The ServingRuntime's container args parse with the runtime's own parser (diffusers_runtime), its
     port matches --http_port, and readiness asks /v2/models/{{.Name}}/ready."""
     problems = []
-    for runtime in (d for d in rendered(root, "gitops/base") if d["kind"] == "ServingRuntime"):
+    for runtime in runtimes_serving(root, MODEL_FORMATS["text-to-image"]):
         container = runtime["spec"]["containers"][0]
         args = [a.replace("{{.Name}}", "sd-turbo") for a in container.get("args", [])]
         code = "import sys; from diffusers_runtime.__main__ import parse_args; parse_args(sys.argv[1:])"
@@ -950,6 +1174,58 @@ def check_runtime_args(root: Path, python: str = sys.executable) -> Problems:
         probe = container.get("readinessProbe", {}).get("httpGet", {})
         if probe.get("path") != "/v2/models/{{.Name}}/ready" or str(probe.get("port")) != port:
             problems.append(f"{where}: readinessProbe must GET /v2/models/{{{{.Name}}}}/ready on {port}")
+    return problems
+
+
+def runtimes_serving(root: Path, model_format: str) -> list[Doc]:
+    """The rendered ServingRuntimes in gitops/base that list ``model_format`` in supportedModelFormats."""
+    return [
+        d
+        for d in rendered(root, "gitops/base")
+        if d["kind"] == "ServingRuntime"
+        and model_format in {f["name"] for f in d["spec"].get("supportedModelFormats", [])}
+    ]
+
+
+_VLLM_PARSE = (
+    "import sys\n"
+    "from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args\n"
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+    "validate_parsed_serve_args(make_arg_parser(FlexibleArgumentParser()).parse_args(sys.argv[1:]))\n"
+)
+
+
+def check_vllm_runtime_args(root: Path, python: str) -> Problems:
+    """The vLLM ServingRuntime starts the OpenAI server, and its args plus the ones `modelpipe deploy`
+    appends (every vLLM option set) parse with vLLM's own parser; port, probes and model path agree."""
+    problems = []
+    runtimes = runtimes_serving(root, MODEL_FORMATS["text-generation"])
+    if not runtimes:
+        return ["gitops/base: no ServingRuntime supports the vLLM model format"]
+    for runtime in runtimes:
+        container = runtime["spec"]["containers"][0]
+        where = f"ServingRuntime {runtime['metadata']['name']}"
+        if container.get("command") != ["python", "-m", "vllm.entrypoints.openai.api_server"]:
+            problems.append(f"{where}: command must be python -m vllm.entrypoints.openai.api_server")
+        args = [a.replace("{{.Name}}", "qwen") for a in container.get("args", [])]
+        if "--model=/mnt/models" not in args:
+            problems.append(f"{where}: --model=/mnt/models (where KServe puts the model) is missing")
+        proc = subprocess.run(
+            [python, "-c", _VLLM_PARSE, *args, *LLM_OPTIONS.server_args()],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            problems.append(f"{where}: args rejected by vLLM: {proc.stderr.strip()[-400:]}")
+        port = next((a.split("=", 1)[1] for a in args if a.startswith("--port=")), "8000")
+        ports = {p["containerPort"] for p in container.get("ports", [])}
+        if ports != {int(port)}:
+            problems.append(f"{where}: container ports {sorted(ports)} do not match --port={port}")
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            get = container.get(probe, {}).get("httpGet", {})
+            if get.get("path") != "/health" or str(get.get("port")) != port:
+                problems.append(f"{where}: {probe} must GET /health on {port}")
     return problems
 
 
@@ -1003,10 +1279,19 @@ def check_monitoring_metrics(root: Path) -> Problems:
 
 
 def copy_tree(root: Path, dest: Path) -> Path:
-    """A copy of the files the checks read (no .venv, .git or node_modules)."""
+    """A copy of the files the checks read (no .git or node_modules; .venv linked, not copied)."""
     for name in ("tasks", "pipelines", "pipelineruns", "gitops"):
         shutil.copytree(root / name, dest / name)
-    for name in (*SCRIPTS[:3], ".env.template", *CONTAINERFILES, METRICS_MODULE):
+    # The run scripts and deploy.sh render with modelpipe's modules from the copy's tools/ (PYTHONPATH),
+    # run by the project's .venv python.
+    if (root / ".venv").exists():
+        (dest / ".venv").symlink_to((root / ".venv").resolve())
+    shutil.copytree(
+        root / "tools" / "modelpipe",
+        dest / "tools" / "modelpipe",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for name in (*SCRIPTS[:3], *DOCS, ".env.template", *CONTAINERFILES, METRICS_MODULE):
         if (root / name).exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, dest / name)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.llm import require_vllm
 from tests.manifests import checks
 from tests.support.tools import REPO_ROOT, SPECS_DIR, require_tool
 
@@ -32,6 +33,10 @@ def _tekton_lint(root: Path) -> checks.Problems:
     return checks.check_tekton_lint(root)
 
 
+def _vllm_runtime_args(root: Path) -> checks.Problems:
+    return checks.check_vllm_runtime_args(root, require_vllm())
+
+
 def _crd_schemas(root: Path) -> checks.Problems:
     return checks.check_crd_schemas(root, SPECS)
 
@@ -55,10 +60,25 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "task_flags_exist": checks.check_task_flags_exist,
     "monitoring_metrics": checks.check_monitoring_metrics,
     "tasks_readme": checks.check_tasks_readme,
+    "pipelines_readme": checks.check_pipelines_readme,
+    "task_params_are_flags": checks.check_task_params_are_flags,
+    "thin_scripts": checks.check_thin_scripts,
+    "docs_agree_with_code": checks.check_docs_agree_with_code,
+    "task_defaults_match_flags": checks.check_task_defaults_match_flags,
+    "pipeline_defaults_match_tasks": checks.check_pipeline_defaults_match_tasks,
+    "pipeline_params_match_task_params": checks.check_pipeline_params_match_task_params,
     "runtime_args": checks.check_runtime_args,
+    "vllm_runtime_args": _vllm_runtime_args,
     "inference_service_fits_runtime": lambda root: checks.check_inference_service_fits_runtime(root, SPECS),
 }
-SLOW = {"task_flags_exist", "runtime_args"}  # import the modelpipe CLI / the runtime (kserve, torch)
+# Import the modelpipe CLI / the runtime (kserve, torch) / vLLM.
+SLOW = {
+    "task_flags_exist",
+    "task_params_are_flags",
+    "task_defaults_match_flags",
+    "runtime_args",
+    "vllm_runtime_args",
+}
 
 
 def _marks(name: str) -> list[pytest.MarkDecorator]:
@@ -102,6 +122,86 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "readiness on the wrong path",
         edit("gitops/base/servingruntime.yaml", "/v2/models/{{.Name}}/ready", "/v2/health/ready"),
         "readinessProbe",
+    ),
+    (
+        "vllm_runtime_args",
+        "misspelt vLLM flag",
+        edit("gitops/base/servingruntime-vllm.yaml", "--served-model-name=", "--serve-model-name="),
+        "args rejected by vLLM",
+    ),
+    (
+        "vllm_runtime_args",
+        "readiness on a path vLLM does not serve",
+        edit(
+            "gitops/base/servingruntime-vllm.yaml",
+            "path: /health\n          port: 8080\n        periodSeconds: 10\n        timeoutSeconds: 5",
+            "path: /ready\n          port: 8080\n        periodSeconds: 10\n        timeoutSeconds: 5",
+        ),
+        "readinessProbe must GET /health",
+    ),
+    (
+        "inference_service_fits_runtime",
+        "vLLM format dropped from its runtime",
+        edit("gitops/base/servingruntime-vllm.yaml", "    - name: vLLM\n", "    - name: vllm-cuda\n"),
+        "'vLLM' not supported",
+    ),
+    (
+        "tasks_readme",
+        "documented default drifted from the YAML",
+        edit("tasks/README.md", "| `requests` | `16` |", "| `requests` | `32` |"),
+        "documented default `32` != YAML `16`",
+    ),
+    (
+        "pipelines_readme",
+        "documented default drifted from the YAML",
+        edit("pipelines/README.md", "| `deploy` | `true` |", "| `deploy` | `false` |"),
+        "documented default `false` != YAML `true`",
+    ),
+    (
+        "task_params_are_flags",
+        "param the script leaves out",
+        edit("tasks/register-model.yaml", '--description "$PARAM_DESCRIPTION" ', ""),
+        '--description "$PARAM_DESCRIPTION"',
+    ),
+    (
+        "task_params_are_flags",
+        "param named unlike its flag",
+        edit("tasks/upload-model.yaml", "- name: model-uri\n", "- name: dest\n"),
+        "param 'dest' is no `modelpipe upload` flag --dest",
+    ),
+    (
+        "task_defaults_match_flags",
+        "Task default unlike the flag's",
+        edit("tasks/benchmark-model.yaml", 'default: "16"', 'default: "32"'),
+        "param 'requests' defaults to '32', `modelpipe benchmark --requests` to 16",
+    ),
+    (
+        "pipeline_defaults_match_tasks",
+        "pipeline default unlike the Task's",
+        edit("pipelines/model-testing.yaml", 'default: "16"', 'default: "32"'),
+        "param 'requests' defaults to '32', Task benchmark-model to '16'",
+    ),
+    (
+        "docs_agree_with_code",
+        "a gate example that cannot fail",
+        edit("tasks/README.md", "-p min-clip-score=20", "-p min-clip-score=0.25"),
+        "min-clip-score=0.25 can never fail",
+    ),
+    (
+        "thin_scripts",
+        "a conditional in a Task script",
+        edit(
+            "tasks/download-model.yaml",
+            "        set -eu\n",
+            '        set -eu\n        [ -n "$PARAM_VARIANT" ] && :\n',
+        ),
+        "shell logic '&&'",
+    ),
+    (
+        "pipeline_params_match_task_params",
+        "pipeline param named unlike the Task param",
+        edit("pipelines/model-import.yaml", "value: $(params.concurrency)", "value: $(params.requests)"),
+        "fed by pipeline param 'requests'",
     ),
     (
         "tasks_readme",
@@ -288,10 +388,10 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "undeclared pipeline param",
         edit(
             "pipelines/model-testing.yaml",
-            "$(params.deploy-timeout)",
-            "$(params.deploy-timeout-seconds)",
+            "$(params.timeout)",
+            "$(params.timeout-seconds)",
         ),
-        "deploy-timeout-seconds",
+        "timeout-seconds",
     ),
     (
         "no_params_in_scripts",
@@ -362,8 +462,8 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "network task without retries",
         edit(
             "pipelines/model-import.yaml",
-            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: upload-model",
-            "          workspace: model\n      timeout: 2h0m0s\n    - name: upload-model",
+            "          workspace: model\n      retries: 2\n      timeout: 2h0m0s\n    - name: check-model",
+            "          workspace: model\n      timeout: 2h0m0s\n    - name: check-model",
         ),
         "download-model",
     ),

@@ -112,3 +112,12 @@ class UnknownTaskError(ConfigError):
 class ModelKindError(ModelpipeError, ValueError):
     """A model is not of the kind asked for (a diffusers pipeline given text-generation, or the reverse),
     or a language model lacks what serving it needs (config, tokenizer, safetensors weights)."""
+
+
+class ModelCheckError(ModelpipeError):
+    """The serving runtime could not load a downloaded model; names the component and why."""
+
+    def __init__(self, component: str, reason: str, *, fix: str | None = None) -> None:
+        super().__init__(f"model check failed: component {component!r}: {reason}", fix=fix)
+        self.component = component
+        self.reason = reason

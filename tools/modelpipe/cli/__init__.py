@@ -20,6 +20,7 @@ from modelpipe.results import write_results
 # Each module registers one subcommand (or group) through ``register(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "download",
+    "check",
     "upload",
     "build",
     "register",

@@ -108,7 +108,9 @@ def add_registry_url_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_data_connection_flag(parser: argparse.ArgumentParser, *, purpose: str) -> None:
+def add_data_connection_flag(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, purpose: str
+) -> None:
     """``--data-connection NAME``: the OpenShift AI data connection (Secret ``aws-connection-NAME``)."""
     parser.add_argument(
         "--data-connection",

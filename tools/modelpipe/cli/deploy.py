@@ -18,6 +18,7 @@ from modelpipe.cli.common import (
 )
 from modelpipe.cli.deploy_serving import add_serving_flags, served_model_uri, serving_options
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
 
 EXAMPLES = """\
   modelpipe deploy --target kserve --name tiny-sd --namespace models --model-uri s3://models/tiny-sd/abc123 \\
@@ -31,6 +32,10 @@ EXAMPLES = """\
       --deploy-mode Serverless --canary-percent 10      # then --canary-percent 100 promotes v2
   modelpipe deploy --target local --name tiny-sd --model-uri s3://models/tiny-sd/abc123 \\
       --port 8080 --state-dir .local/runtime --results-dir out/
+  modelpipe deploy --target kserve --model-kind text-generation --name qwen --model-uri s3://models/qwen/v1 \
+      --tensor-parallel-size 2 --gpus 2 --max-model-len 8192 --storage-key my-data-connection
+  modelpipe deploy --target local --model-kind text-generation --name tiny-llm \
+      --model-uri s3://models/tiny-llm/v1 --port 8000 --state-dir .local/runtime
   modelpipe deploy --target local --stop --state-dir .local/runtime
 """
 
@@ -57,10 +62,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-version-id", metavar="ID", help="register's MODEL_VERSION_ID")
     add_registry_url_flag(p)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="wait for ready (kserve 1200, local 600)")
+    p.add_argument(
+        "--model-kind",
+        default="",
+        metavar="KIND",
+        help=f"{' or '.join(MODEL_KINDS)} (default text-to-image): served by the diffusers runtime, "
+        "or by vLLM with the OpenAI API at ENDPOINT_URL/v1/...",
+    )
+    v = p.add_argument_group("text-generation (vLLM; empty means vLLM's default)")
+    v.add_argument("--tensor-parallel-size", default="", metavar="N", help="GPUs to shard one replica over")
+    v.add_argument("--max-model-len", default="", metavar="TOKENS", help="context length to serve")
+    v.add_argument("--dtype", default="", help="auto, bfloat16, float16, float32 (local default float32)")
+    v.add_argument("--gpu-memory-utilization", default="", metavar="FRACTION", help="e.g. 0.9")
     k = p.add_argument_group("kserve target")
     k.add_argument("--namespace", help="default: the kubeconfig context's or the pod's namespace")
     k.add_argument(
-        "--serving-runtime", default="diffusers-runtime", help="ServingRuntime name (default: %(default)s)"
+        "--serving-runtime",
+        default="",
+        help="ServingRuntime name (default: diffusers-runtime, or vllm-runtime for text-generation)",
     )
     k.add_argument(
         "--runtime-image", metavar="REPO@sha256:...", help="exact runtime image (build's IMAGE_DIGEST)"
@@ -105,15 +124,24 @@ def run(args: argparse.Namespace) -> CommandOutput:
     # Imported here: the kubernetes and model-registry clients take seconds to import.
     from modelpipe.steps.deploy import KServeOptions, LocalOptions, deploy_model
     from modelpipe.targets.local_process import stop_local_runtime
+    from modelpipe.targets.local_vllm import stop_local_vllm
+    from modelpipe.targets.vllm import parse_vllm_options
 
     if args.stop:
-        stopped = stop_local_runtime(args.state_dir)
-        return CommandOutput(summary={"stopped": "true" if stopped else "false (nothing running)"})
+        stopped = [stop_local_runtime(args.state_dir), stop_local_vllm(args.state_dir)]
+        return CommandOutput(summary={"stopped": "true" if any(stopped) else "false (nothing running)"})
+    model_kind = parse_model_kind(args.model_kind)
+    vllm = parse_vllm_options(
+        tensor_parallel_size=args.tensor_parallel_size,
+        max_model_len=args.max_model_len,
+        dtype=args.dtype,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+    )
     options = serving_options(args)
     model_uri = served_model_uri(args)
     kserve = KServeOptions(
         namespace=args.namespace,
-        serving_runtime=args.serving_runtime,
+        serving_runtime=args.serving_runtime or None,
         runtime_image=args.runtime_image,
         # A pvc:// model needs no S3 credentials.
         storage_key=None if options["storage"] == "pvc" else storage_key(args),
@@ -143,6 +171,8 @@ def run(args: argparse.Namespace) -> CommandOutput:
         registry_settings=registry_settings(args),
         kserve=kserve,
         local=local,
+        model_kind=model_kind,
+        vllm=vllm,
     )
     results = {
         "ENDPOINT_URL": result.endpoint_url,

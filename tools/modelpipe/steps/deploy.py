@@ -1,4 +1,7 @@
-"""Deploy the model: a KServe InferenceService on a cluster, or the runtime as a local process; record it."""
+"""Deploy the model: a KServe InferenceService on a cluster, or a local server process; record it.
+
+Text-to-image models are served by our diffusers runtime, text-generation models by vLLM (OpenAI API).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from model_registry import ModelRegistry
 
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, RegistryError
+from modelpipe.model_kinds import DEFAULT_MODEL_KIND, MODEL_FORMATS, TEXT_GENERATION, TEXT_TO_IMAGE, ModelKind
 from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
@@ -28,9 +32,10 @@ from modelpipe.serving_defaults import (
     from_properties,
     read_served_defaults,
 )
-from modelpipe.targets import kserve, kserve_access, local_process
+from modelpipe.targets import kserve, kserve_access, local_process, local_vllm
 from modelpipe.targets.kserve import IsvcSpec, Resources
 from modelpipe.targets.serving_options import Placement, Scaling
+from modelpipe.targets.vllm import VLLM_SERVING_RUNTIME, VllmOptions
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,11 @@ Target = Literal["kserve", "local"]
 LOCAL_SERVING_ENVIRONMENT = "local"
 # Our ServingRuntime's name on a cluster; local deployments are recorded under it too.
 SERVING_RUNTIME = "diffusers-runtime"
+# The ServingRuntime (gitops/base) that serves each model kind.
+SERVING_RUNTIMES: dict[ModelKind, str] = {
+    TEXT_TO_IMAGE: SERVING_RUNTIME,
+    TEXT_GENERATION: VLLM_SERVING_RUNTIME,
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,8 @@ class KServeOptions:
     """Cluster-side settings for ``--target kserve``."""
 
     namespace: str | None = None
-    serving_runtime: str = SERVING_RUNTIME
+    # None: the model kind's runtime (SERVING_RUNTIMES).
+    serving_runtime: str | None = None
     runtime_image: str | None = None
     storage_key: str | None = None
     service_account: str | None = None
@@ -163,6 +174,16 @@ class _Recorder:
         return recorded.id
 
 
+def _check_gpus(vllm: VllmOptions, resources: Resources) -> None:
+    """Tensor parallelism shards one replica over GPUs of one pod: it cannot exceed the GPU limit."""
+    ranks = vllm.tensor_parallel_size
+    if ranks is not None and resources.gpus and ranks > resources.gpus:
+        raise ConfigError(
+            f"--tensor-parallel-size {ranks} needs {ranks} GPUs but --gpus is {resources.gpus}",
+            fix=f"pass --gpus {ranks}",
+        )
+
+
 def _deploy_kserve(
     *,
     name: str,
@@ -171,17 +192,27 @@ def _deploy_kserve(
     registered_model_id: str | None,
     model_version_id: str | None,
     recorder: _Recorder | None,
+    model_kind: ModelKind,
+    vllm: VllmOptions,
     serving_defaults: ServingDefaults,
 ) -> DeployResult:
     namespace = options.namespace or kserve.default_namespace(options.kubeconfig, options.kube_context)
     if not namespace:
         raise ConfigError("no namespace for the InferenceService", fix="pass --namespace")
+    runtime = options.serving_runtime or SERVING_RUNTIMES[model_kind]
+    _check_gpus(vllm, options.resources)
+    runtime_image = options.runtime_image
+    if model_kind == TEXT_GENERATION and runtime_image:
+        # The pipeline passes the diffusers image it built; vLLM runs its ServingRuntime's pinned image.
+        log.info("text-generation runs the %s image; --runtime-image %s not applied", runtime, runtime_image)
+        runtime_image = None
     spec = IsvcSpec(
         name=name,
         namespace=namespace,
         model_uri=model_uri,
-        serving_runtime=options.serving_runtime,
-        runtime_image=options.runtime_image,
+        serving_runtime=runtime,
+        model_format=MODEL_FORMATS[model_kind],
+        runtime_image=runtime_image,
         storage_key=options.storage_key,
         service_account=options.service_account,
         registered_model_id=registered_model_id,
@@ -195,7 +226,10 @@ def _deploy_kserve(
         expose=options.expose,
         auth=options.auth,
         canary_percent=options.canary_percent,
-        runtime_args=serving_defaults.runtime_args(),
+        # vLLM's flags for a language model; the diffusers runtime's serving defaults otherwise.
+        runtime_args=tuple(vllm.server_args())
+        if model_kind == TEXT_GENERATION
+        else serving_defaults.runtime_args(),
     )
     kserve.validate_spec(spec)
     with kserve.kube_client(options.kubeconfig, options.kube_context) as client:
@@ -222,12 +256,13 @@ def _deploy_kserve(
         inference_service_id = None
         if recorder is not None:
             inference_service_id = recorder.record(
-                environment=namespace, name=f"{name}/{uid}", runtime=options.serving_runtime, url=url
+                environment=namespace, name=f"{name}/{uid}", runtime=runtime, url=url
             )
             kserve.label_inference_service(
                 api, name, namespace, {kserve.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
             )
-            recorder.record_served_defaults(url, name)
+            if model_kind != TEXT_GENERATION:  # the diffusers runtime's step/size/guidance defaults
+                recorder.record_served_defaults(url, name)
     return DeployResult(
         url,
         name,
@@ -245,26 +280,41 @@ def _deploy_local(
     model_uri: str,
     options: LocalOptions,
     recorder: _Recorder | None,
+    model_kind: ModelKind,
+    vllm: VllmOptions,
     serving_defaults: ServingDefaults,
 ) -> DeployResult:
-    runtime = local_process.start_local_runtime(
-        model_name=name,
-        model_uri=model_uri,
-        s3=options.s3,
-        state_dir=options.state_dir,
-        port=options.port,
-        timeout=options.timeout,
-        extra_args=(*options.runtime_args, *serving_defaults.runtime_args()),
-    )
+    if model_kind == TEXT_GENERATION:
+        runtime = local_vllm.start_local_vllm(
+            model_name=name,
+            model_uri=model_uri,
+            s3=options.s3,
+            state_dir=options.state_dir,
+            port=options.port,
+            timeout=options.timeout,
+            options=vllm,
+            extra_args=options.runtime_args,
+        )
+    else:
+        runtime = local_process.start_local_runtime(
+            model_name=name,
+            model_uri=model_uri,
+            s3=options.s3,
+            state_dir=options.state_dir,
+            port=options.port,
+            timeout=options.timeout,
+            extra_args=(*options.runtime_args, *serving_defaults.runtime_args()),
+        )
     inference_service_id = None
     if recorder is not None:
         inference_service_id = recorder.record(
             environment=LOCAL_SERVING_ENVIRONMENT,
             name=f"{name}/local",
-            runtime=SERVING_RUNTIME,
+            runtime=SERVING_RUNTIMES[model_kind],
             url=runtime.endpoint_url,
         )
-        recorder.record_served_defaults(runtime.endpoint_url, name)
+        if model_kind != TEXT_GENERATION:  # the diffusers runtime's step/size/guidance defaults
+            recorder.record_served_defaults(runtime.endpoint_url, name)
     return DeployResult(
         runtime.endpoint_url, name, inference_service_id, runtime_pid=runtime.pid, created=runtime.started
     )
@@ -280,6 +330,8 @@ def deploy_model(
     registry_settings: RegistrySettings | None = None,
     kserve: KServeOptions | None = None,
     local: LocalOptions | None = None,
+    model_kind: ModelKind = DEFAULT_MODEL_KIND,
+    vllm: VllmOptions | None = None,
 ) -> DeployResult:
     """Serve ``model_uri`` as ``name`` and, given a registry URL and ids, record the deployment there.
 
@@ -292,12 +344,16 @@ def deploy_model(
         registry_settings: Where the Model Registry is; recording happens only when its URL is set.
         kserve: Options for the kserve target.
         local: Options for the local target.
+        model_kind: ``text-to-image`` (diffusers runtime) or ``text-generation`` (vLLM, OpenAI API at
+            ``{endpoint}/v1/...``).
+        vllm: vLLM settings (text-generation only): ISVC args on KServe, server flags locally.
 
     Returns:
         Endpoint URL, served model name, registry InferenceService id and (local) the runtime pid.
 
     Raises:
-        ConfigError: Bad flags, ids that do not belong together, missing namespace or kubeconfig.
+        ConfigError: Bad flags, ids that do not belong together, missing namespace or kubeconfig, vLLM
+            options for a text-to-image model, more tensor-parallel ranks than GPUs.
         DeployError: The InferenceService or runtime did not become ready (conditions / log lines shown).
         RegistryError: The registry refused or could not be reached.
     """
@@ -312,6 +368,13 @@ def deploy_model(
             raise ConfigError(f"--timeout {options.timeout} must be positive", fix="pass seconds, e.g. 900")
     if target == "local" and local is None:
         raise ConfigError("--target local needs --state-dir", fix="pass --state-dir DIR (pid file and log)")
+    vllm = vllm or VllmOptions()
+    vllm.validate()
+    if model_kind != TEXT_GENERATION and vllm.server_args():
+        raise ConfigError(
+            f"vLLM options ({' '.join(vllm.server_args())}) apply to text-generation models only",
+            fix="drop them, or pass --model-kind text-generation",
+        )
     recorder = None
     serving_defaults = NO_SERVING_DEFAULTS
     if registered_model_id and model_version_id:
@@ -328,6 +391,8 @@ def deploy_model(
             registered_model_id=registered_model_id,
             model_version_id=model_version_id,
             recorder=recorder,
+            model_kind=model_kind,
+            vllm=vllm,
             serving_defaults=serving_defaults,
         )
     if target == "local" and local is not None:
@@ -336,6 +401,8 @@ def deploy_model(
             model_uri=model_uri,
             options=local,
             recorder=recorder,
+            model_kind=model_kind,
+            vllm=vllm,
             serving_defaults=serving_defaults,
         )
     raise ConfigError(f"--target {target!r} unknown", fix="use kserve or local")

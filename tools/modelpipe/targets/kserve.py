@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from modelpipe.errors import ConfigError, DeployError
 from modelpipe.images import parse_pinned_image
+from modelpipe.model_kinds import MODEL_FORMATS, TEXT_TO_IMAGE
 from modelpipe.names import MAX_SERVICE_NAME_LENGTH, require_dns_label
 from modelpipe.targets.serving_options import (
     DEPLOYMENT_MODES,
@@ -34,7 +35,6 @@ GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 KIND = "InferenceService"
-MODEL_FORMAT = "diffusers"
 
 # Labels the odh-model-controller and the OpenShift AI dashboard read.
 LABEL_DASHBOARD = "opendatahub.io/dashboard"
@@ -101,6 +101,7 @@ class IsvcSpec:
     namespace: str
     model_uri: str
     serving_runtime: str
+    model_format: str = MODEL_FORMATS[TEXT_TO_IMAGE]
     runtime_image: str | None = None
     storage_key: str | None = None
     service_account: str | None = None
@@ -115,7 +116,8 @@ class IsvcSpec:
     expose: bool = False
     auth: bool = False
     canary_percent: int | None = None
-    # Appended to the ServingRuntime's container args (the model's serving defaults).
+    # Appended by KServe to the ServingRuntime's container args (the diffusers model's serving defaults,
+    # or vLLM's per-model flags).
     runtime_args: tuple[str, ...] = ()
 
 
@@ -167,7 +169,7 @@ def build_inference_service(spec: IsvcSpec) -> dict[str, Any]:
     if spec.auth:
         annotations[ANNOTATION_ENABLE_AUTH] = "true"
     model: dict[str, Any] = {
-        "modelFormat": {"name": MODEL_FORMAT},
+        "modelFormat": {"name": spec.model_format},
         "runtime": spec.serving_runtime,
         "storageUri": spec.model_uri,
         "resources": spec.resources.as_spec(),

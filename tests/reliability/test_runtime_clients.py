@@ -1,5 +1,11 @@
-"""One client never harms another: a poisoned request fails alone, abandoned work stops, the model cannot
-be unloaded by a client, and client mistakes neither log tracebacks nor break neighbouring connections."""
+"""The runtime against hostile clients, on one server for the module: one client never harms another (a
+poisoned request fails alone, abandoned work stops, the model cannot be unloaded by a client, client
+mistakes neither log tracebacks nor break neighbouring connections), then a hypothesis fuzz over V1, V2
+JSON, V2 binary and OpenAI with default flags (no 5xx, valid requests answered 200 in time), after which
+the server is still ready, serving, flat in memory and free of tracebacks.
+
+benchmarks/runtime_fuzz.py runs the same fuzz cases by the thousand; this keeps a bounded count.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +18,18 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.fixtures.runtime import RuntimeServer
 from tests.integration.runtime.clients import metric_value
+from tests.reliability.runtime_hostile import Case, hostile_cases, problem, send
 
-pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.timeout(240)]
 
-MODEL = "tiny-sd"
+MODEL = "tiny-sd"  # the runtime_server fixture's model name
+FUZZ_EXAMPLES = 100
 FAST = {"num_inference_steps": 2, "height": 64, "width": 64}
 # Seconds of generation on this CPU: long enough to disconnect or time out in the middle.
 SLOW = {"num_inference_steps": 100, "height": 64, "width": 64}
@@ -31,6 +41,14 @@ def client(runtime_server: RuntimeServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def rss_before(runtime_server: RuntimeServer, client: httpx.Client) -> int:
+    """The server's RSS once warm (first test of the module)."""
+    warm = {"instances": [{"prompt": "warm", "num_inference_steps": 2, "height": 64, "width": 64}]}
+    assert client.post(f"/v1/models/{MODEL}:predict", json=warm).status_code == 200
+    return psutil.Process(runtime_server.process.pid).memory_info().rss
+
+
 def metrics(client: httpx.Client) -> str:
     return client.get("/metrics").text
 
@@ -40,7 +58,7 @@ def v1(prompt: str, **knobs: object) -> dict:
 
 
 def test_poisoned_v2_json_request_batched_with_valid_ones_fails_alone(
-    runtime_server: RuntimeServer, client: httpx.Client
+    runtime_server: RuntimeServer, client: httpx.Client, rss_before: int
 ) -> None:
     poisoned = (
         b'{"inputs": [{"name": "prompt", "datatype": "BYTES", "shape": [1], "data": ["a \\udc00 fox"]}],'
@@ -167,6 +185,32 @@ def test_surrogate_in_a_body_failing_validation_is_a_400_and_keeps_the_connectio
     finally:
         conn.close()
         neighbour.close()
+
+
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=hostile_cases(MODEL))
+def test_hostile_requests_get_a_4xx_or_a_timely_200(
+    client: httpx.Client, rss_before: int, case: Case
+) -> None:
+    outcome = send(client, case)
+    assert problem(outcome) is None, problem(outcome)
+
+
+def test_server_is_ready_serving_and_flat_in_memory_after_the_fuzz(
+    runtime_server: RuntimeServer, client: httpx.Client, rss_before: int
+) -> None:
+    assert runtime_server.process.poll() is None
+    assert client.get(f"/v2/models/{MODEL}/ready").status_code == 200
+    good = {"instances": [{"prompt": "after", "num_inference_steps": 2, "height": 64, "width": 64}]}
+    assert client.post(f"/v1/models/{MODEL}:predict", json=good, timeout=60).status_code == 200
+    rss_after = psutil.Process(runtime_server.process.pid).memory_info().rss
+    assert rss_after <= rss_before * 1.2, f"RSS grew from {rss_before >> 20} MiB to {rss_after >> 20} MiB"
+    assert "Traceback" not in runtime_server.log()
 
 
 def test_client_errors_and_readiness_polls_log_no_traceback(
