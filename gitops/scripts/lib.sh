@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Shared by deploy.sh, run-model-import.sh and run-model-testing.sh: .env parsing (never printed),
-# YAML quoting, PipelineRun rendering from the pipelineruns/ examples, creating and following runs.
+# calling the modelpipe renderers (PipelineRuns, kustomizations: YAML built as data, never as text),
+# creating and following runs.
 # Sourced, not executed; callers set -euo pipefail.
 
 # die MESSAGE: one line on stderr naming the problem (and the fix), exit 1.
@@ -57,90 +58,29 @@ require_env() {
   fi
 }
 
-# yaml_quote VALUE: a double-quoted YAML scalar (JSON string rules); rejects control characters.
-yaml_quote() {
-  local value=$1
-  if [[ $value == *[$'\001'-$'\037']* ]]; then
-    die "value for a YAML field contains a control character or newline"
-  fi
-  value=${value//\\/\\\\}
-  value=${value//\"/\\\"}
-  printf '"%s"' "$value"
+# renderer_python ROOT: the project's python, for the modelpipe renderers (bootstrapping .venv once, as
+# --local does: the renderers share modelpipe's source and name rules).
+renderer_python() {
+  local root=$1
+  [ -x "$root/.venv/bin/python" ] || make -s -C "$root" venv >&2
+  echo "$root/.venv/bin/python"
 }
 
-# render_pipelinerun EXAMPLE NAMESPACE [NAME=VALUE...]: the example PipelineRun with its params
-# replaced or added (values quoted) and metadata.namespace set. A param "workspace:NAME=secret:SECRET"
-# adds a secret-backed workspace binding, "workspace:NAME=pvc:CLAIM" binds NAME to an existing claim
-# (replacing the example's binding of NAME).
-render_pipelinerun() {
-  local example=$1 namespace=$2
+# modelpipe_module ROOT MODULE ARGS...: run a dependency-light modelpipe module (no install needed).
+modelpipe_module() {
+  local root=$1 module=$2
   shift 2
-  local pair name value quoted params_file workspaces_file rebound=","
-  params_file=$(mktemp)
-  workspaces_file=$(mktemp)
-  # Params of the example first (their YAML scalars as written), then the overrides in order.
-  awk '
-    /^  params:$/ { inside = 1; next }
-    inside && /^  [^ ]/ { inside = 0 }
-    inside && /^    - name: / { name = $3 }
-    inside && /^      value: / { sub(/^      value: /, ""); print name "\t" $0 }
-  ' "$example" >"$params_file"
-  for pair in "$@"; do
-    name=${pair%%=*}
-    value=${pair#*=}
-    if [[ $name == workspace:* && $value == pvc:* ]]; then
-      [[ ${value#pvc:} =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || die "claim name '${value#pvc:}' is not a DNS name"
-      printf '    - name: %s\n      persistentVolumeClaim:\n        claimName: %s\n' "${name#workspace:}" \
-        "${value#pvc:}" >>"$workspaces_file"
-      rebound+="${name#workspace:},"
-      continue
-    fi
-    if [[ $name == workspace:* ]]; then
-      printf '    - name: %s\n      secret:\n        secretName: %s\n' "${name#workspace:}" "${value#secret:}" \
-        >>"$workspaces_file"
-      continue
-    fi
-    [[ $name =~ ^[a-z][a-z0-9-]*$ ]] || die "param name '$name' is not kebab-case"
-    quoted=$(yaml_quote "$value")
-    awk -F '\t' -v n="$name" '$1 != n' "$params_file" >"$params_file.new"
-    printf '%s\t%s\n' "$name" "$quoted" >>"$params_file.new"
-    mv "$params_file.new" "$params_file"
-  done
-  awk -v ns="$namespace" -v pf="$params_file" -v wf="$workspaces_file" -v rebound="$rebound" '
-    function flush_workspaces(   line) {
-      while ((getline line < wf) > 0) print line
-      close(wf)
-    }
-    /^metadata:$/ { print; print "  namespace: " ns; next }
-    /^  namespace: / && !in_spec { next }
-    /^spec:$/ { in_spec = 1 }
-    /^  params:$/ {
-      print
-      while ((getline line < pf) > 0) {
-        split(line, kv, "\t")
-        print "    - name: " kv[1]
-        print "      value: " substr(line, length(kv[1]) + 2)
-      }
-      close(pf)
-      skipping = 1
-      next
-    }
-    skipping && /^  [^ ]/ { skipping = 0 }
-    skipping { next }
-    /^  workspaces:$/ { in_ws = 1; print; next }
-    in_ws && /^  [^ ]/ { flush_workspaces(); in_ws = 0; dropping = 0 }
-    in_ws && /^    - name: / { dropping = index(rebound, "," $3 ",") > 0 }
-    in_ws && dropping { next }
-    { print }
-    END { if (in_ws) flush_workspaces() }
-  ' "$example"
-  rm -f "$params_file" "$workspaces_file"
+  PYTHONPATH="$root/tools${PYTHONPATH:+:$PYTHONPATH}" "$(renderer_python "$root")" -m "modelpipe.$module" "$@"
 }
 
-# require_dns_label FLAG VALUE: die unless VALUE is a DNS-1035 label (InferenceService and model names).
-require_dns_label() {
-  [[ $2 =~ ^[a-z]([-a-z0-9]*[a-z0-9])?$ ]] ||
-    die "$1 must be a DNS-1035 label (lowercase letters, digits, '-'), got '$2'"
+# render_run ROOT PIPELINE NAMESPACE [RENDERER OPTIONS...] -- [--PARAM VALUE...]: the PipelineRun YAML for
+# pipelines/PIPELINE.yaml, from pipelineruns/PIPELINE.yaml with the flags as params (modelpipe.pipelineruns:
+# YAML loaded, params set, YAML dumped; unknown flags are named there).
+render_run() {
+  local root=$1 pipeline=$2 namespace=$3
+  shift 3
+  modelpipe_module "$root" pipelineruns --root "$root" --pipeline "$pipeline" --namespace "$namespace" \
+    --prog "${0##*/}" "$@"
 }
 
 # require_namespace WHAT VALUE: die unless VALUE is a namespace name (DNS-1123 label); WHAT names its source.
@@ -150,12 +90,15 @@ require_namespace() {
 }
 
 # --- Run scripts (run-model-import.sh, run-model-testing.sh) ---------------------------------------
-# Flags both scripts take, set by parse_run_args; RUN_PARAMS holds the --param KEY=VALUE pairs.
+# Flags both scripts take, set by parse_run_args; RUN_ARGS holds every other flag with its value (the
+# Pipeline's params by name: --model-name X), checked by the renderer.
 RUN_NAMESPACE=""
 RUN_ENV_FILE=""
 RUN_FOLLOW=false
 RUN_DRY_RUN=false
-RUN_PARAMS=()
+# shellcheck disable=SC2034 # read by run-model-import.sh (--model-pvc CLAIM binds the model workspace)
+RUN_MODEL_PVC=""
+RUN_ARGS=()
 
 # model_kind VALUE: the model kind a --model-kind/--kind value names (llm and image are shorthands).
 model_kind() {
@@ -191,31 +134,24 @@ run_local_if_requested() {
   exec "$root/.venv/bin/modelpipe" local "$subcommand" "${rest[@]}"
 }
 
-# parse_run_args "VALUE_FLAGS" SET_FLAG ARGS...: parse the shared flags (--param, --namespace,
-# --env-file, --follow, --dry-run, -h/--help) into RUN_*, and for each of the caller's own flags
-# listed in VALUE_FLAGS call SET_FLAG FLAG VALUE. The caller defines usage().
+# shellcheck disable=SC2034 # RUN_MODEL_PVC is read by run-model-import.sh
+# parse_run_args ARGS...: the shared flags (--namespace, --env-file, --follow, --dry-run, -h/--help) into
+# RUN_*; every other --flag VALUE pair into RUN_ARGS. The caller defines usage().
 parse_run_args() {
-  local value_flags=" $1 " set_flag=$2
-  shift 2
   while [ $# -gt 0 ]; do
     case $1 in
       -h | --help) usage; exit 0 ;;
       --follow) RUN_FOLLOW=true; shift; continue ;;
       --dry-run) RUN_DRY_RUN=true; shift; continue ;;
     esac
-    [[ $1 == --param || $1 == --namespace || $1 == --env-file || $value_flags == *" $1 "* ]] || {
-      usage >&2
-      die "unknown argument '$1'"
-    }
+    [[ $1 == --?* ]] || { usage >&2; die "unknown argument '$1'"; }
     [ $# -ge 2 ] || die "$1 needs a value"
     case $1 in
-      --param)
-        [[ $2 == ?*=* ]] || die "--param needs KEY=VALUE, got '$2'"
-        RUN_PARAMS+=("$2")
-        ;;
       --namespace) RUN_NAMESPACE=$2 ;;
       --env-file) RUN_ENV_FILE=$2 ;;
-      *) "$set_flag" "$1" "$2" ;;
+      --kind | --model-kind) RUN_ARGS+=(--model-kind "$(model_kind "$2")") ;;
+      --model-pvc) RUN_MODEL_PVC=$2 ;;
+      *) RUN_ARGS+=("$1" "$2") ;;
     esac
     shift 2
   done
@@ -237,12 +173,13 @@ load_run_env() {
   fi
 }
 
-# start_run EXAMPLE [NAME=VALUE...]: the example PipelineRun with these params, then the --param ones,
-# in RUN_NAMESPACE. --dry-run prints it; otherwise create it, print its name and, with --follow, wait.
+# start_run ROOT PIPELINE [RENDERER OPTIONS...] -- [--PARAM VALUE...]: render the PipelineRun in
+# RUN_NAMESPACE (render_run). --dry-run prints it; otherwise create it, print its name and, with
+# --follow, wait.
 start_run() {
-  local example=$1 manifest cli run
-  shift
-  manifest=$(render_pipelinerun "$example" "$RUN_NAMESPACE" "$@" "${RUN_PARAMS[@]}")
+  local root=$1 pipeline=$2 manifest cli run
+  shift 2
+  manifest=$(render_run "$root" "$pipeline" "$RUN_NAMESPACE" "$@")
   if $RUN_DRY_RUN; then
     echo "$manifest"
     return 0

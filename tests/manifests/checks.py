@@ -803,6 +803,208 @@ def check_task_flags_exist(root: Path, python: str = sys.executable) -> Problems
     return problems
 
 
+def check_task_params_are_flags(root: Path, python: str = sys.executable) -> Problems:
+    """Every Task param is a `modelpipe VERB` flag of the same name (the real parser), passed by the script
+    unconditionally: ``--x "$PARAM_X"`` for strings, ``--x "$@"`` for arrays (the step's args)."""
+    options = modelpipe_options(python)
+    problems = []
+    for name, task in tasks_by_name(root).items():
+        verb = name.split("-")[0]
+        for step in steps_of(task["spec"]):
+            script = step.get("script") or ""
+            for param in task["spec"].get("params", []):
+                flag = f"--{param['name']}"
+                if flag not in options.get(verb, []):
+                    problems.append(
+                        f"Task {name}: param {param['name']!r} is no `modelpipe {verb}` flag {flag}"
+                    )
+                env = "PARAM_" + param["name"].upper().replace("-", "_")
+                passed = f'{flag} "$@"' if param.get("type") == "array" else f'{flag} "${env}"'
+                if passed not in script:
+                    problems.append(f"Task {name}: script does not pass {passed}")
+    return problems
+
+
+# Task defaults that differ from the flag's own default on purpose: (Task, param) -> why.
+TASK_DEFAULT_OVERRIDES = {
+    ("deploy-model", "cluster-local-url"): "benchmark-model runs in a pod and reaches the in-cluster URL",
+}
+
+
+def modelpipe_default_mismatches(
+    python: str, defaults: dict[str, dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """For ``{verb: {flag: text}}``: the flags whose text, parsed by the flag's own type, differs from the
+    flag's default (only flags with a concrete default), as ``{verb: {flag: repr(default)}}``."""
+    code = (
+        "import argparse, json, sys\n"
+        "from modelpipe.cli import build_parser\n"
+        "wanted = json.loads(sys.argv[1])\n"
+        "parser = build_parser()\n"
+        "sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))\n"
+        "out = {}\n"
+        "for verb, flags in wanted.items():\n"
+        "    actions = {o: a for a in sub.choices[verb]._actions for o in a.option_strings}\n"
+        "    for flag, text in flags.items():\n"
+        "        action = actions[flag]\n"
+        "        if action.default in (None, '') or action.required:\n"
+        "            continue\n"
+        "        value = action.type(text) if action.type else text\n"
+        "        if isinstance(action.default, tuple) and isinstance(value, list):\n"
+        "            value = tuple(value)\n"
+        "        if value != action.default:\n"
+        "            out.setdefault(verb, {})[flag] = repr(action.default)\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        [python, "-c", code, json.dumps(defaults)], check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout)
+
+
+def check_task_defaults_match_flags(root: Path, python: str = sys.executable) -> Problems:
+    """A Task param's non-empty default is what its modelpipe flag defaults to (so the Task README, the
+    pipelines and `modelpipe VERB --help` state one default), unless TASK_DEFAULT_OVERRIDES says why not."""
+    tasks = tasks_by_name(root)
+    wanted: dict[str, dict[str, str]] = {}
+    owner: dict[tuple[str, str], str] = {}
+    for name, task in tasks.items():
+        verb = name.split("-")[0]
+        for param in task["spec"].get("params", []):
+            default = param.get("default")
+            if isinstance(default, str) and default and (name, param["name"]) not in TASK_DEFAULT_OVERRIDES:
+                wanted.setdefault(verb, {})[f"--{param['name']}"] = default
+                owner[(verb, f"--{param['name']}")] = name
+    mismatches = modelpipe_default_mismatches(python, wanted)
+    return [
+        f"Task {owner[(verb, flag)]}: param {flag[2:]!r} defaults to {wanted[verb][flag]!r}, "
+        f"`modelpipe {verb} {flag}` to {default}"
+        for verb, flags in mismatches.items()
+        for flag, default in flags.items()
+    ]
+
+
+# Pipeline defaults that differ from the Task's on purpose: (Pipeline, param) -> why.
+PIPELINE_DEFAULT_OVERRIDES = {
+    ("model-import", "build"): "an import uses the ServingRuntime's image unless asked to build one",
+    ("model-import", "model-kind"): "the pipeline states the kind; register-model alone takes the manifest's",
+}
+# Task params fed by a pipeline param of another name on purpose: (Task param, pipeline param) -> why.
+PIPELINE_PARAM_RENAMES = {
+    ("model-name", "name"): "an endpoint given by name serves the model under its InferenceService name",
+    ("tokenizer", "model-uri"): "the uploaded model's folder holds the tokenizer files",
+}
+
+
+def check_pipeline_defaults_match_tasks(root: Path) -> Problems:
+    """A pipeline param that feeds a Task param of the same name has the same default (unless
+    PIPELINE_DEFAULT_OVERRIDES says why not)."""
+    tasks = tasks_by_name(root)
+    problems = []
+    for pname, pipeline in pipelines_by_name(root).items():
+        declared = {p["name"]: p for p in pipeline["spec"].get("params", [])}
+        for ptask in pipeline["spec"].get("tasks", []):
+            task = tasks.get(ptask.get("taskRef", {}).get("name", ""))
+            if task is None:
+                continue
+            task_params = {p["name"]: p for p in task["spec"].get("params", [])}
+            for param in ptask.get("params", []):
+                if param.get("value") != f"$(params.{param['name']})" or param["name"] not in task_params:
+                    continue
+                if (pname, param["name"]) in PIPELINE_DEFAULT_OVERRIDES:
+                    continue
+                mine, theirs = (
+                    declared[param["name"]].get("default"),
+                    task_params[param["name"]].get("default"),
+                )
+                if mine is not None and theirs is not None and mine != theirs:
+                    problems.append(
+                        f"Pipeline {pname}: param {param['name']!r} defaults to {mine!r}, "
+                        f"Task {task['metadata']['name']} to {theirs!r}"
+                    )
+    return problems
+
+
+DOCS = ("README.md", "tasks/README.md", "pipelines/README.md", "run-model-import.sh", "run-model-testing.sh")
+_CLIP_GATE = re.compile(r"min-clip-score[= ]([0-9.]+)")
+
+
+def check_docs_agree_with_code(root: Path) -> Problems:
+    """Documented gate examples can fail (the CLIP score is 100 x cosine, so a gate below 1 never does),
+    and no document says VALIDATED is true when no gate was set (publish makes it false then)."""
+    problems = []
+    for name in DOCS:
+        text = (root / name).read_text(encoding="utf-8")
+        for value in _CLIP_GATE.findall(text):
+            if float(value) < 1:
+                problems.append(f"{name}: min-clip-score={value} can never fail (the score is 100 x cosine)")
+        if re.search(r"VALIDATED[^\n]*\(or none was set\)", text):
+            problems.append(f"{name}: says VALIDATED is true with no gate; publish makes it false")
+    for where, spec in all_task_specs(root):
+        for result in spec.get("results", []):
+            if result["name"] == "VALIDATED" and "none was set" not in " ".join(
+                result["description"].split()
+            ):
+                problems.append(f"{where}: VALIDATED's description does not say what happens with no gate")
+    return problems
+
+
+# Shell that makes a decision: a Task script only feeds params to modelpipe, so none of it belongs there.
+_SCRIPT_LOGIC = re.compile(
+    r"\b(if|then|else|elif|fi|for|while|until|case|esac)\b|&&|\|\||\$\{\w+:?[-=+?]|\$\("
+)
+_SCRIPT_MAX_LINES = 3  # shebang, set -eu, exec modelpipe ... (continuation lines join the exec)
+
+
+def check_thin_scripts(root: Path) -> Problems:
+    """Each Task script is a shebang, `set -eu` and one `exec modelpipe` command: no conditionals, no
+    loops, no defaults or command substitution in shell."""
+    problems = []
+    for where, spec in all_task_specs(root):
+        if not where.startswith("Task "):
+            continue
+        for step in steps_of(spec):
+            script = step.get("script") or ""
+            lines = [line for line in script.replace("\\\n", " ").splitlines() if line.strip()]
+            if len(lines) > _SCRIPT_MAX_LINES:
+                problems.append(
+                    f"{where} step {step['name']}: {len(lines)} lines, at most {_SCRIPT_MAX_LINES}"
+                )
+            for line in lines[1:]:
+                if match := _SCRIPT_LOGIC.search(line):
+                    problems.append(f"{where} step {step['name']}: shell logic {match[0]!r} in the script")
+    return problems
+
+
+def check_pipeline_params_match_task_params(root: Path) -> Problems:
+    """A pipeline param handed straight to one of our Tasks has the Task param's name (one name
+    everywhere)."""
+    tasks = tasks_by_name(root)
+    problems = []
+    for pname, pipeline in pipelines_by_name(root).items():
+        for ptask in pipeline["spec"].get("tasks", []):
+            names = [param["name"] for param in ptask.get("params", [])]
+            problems += [
+                f"Pipeline {pname} task {ptask['name']}: param {name!r} given twice"
+                for name in sorted({n for n in names if names.count(n) > 1})
+            ]
+            if ptask.get("taskRef", {}).get("name") not in tasks:
+                continue  # cluster/hub Tasks keep their catalog names (URL, IMAGE, ...)
+            for param in ptask.get("params", []):
+                value = param.get("value")
+                ref = (
+                    re.fullmatch(r"\$\(params\.([a-z0-9-]+)(\[\*\])?\)", value)
+                    if isinstance(value, str)
+                    else None
+                )
+                if ref and ref[1] != param["name"] and (param["name"], ref[1]) not in PIPELINE_PARAM_RENAMES:
+                    problems.append(
+                        f"Pipeline {pname} task {ptask['name']}: param {param['name']!r} fed by "
+                        f"pipeline param {ref[1]!r} (use one name)"
+                    )
+    return problems
+
+
 def check_inference_service_fits_runtime(root: Path, specs: Path) -> Problems:
     """The InferenceService `modelpipe deploy` builds (kserve.build_inference_service, with the
     deploy-model Task's defaults) matches the KServe CRD and the bundle's ServingRuntime: runtime name,
@@ -1082,10 +1284,19 @@ def check_monitoring_metrics(root: Path) -> Problems:
 
 
 def copy_tree(root: Path, dest: Path) -> Path:
-    """A copy of the files the checks read (no .venv, .git or node_modules)."""
+    """A copy of the files the checks read (no .git or node_modules; .venv linked, not copied)."""
     for name in ("tasks", "pipelines", "pipelineruns", "gitops"):
         shutil.copytree(root / name, dest / name)
-    for name in (*SCRIPTS[:3], ".env.template", *CONTAINERFILES, METRICS_MODULE):
+    # The run scripts and deploy.sh render with modelpipe's modules from the copy's tools/ (PYTHONPATH),
+    # run by the project's .venv python.
+    if (root / ".venv").exists():
+        (dest / ".venv").symlink_to((root / ".venv").resolve())
+    shutil.copytree(
+        root / "tools" / "modelpipe",
+        dest / "tools" / "modelpipe",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for name in (*SCRIPTS[:3], *DOCS, ".env.template", *CONTAINERFILES, METRICS_MODULE):
         if (root / name).exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / name, dest / name)

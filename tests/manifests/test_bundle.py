@@ -60,12 +60,25 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "task_flags_exist": checks.check_task_flags_exist,
     "monitoring_metrics": checks.check_monitoring_metrics,
     "tasks_readme": checks.check_tasks_readme,
+    "pipelines_readme": checks.check_pipelines_readme,
+    "task_params_are_flags": checks.check_task_params_are_flags,
+    "thin_scripts": checks.check_thin_scripts,
+    "docs_agree_with_code": checks.check_docs_agree_with_code,
+    "task_defaults_match_flags": checks.check_task_defaults_match_flags,
+    "pipeline_defaults_match_tasks": checks.check_pipeline_defaults_match_tasks,
+    "pipeline_params_match_task_params": checks.check_pipeline_params_match_task_params,
     "runtime_args": checks.check_runtime_args,
     "vllm_runtime_args": _vllm_runtime_args,
     "inference_service_fits_runtime": lambda root: checks.check_inference_service_fits_runtime(root, SPECS),
 }
 # Import the modelpipe CLI / the runtime (kserve, torch) / vLLM.
-SLOW = {"task_flags_exist", "runtime_args", "vllm_runtime_args"}
+SLOW = {
+    "task_flags_exist",
+    "task_params_are_flags",
+    "task_defaults_match_flags",
+    "runtime_args",
+    "vllm_runtime_args",
+}
 
 
 def _marks(name: str) -> list[pytest.MarkDecorator]:
@@ -131,6 +144,75 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "vLLM format dropped from its runtime",
         edit("gitops/base/servingruntime-vllm.yaml", "    - name: vLLM\n", "    - name: vllm-cuda\n"),
         "'vLLM' not supported",
+    ),
+    (
+        "tasks_readme",
+        "documented default drifted from the YAML",
+        edit("tasks/README.md", "| `requests` | `16` |", "| `requests` | `32` |"),
+        "documented default `32` != YAML `16`",
+    ),
+    (
+        "pipelines_readme",
+        "documented default drifted from the YAML",
+        edit("pipelines/README.md", "| `deploy` | `true` |", "| `deploy` | `false` |"),
+        "documented default `false` != YAML `true`",
+    ),
+    (
+        "task_params_are_flags",
+        "param the script leaves out",
+        edit("tasks/register-model.yaml", '--description "$PARAM_DESCRIPTION" ', ""),
+        '--description "$PARAM_DESCRIPTION"',
+    ),
+    (
+        "task_params_are_flags",
+        "param named unlike its flag",
+        edit("tasks/upload-model.yaml", "- name: model-uri\n", "- name: dest\n"),
+        "param 'dest' is no `modelpipe upload` flag --dest",
+    ),
+    (
+        "task_defaults_match_flags",
+        "Task default unlike the flag's",
+        edit("tasks/benchmark-model.yaml", 'default: "16"', 'default: "32"'),
+        "param 'requests' defaults to '32', `modelpipe benchmark --requests` to 16",
+    ),
+    (
+        "pipeline_defaults_match_tasks",
+        "pipeline default unlike the Task's",
+        edit("pipelines/model-testing.yaml", 'default: "16"', 'default: "32"'),
+        "param 'requests' defaults to '32', Task benchmark-model to '16'",
+    ),
+    (
+        "docs_agree_with_code",
+        "a gate example that cannot fail",
+        edit("tasks/README.md", "-p min-clip-score=20", "-p min-clip-score=0.25"),
+        "min-clip-score=0.25 can never fail",
+    ),
+    (
+        "thin_scripts",
+        "a conditional in a Task script",
+        edit(
+            "tasks/download-model.yaml",
+            "        set -eu\n",
+            '        set -eu\n        [ -n "$PARAM_VARIANT" ] && :\n',
+        ),
+        "shell logic '&&'",
+    ),
+    (
+        "pipeline_params_match_task_params",
+        "a param given twice (what a bad merge leaves)",
+        edit(
+            "pipelines/model-testing.yaml",
+            "        - name: target\n          value: $(params.target)\n",
+            "        - name: target\n          value: $(params.target)\n        - name: target\n"
+            "          value: $(params.target)\n",
+        ),
+        "param 'target' given twice",
+    ),
+    (
+        "pipeline_params_match_task_params",
+        "pipeline param named unlike the Task param",
+        edit("pipelines/model-import.yaml", "value: $(params.concurrency)", "value: $(params.requests)"),
+        "fed by pipeline param 'requests'",
     ),
     (
         "tasks_readme",
@@ -317,10 +399,10 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "undeclared pipeline param",
         edit(
             "pipelines/model-testing.yaml",
-            "$(params.deploy-timeout)",
-            "$(params.deploy-timeout-seconds)",
+            "$(params.timeout)",
+            "$(params.timeout-seconds)",
         ),
-        "deploy-timeout-seconds",
+        "timeout-seconds",
     ),
     (
         "no_params_in_scripts",

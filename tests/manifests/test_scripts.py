@@ -241,27 +241,44 @@ def _params(manifest: str) -> dict[str, str]:
 def test_run_model_import_maps_flags_to_params() -> None:
     proc = run(
         "run-model-import.sh", "--dry-run", "--env-file", "/dev/null",
-        "--model", "Acme/My_Model.v2", "--revision", "abc123", "--version", "v7",
+        "--source", "Acme/My_Model.v2", "--revision", "abc123", "--version-name", "v7",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     params = _params(proc.stdout)
-    assert params["model-source"] == "hf://Acme/My_Model.v2"
-    assert params["model-revision"] == "abc123"
+    assert params["source"] == "hf://Acme/My_Model.v2"
+    assert params["revision"] == "abc123"
     assert params["version-name"] == "v7"
-    assert params["model-name"] == params["deploy-name"] == "my-model-v2"
+    assert params["model-name"] == params["name"] == "my-model-v2"
+
+
+def test_run_model_import_takes_every_pipeline_param_by_its_name() -> None:
+    proc = run(
+        "run-model-import.sh", "--dry-run", "--env-file", "/dev/null",
+        "--model-name", "Tiny SD", "--name", "tiny", "--concurrency", "1,2", "--min-clip-score", "20",
+        "--revision", "",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    params = _params(proc.stdout)
+    assert (params["model-name"], params["name"], params["concurrency"]) == ("Tiny SD", "tiny", "1,2")
+    assert params["min-clip-score"] == "20"
+    assert "revision" not in params  # an empty value means the param's default
+
+
+def test_run_model_import_rejects_a_name_that_is_no_dns_label() -> None:
+    proc = run("run-model-import.sh", "--dry-run", "--env-file", "/dev/null", "--name", "Tiny SD")
+    assert proc.returncode == 1
+    assert "--name 'Tiny SD' is not a DNS-1035 label" in proc.stderr
 
 
 def test_run_model_import_rejects_a_malformed_model() -> None:
-    proc = run("run-model-import.sh", "--dry-run", "--model", "not/a/model")
+    proc = run("run-model-import.sh", "--dry-run", "--source", "not/a/model")
     assert proc.returncode == 1
-    assert "--model" in proc.stderr
+    assert "model source 'not/a/model' is not ORG/REPO" in proc.stderr
 
 
 def test_run_script_params_survive_quotes_and_backslashes() -> None:
-    value = 'say "hi": \\o/ #1 $HOME'
-    proc = run(
-        "run-model-import.sh", "--dry-run", "--env-file", "/dev/null", "--param", f"description={value}"
-    )
+    value = 'say "hi": \\o/ #1 $HOME\nsecond line'
+    proc = run("run-model-import.sh", "--dry-run", "--env-file", "/dev/null", "--description", value)
     assert proc.returncode == 0, proc.stderr
     assert _params(proc.stdout)["description"] == value
 
@@ -295,6 +312,7 @@ def test_run_scripts_reject_an_env_file_that_does_not_exist(
     ("args", "message"),
     [
         (["--modle", "x"], "unknown argument '--modle'"),
+        (["--param", "x=y"], "unknown argument '--param'"),
         (["--namespace"], "--namespace needs a value"),
         (["--namespace", "x\n  evil: 1"], "--namespace must be a DNS label"),
     ],
@@ -311,6 +329,13 @@ def test_run_model_testing_names_every_missing_flag() -> None:
     assert proc.returncode == 1
     for flag in ("--registered-model-id", "--model-version-id", "--model-uri", "--name"):
         assert flag in proc.stderr
+
+
+def test_run_model_testing_rejects_a_model_uri_that_is_not_s3() -> None:
+    args = [*TESTING_REQUIRED[:5], "/models/m", *TESTING_REQUIRED[6:]]
+    proc = run("run-model-testing.sh", "--dry-run", "--env-file", "/dev/null", *args)
+    assert proc.returncode == 1
+    assert "--model-uri must be an s3:// URI" in proc.stderr
 
 
 def test_run_model_testing_with_endpoint_skips_deploy() -> None:

@@ -73,7 +73,7 @@ def test_readme_tkn_example_is_a_scaled_gpu_placed_exposed_deploy() -> None:
     declared = {p["name"] for p in checks.pipelines_by_name(REPO_ROOT)["model-import"]["spec"]["params"]}
     assert set(given) <= declared
     assert int(given["min-replicas"]) > 1 and int(given["max-replicas"]) > int(given["min-replicas"])
-    assert int(given["deploy-gpus"]) >= 1 and "nvidia.com/gpu" in given["node-selector"]
+    assert int(given["gpus"]) >= 1 and "nvidia.com/gpu" in given["node-selector"]
     assert parse_tolerations(given["tolerations"])[0]["key"] == "nvidia.com/gpu"
     assert parse_node_selector(given["node-selector"])
     assert given["expose"] == "true"
@@ -103,7 +103,7 @@ def test_run_script_serving_flags_render_a_valid_pipelinerun() -> None:
     declared = {p["name"] for p in checks.pipelines_by_name(REPO_ROOT)["model-import"]["spec"]["params"]}
     assert set(given) <= declared
     flags = dict(zip(RUN_FLAGS[::2], RUN_FLAGS[1::2], strict=True))
-    expected = {("deploy-gpus" if f == "--gpus" else f[2:]): v for f, v in flags.items()}
+    expected = {f[2:]: v for f, v in flags.items()}  # each run-script flag is the param of its name
     assert {k: given[k] for k in expected} == expected
 
 

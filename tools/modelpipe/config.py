@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
 
+# Re-exported: the data-connection naming rule lives in a dependency-free module deploy.sh can run.
+from modelpipe.data_connection import DATA_CONNECTION_PREFIX as DATA_CONNECTION_PREFIX
+from modelpipe.data_connection import storage_key_for as storage_key_for
 from modelpipe.errors import ConfigError
 
 # OpenShift AI data-connection keys: the names the cluster Secret uses, no aliases.
@@ -30,24 +32,6 @@ MODELPIPE_DEBUG = "MODELPIPE_DEBUG"
 # Folder with lm_eval, guidellm and their python (the evaluation venv's bin); default: lm_eval on PATH.
 MODELPIPE_EVAL_BIN = "MODELPIPE_EVAL_BIN"
 DEFAULT_REGION = "us-east-1"
-# OpenShift AI names a data connection's Secret with this prefix; KServe's storage key is that name.
-DATA_CONNECTION_PREFIX = "aws-connection-"
-_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def storage_key_for(data_connection: str) -> str:
-    """The Secret (and KServe storage key) of an OpenShift AI data connection: ``aws-connection-NAME``.
-
-    Raises:
-        ConfigError: The resulting name is not a valid Secret name.
-    """
-    key = f"{DATA_CONNECTION_PREFIX}{data_connection}"
-    if len(key) > 253 or not _SECRET_NAME.match(key):
-        raise ConfigError(
-            f"--data-connection {data_connection!r} does not make a valid Secret name ({key!r})",
-            fix="use lowercase letters, digits and '-', e.g. --data-connection models",
-        )
-    return key
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:

@@ -23,11 +23,11 @@ RUN_EXAMPLES = """\
   modelpipe local run my-pipeline.yaml --tasks-dir my-tasks/ --secrets-file .env -v"""
 IMPORT_EXAMPLES = """\
   modelpipe local import                 # tiny demo model and tiny CLIP; services stopped after
-  modelpipe local import --source hf://segmind/tiny-sd --name tiny-sd --version v1 --keep-running
+  modelpipe local import --source hf://segmind/tiny-sd --model-name tiny-sd --version-name v1 --keep-running
   MODELPIPE_LOCAL_DIR=/tmp/state modelpipe local import   # keep state outside .local/"""
 TEST_EXAMPLES = """\
   modelpipe local test                      # re-test the latest registered version
-  modelpipe local test --name tiny-sd --keep-running"""
+  modelpipe local test --model-name tiny-sd --keep-running"""
 
 
 def _pair(text: str) -> tuple[str, Path]:
@@ -51,7 +51,8 @@ def _add_state_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_session_flags(parser: argparse.ArgumentParser) -> None:
     _add_state_flags(parser)
-    parser.add_argument("--name", help="registered model name (default: from the source)")
+    # Flag names are the pipeline params they set (one name everywhere); dests keep the session's fields.
+    parser.add_argument("--model-name", dest="name", help="registered model name (default: from the source)")
     parser.add_argument(
         "--model-kind",
         default="",
@@ -107,9 +108,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=IMPORT_EXAMPLES,
     )
     imp.add_argument("--source", help="hf://ORG/REPO[@REV] or file:///DIR (default: the tiny demo model)")
-    imp.add_argument("--version", help="model version name (default: @REV of an hf:// source, else v1)")
     imp.add_argument(
-        "--image-repo",
+        "--version-name",
+        dest="version",
+        help="model version name (default: @REV of an hf:// source, else v1)",
+    )
+    imp.add_argument(
+        "--image",
+        dest="image_repo",
         metavar="REPO",
         help="push the runtime image here (e.g. 127.0.0.1:5000/diffusers-runtime); build runs only with "
         "buildah, the base image in local storage and this flag",

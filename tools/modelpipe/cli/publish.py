@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="publish benchmark results to the model version and a report to S3",
         description="Upload results.json, an HTML report and its PNGs next to the model in S3, then write "
         "the numbers to the model version (doubles plus string copies for the dashboard), the report URI and "
-        "the labels 'benchmarked' and, when every gate passes, 'validated'. A failed gate exits 1 after "
+        "the labels 'benchmarked' and, when gates were given and every one passes, 'validated' "
+        "(VALIDATED is false with no gate: nothing was validated). A failed gate exits 1 after "
         "publishing. "
         "S3 from the data connection (AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
         "AWS_DEFAULT_REGION); registry token MODEL_REGISTRY_TOKEN. Results: REPORT_URI, VALIDATED.",

@@ -35,15 +35,15 @@ AUTHOR = "modelpipe-local"
 # Small enough for the whole local import to finish in well under 3 minutes on 2 cores.
 # Steps, size and guidance are left to the served model's defaults, which the benchmark reads back.
 BENCHMARK_PARAMS = {
-    "benchmark-concurrency": "1,2",
-    "benchmark-requests": "4",
+    "concurrency": "1,2",
+    "requests": "4",
 }
 # The LLM branch: the bundled offline lm-eval tasks, and a short guidellm sweep.
 LLM_TEST_PARAMS = {
-    "eval-tasks": "modelpipe_science_mc,modelpipe_sentence_mc,modelpipe_arith_gen",
-    "eval-limit": "10",
-    "benchmark-concurrency": "1,2",
-    "benchmark-requests": "10",
+    "tasks": "modelpipe_science_mc,modelpipe_sentence_mc,modelpipe_arith_gen",
+    "limit": "10",
+    "concurrency": "1,2",
+    "requests": "10",
 }
 # The tiny demo model is imported with serving defaults that keep the local run short.
 DEMO_SERVING_DEFAULTS = {"default-steps": "2", "default-size": "64x64"}
@@ -125,7 +125,7 @@ def build_decision(
             f"Task build-runtime needs {', '.join(task.unsupported)}, which the local runner cannot honour",
         )
     if not image_repo:
-        return False, "no --image-repo to push the runtime image to"
+        return False, "no --image to push the runtime image to"
     return True, "buildah and the base image are available"
 
 
@@ -206,10 +206,10 @@ def _check_eval_tools(settings: SessionSettings) -> None:
 def _deploy_params(settings: SessionSettings, services: Services, name: str) -> dict[str, str]:
     common = {
         "model-kind": settings.model_kind,
-        "deploy-target": "local",
-        "deploy-name": dns_label(name),
-        "deploy-port": str(free_port()),
-        "deploy-state-dir": str(settings.state_dir / "runtime"),
+        "target": "local",
+        "name": dns_label(name),
+        "port": str(free_port()),
+        "state-dir": str(settings.state_dir / "runtime"),
         "registry-url": services.registry_url,
         "data-connection": DATA_CONNECTION,
     }
@@ -286,12 +286,12 @@ def import_model(
     with sigterm_as_interrupt(), _services(settings) as services:
         params = {
             "model-kind": settings.model_kind,
-            "model-source": uri,
+            "source": uri,
             "model-name": name,
             "version-name": version,
             "s3-bucket": BUCKET,
-            "build-image": "true" if can_build else "false",
-            **({"runtime-image-repo": settings.image_repo} if can_build and settings.image_repo else {}),
+            "build": "true" if can_build else "false",
+            **({"image": settings.image_repo} if can_build and settings.image_repo else {}),
             "deploy": "true",
             **_deploy_params(settings, services, name),
             **({"model-variant": variant} if variant else {}),

@@ -74,7 +74,7 @@ def test_build_is_skipped_without_a_push_target(tmp_path):
     path = _fake_buildah(tmp_path, 0)
     assert build_decision(repo, repo / "tasks", {"PATH": path}, None) == (
         False,
-        "no --image-repo to push the runtime image to",
+        "no --image to push the runtime image to",
     )
 
 
