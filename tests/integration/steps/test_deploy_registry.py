@@ -94,8 +94,10 @@ def test_deploy_records_serving_environment_and_inference_service(
         "diffusers-runtime",
         "DEPLOYED",
     )
+    # Not exposed: the recorded endpoint is the in-cluster URL (the exposed case is in
+    # test_deploy_kserve_options.py).
     assert recorded["customProperties"]["url"] == {
-        "string_value": "https://tiny-sd-models.apps.example.com",
+        "string_value": "http://tiny-sd-predictor.models.svc.cluster.local",
         "metadataType": "MetadataStringValue",
     }
     assert isvc["metadata"]["labels"]["modelregistry.opendatahub.io/inference-service-id"] == recorded["id"]
