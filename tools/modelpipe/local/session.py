@@ -294,7 +294,7 @@ def import_model(
             **({"image": settings.image_repo} if can_build and settings.image_repo else {}),
             "deploy": "true",
             **_deploy_params(settings, services, name),
-            **({"model-variant": variant} if variant else {}),
+            **({"variant": variant} if variant else {}),
             **{key: value for key, value in defaults.items() if value},
         }
         run = _run(settings, "model-import.yaml", params, services)
