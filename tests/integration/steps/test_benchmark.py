@@ -30,6 +30,8 @@ SMALL = {
     "steps": 2,
     "width": 64,
     "height": 64,
+    # Every setting explicit: the fake V1 endpoint has no V2 metadata to read serving defaults from.
+    "guidance_scale": 7.5,
 }
 
 
@@ -245,6 +247,8 @@ def test_cli_with_s3_clip_model_writes_results_and_keeps_secrets_out(
         "2",
         "--size",
         "64x64",
+        "--guidance",
+        "7.5",
         "--benchmark-dir",
         str(out),
         "--results-dir",
