@@ -83,10 +83,12 @@ render_run() {
     --prog "${0##*/}" "$@"
 }
 
-# require_namespace WHAT VALUE: die unless VALUE is a namespace name (DNS-1123 label); WHAT names its source.
+# require_namespace WHAT VALUE: exit 1 unless VALUE is a namespace name; WHAT names its source. The rule
+# lives in modelpipe.names, with the other Kubernetes name rules.
 require_namespace() {
-  [[ $2 =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && ${#2} -le 63 ]] ||
-    die "$1 must be a DNS label (lowercase letters, digits, '-'), got '$2'"
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  modelpipe_module "$root" names "${0##*/}" "$1" "$2" || exit 1
 }
 
 # --- Run scripts (run-model-import.sh, run-model-testing.sh) ---------------------------------------

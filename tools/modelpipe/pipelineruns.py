@@ -22,11 +22,10 @@ from typing import Any
 import yaml
 
 from modelpipe.errors import ConfigError, ModelpipeError
+from modelpipe.names import is_dns_subdomain, require_namespace
 
 ParamValue = str | list[str]
 _FLAG = re.compile(r"^--([a-z][a-z0-9]*(?:-[a-z0-9]+)*)$")
-_DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -202,10 +201,7 @@ def render_from_files(
     Raises:
         ConfigError: A bad namespace, unknown flag, missing required flag, or a name that is no DNS label.
     """
-    if not _DNS_1123.match(namespace) or len(namespace) > 63:
-        raise ConfigError(
-            f"--namespace must be a DNS label (lowercase letters, digits, '-'), got {namespace!r}"
-        )
+    require_namespace("--namespace", namespace)
     params = pipeline_params(_load(root / "pipelines" / f"{pipeline}.yaml"))
     given = parse_param_flags(flags, params, pipeline)
     missing = [f"--{name}" for name in require if name not in given]
@@ -219,7 +215,7 @@ def render_from_files(
         require_dns_label("--name", name, MAX_SERVICE_NAME_LENGTH)
     claims = {k: v for k, v in (claim_workspaces or {}).items() if v}
     for claim in claims.values():
-        if not _DNS_1123_SUBDOMAIN.match(claim):
+        if not is_dns_subdomain(claim):
             raise ConfigError(f"claim name {claim!r} is not a DNS name", fix="name an existing PVC")
     if given.get("storage") == "pvc" and "model" not in claims:
         raise ConfigError(
