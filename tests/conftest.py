@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.runtime",
     "tests.fixtures.image_registry",
+    "tests.fixtures.kube",
     "tests.fixtures.llm",
     "tests.fixtures.llm_eval",
 ]

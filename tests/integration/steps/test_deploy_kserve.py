@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +22,6 @@ IMAGE = "quay.io/org/diffusers-runtime@sha256:" + "ab" * 32
 MODEL_URI = "s3://models/tiny-sd/0123abcd"
 # Not exposed: KServe reports the in-cluster address as status.url too.
 INTERNAL_URL = "http://tiny-sd-predictor.models.svc.cluster.local"
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    fake = FakeKube().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def kubeconfig(kube: FakeKube, tmp_path: Path) -> Path:
-    return kube.write_kubeconfig(tmp_path / "kubeconfig", namespace="models")
 
 
 def _deploy(kubeconfig: Path, **overrides: object) -> DeployResult:

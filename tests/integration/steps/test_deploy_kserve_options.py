@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,6 @@ IMAGE = "quay.io/org/diffusers-runtime@sha256:" + "ab" * 32
 V1 = "s3://models/tiny-sd/v1"
 V2 = "s3://models/tiny-sd/v2"
 EXTERNAL_URL = "https://tiny-sd-models.apps.example.com"
-
-
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    fake = FakeKube().start()
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture
-def kubeconfig(kube: FakeKube, tmp_path: Path) -> Path:
-    return kube.write_kubeconfig(tmp_path / "kubeconfig", namespace="models")
 
 
 def _deploy(kubeconfig: Path, model_uri: str = V1, **overrides: Any) -> DeployResult:
