@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,8 +87,10 @@ class DiffusersModel(Model):
         self.capabilities: Capabilities | None = None
         # Not `self.engine`: kserve's ModelServer treats a truthy `engine` attribute as its own engine hook.
         self.generator: Engine | None = None
-        encoders = min(4, os.cpu_count() or 1)
-        self._encoder = ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="encode")
+        # Images are encoded on the engine worker that generated them, up to this many at once while the
+        # next batch runs; the pool only serves a request whose images were ready before it was watched.
+        self._encoders = min(4, os.cpu_count() or 1)
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._download_seconds = download_seconds
 
     def load(self) -> bool:
@@ -108,7 +111,7 @@ class DiffusersModel(Model):
             default_guidance=7.5 if rules is None else rules.guidance_scale,
             rules=rules,
         )
-        self.generator = Engine(loaded, self.batching, self.metrics)
+        self.generator = Engine(loaded, self.batching, self.metrics, workers=1 + self._encoders)
         self.generator.start()
         if loaded.device.type == "cuda":
             self.metrics.watch_gpus()
@@ -298,13 +301,16 @@ class DiffusersModel(Model):
     def _encode_when_generated(
         self, generated: Future[list[GeneratedImage]], formats: list[str]
     ) -> Future[list[tuple[GeneratedImage, bytes]]]:
-        """Chain encoding onto generation in the encoder pool, without a trip through the event loop.
+        """Chain encoding onto generation, without a trip through the event loop.
 
-        The engine thread hands finished images straight to an encoder thread: one thread hand-off fewer
-        per request than awaiting the images and then the encoding. Cancelling the returned future (the
-        client went away) cancels the generation too, so the engine drops images still queued.
+        The engine worker that generated the images encodes them as it delivers them (the next batch runs
+        on another worker meanwhile): no thread hand-off between generation and encoding. Only a
+        callback run on the event loop (the images were ready before the callback was added) goes to the
+        encoder pool, so the loop never encodes. Cancelling the returned future (the client went away)
+        cancels the generation too, so the engine drops images still queued.
         """
         encoded: Future[list[tuple[GeneratedImage, bytes]]] = Future()
+        loop_thread = threading.get_ident()
 
         def encode() -> None:
             if not encoded.set_running_or_notify_cancel():
@@ -317,7 +323,10 @@ class DiffusersModel(Model):
             except BaseException as err:  # every outcome belongs to the waiting request
                 encoded.set_exception(err)
 
-        def start_encoding(_: Future[list[GeneratedImage]]) -> None:
+        def start_encoding(done: Future[list[GeneratedImage]]) -> None:
+            if threading.get_ident() != loop_thread or done.cancelled() or done.exception() is not None:
+                encode()  # on the engine worker, or only settling the request with its error
+                return
             try:
                 self._encoder.submit(encode)
             except RuntimeError:  # the pool is shut down (server stopping): settle the request here
