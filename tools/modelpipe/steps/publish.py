@@ -18,15 +18,8 @@ from modelpipe.errors import ConfigError, QualityGateError
 from modelpipe.manifest import sha256_file
 from modelpipe.redaction import redact
 from modelpipe.registry_client import connect_registry, get_version, registry_call
-from modelpipe.s3 import (
-    S3Client,
-    S3Location,
-    UploadItem,
-    make_s3_client,
-    parse_s3_uri,
-    upload_bytes,
-    upload_files,
-)
+from modelpipe.s3 import S3Client, S3Location, make_s3_client, parse_s3_uri, upload_bytes
+from modelpipe.uploads import UploadItem, upload_files
 
 log = logging.getLogger(__name__)
 

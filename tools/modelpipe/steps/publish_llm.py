@@ -16,7 +16,7 @@ from modelpipe.errors import ConfigError, QualityGateError
 from modelpipe.llm_results import EvaluationResults, LLMBenchmarkResults
 from modelpipe.redaction import redact
 from modelpipe.registry_client import connect_registry, get_version
-from modelpipe.s3 import S3Client, S3Location, make_s3_client, upload_bytes, upload_files
+from modelpipe.s3 import S3Client, S3Location, make_s3_client, upload_bytes
 from modelpipe.steps.publish import (
     PROP_CREATED,
     PROP_GATES,
@@ -30,6 +30,7 @@ from modelpipe.steps.publish import (
     report_location,
     upload_item,
 )
+from modelpipe.uploads import upload_files
 
 log = logging.getLogger(__name__)
 

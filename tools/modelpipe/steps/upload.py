@@ -8,8 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from boto3.s3.transfer import TransferConfig
-
 from modelpipe.errors import StorageError
 from modelpipe.manifest import (
     MANIFEST_NAME,
@@ -25,15 +23,14 @@ from modelpipe.s3 import (
     ObjectInfo,
     S3Client,
     S3Location,
-    UploadItem,
     check_bucket,
     delete_object,
     head_object,
     list_objects,
     storage_errors,
     upload_bytes,
-    upload_files,
 )
+from modelpipe.uploads import UploadConfig, UploadItem, upload_files
 
 log = logging.getLogger(__name__)
 # Parallel metadata requests (HEAD, list); below the S3 client's connection pool (transfer concurrency + 4).
@@ -66,23 +63,24 @@ def upload_model(
     src: Path,
     dest: S3Location,
     client: S3Client,
-    config: TransferConfig | None = None,
+    config: UploadConfig | None = None,
 ) -> UploadResult:
     """Upload a downloaded model folder (with manifest.json) to ``dest``.
 
     Order matters: every local file is checked for existence and size; objects already present with the
-    manifest's size and sha256 metadata are skipped; every file to send is sha256-verified against the
-    manifest before any transfer starts (a corrupted file is refused by name); a stale manifest.json at
-    ``dest`` is removed before anything changes; the rest go up in parallel; every object sent is checked
-    with HEAD; manifest.json goes last, so a prefix with a manifest is always complete. The bucket check,
-    the HEADs and the listing of the prefix go out together, so a no-change re-run costs about two round
-    trips.
+    manifest's size and sha256 metadata are skipped; a stale manifest.json at ``dest`` is removed before
+    anything changes; the rest go up as :func:`modelpipe.uploads.upload_files` chooses for the link, each
+    object completed only if its bytes have the manifest's sha256 (checked by the store, or hashed here
+    as it is read: a corrupted file is refused by name and nothing of it stays); every object sent is
+    checked with HEAD; manifest.json goes last, so a prefix with a manifest is always complete. The bucket
+    check, the HEADs and the listing of the prefix go out together, so a no-change re-run costs about two
+    round trips.
 
     Args:
         src: Model folder containing manifest.json.
         dest: Target prefix.
         client: From :func:`modelpipe.s3.make_s3_client`.
-        config: Transfer concurrency and part size (defaults from :func:`modelpipe.s3.transfer_config`).
+        config: Concurrency bound, part size, single-request limit (:class:`modelpipe.uploads.UploadConfig`).
 
     Raises:
         ManifestError: manifest.json is missing or invalid.
@@ -101,9 +99,6 @@ def upload_model(
     # Unfinished multipart uploads of files about to be sent are resumed by the transfer; the others
     # (files complete since, or no longer in the model) would stay in the store forever.
     _abort_unfinished(client, dest, unfinished, keep={item.path for item in missing})
-    # Everything about to be sent is hashed before the first byte goes out; objects already in S3 with the
-    # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
-    verify_files(src, manifest, hash_only={item.path for item in missing})
     # The remote manifest stays only if it is this one and every file it lists is already in place.
     keep_manifest = not missing and (
         _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
@@ -211,7 +206,7 @@ def _abort_unfinished(
 
 
 def _send(
-    client: S3Client, src: Path, dest: S3Location, files: list[ManifestFile], config: TransferConfig | None
+    client: S3Client, src: Path, dest: S3Location, files: list[ManifestFile], config: UploadConfig | None
 ) -> int:
     """Upload ``files``; returns the bytes reused from unfinished uploads of an earlier run."""
     if not files:
