@@ -2,9 +2,9 @@
 
 How :func:`upload_files` sends a set of files:
 
-1. Small files go first, several at once: they cost a round trip each, not bandwidth. The first goes alone
-   and tells whether the store checks ``x-amz-checksum-sha256`` (it echoes the checksum back). Meanwhile
-   three HEAD requests on the bucket measure the link's round trip.
+1. The link's round trip is measured (or taken from the caller, who timed its own requests). Small files
+   go first, several at once: they cost a round trip each, not bandwidth. The first goes alone and tells
+   whether the store checks ``x-amz-checksum-sha256`` (it echoes the checksum back).
 2. On a fast link (round trip up to :data:`FAST_LINK_RTT_SECONDS`, e.g. MinIO in the same cluster) each
    file goes as ONE request: one TCP stream is not window-bound there, and one request is the least work
    for both ends. On a slow link a file above the part size goes as a multipart upload whose parts travel
@@ -175,6 +175,7 @@ def upload_files(
     *,
     config: UploadConfig | None = None,
     callback: Callable[[int], None] | None = None,
+    round_trip: float | None = None,
 ) -> int:
     """Upload files, each as one verified request or a resumable parallel multipart upload (see module).
 
@@ -188,6 +189,8 @@ def upload_files(
         config: Concurrency bound, part size and single-request limit; :class:`UploadConfig` by default.
         callback: Called with byte counts as files and parts finish (e.g. a
             :class:`modelpipe.progress.Progress`).
+        round_trip: The link's round trip in seconds if the caller measured it (upload_model times its
+            survey); else :func:`measure_round_trip` measures it.
 
     Returns:
         Bytes not sent because finished parts of an earlier run were reused.
@@ -198,7 +201,27 @@ def upload_files(
     """
     if not items:
         return 0
-    return _UploadRun(client, config or UploadConfig(), callback).run(items)
+    return _UploadRun(client, config or UploadConfig(), callback).run(items, round_trip)
+
+
+def measure_round_trip(client: S3Client, bucket: str) -> float | None:
+    """Shorter of two HEAD-bucket round trips in seconds (None if the store cannot be reached).
+
+    HEAD on the bucket is the cheapest request a store answers (an error answer counts too: a key scoped
+    to a prefix may get 403); a small PUT would measure the store's write path instead. Two, because the
+    first may pay for opening the connection.
+    """
+    times: list[float] = []
+    for _ in range(2):
+        started = time.monotonic()
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError:
+            pass
+        except BotoCoreError:
+            return None
+        times.append(time.monotonic() - started)
+    return min(times)
 
 
 def upload_file(
@@ -248,37 +271,37 @@ class _UploadRun:
         # None until the first request says whether the store checks x-amz-checksum-sha256.
         self.store_checks_sha256: bool | None = None
 
-    def run(self, items: Sequence[UploadItem]) -> int:
+    def run(self, items: Sequence[UploadItem], round_trip: float | None) -> int:
         small = sorted((i for i in items if i.size <= SMALL_FILE_BYTES), key=lambda i: i.size)
         large = sorted((i for i in items if i.size > SMALL_FILE_BYTES), key=lambda i: -i.size)
+        rtt = (
+            round_trip
+            if round_trip is not None
+            else measure_round_trip(self.client, items[0].location.bucket)
+        )
+        fast = rtt is not None and rtt <= FAST_LINK_RTT_SECONDS
+        limit = self.config.single_request_limit(fast_link=fast)
+        self.controller = StreamController(
+            initial=2 if fast else self.config.max_concurrency, maximum=self.config.max_concurrency
+        )
+        log.info(
+            "link round trip %s (%s): files up to %d MiB in one request; %d transfers at first, at most %d",
+            f"{rtt * 1000:.1f} ms" if rtt is not None else "not measured",
+            "fast" if fast else "slow",
+            limit // MIB,
+            self.controller.limit,
+            self.config.max_concurrency,
+        )
         multiparts: list[_MultipartSend] = []
-        # One more worker than transfers: the round-trip probe runs beside them.
-        with ThreadPoolExecutor(self.config.max_concurrency + 1, thread_name_prefix="s3-upload") as pool:
-            round_trip = pool.submit(self._measure_round_trip, items[0].location.bucket)
-            futures: list[Future[None]] = []
+        futures: list[Future[Any]] = []
+        # Small files first, as they cost round trips, not bandwidth: the controller's limit holds back
+        # only large transfers, so small ones never wait behind them.
+        with ThreadPoolExecutor(self.config.max_concurrency, thread_name_prefix="s3-upload") as pool:
             if small:
                 # Alone, so the later requests know whether the store checks the sha256 itself.
                 self._guarded(small[0], self._send_whole, small[0])
             for item in small[1:]:
-                futures.append(self._submit(pool, item, self._send_whole, item))
-            for future in futures:
-                future.result()
-            rtt = round_trip.result()
-            fast = rtt is not None and rtt <= FAST_LINK_RTT_SECONDS
-            limit = self.config.single_request_limit(fast_link=fast)
-            initial = 2 if fast else self.config.max_concurrency
-            with self.slots:
-                self.controller = StreamController(initial=initial, maximum=self.config.max_concurrency)
-            log.info(
-                "link round trip %s (%s): files up to %d MiB in one request; %d transfers at first, "
-                "at most %d",
-                f"{rtt * 1000:.1f} ms" if rtt is not None else "not measured",
-                "fast" if fast else "slow",
-                limit // MIB,
-                self.controller.limit,
-                self.config.max_concurrency,
-            )
-            futures = []
+                futures.append(pool.submit(self._guarded, item, self._send_whole, item))
             for item in large:
                 if item.size <= limit:
                     futures.append(self._submit(pool, item, self._send_whole, item))
@@ -322,24 +345,6 @@ class _UploadRun:
             with self.slots:
                 self.failures.append((item, err))
             return 0
-
-    def _measure_round_trip(self, bucket: str) -> float | None:
-        """Shortest of three HEAD-bucket round trips in seconds (None if the store cannot be reached).
-
-        HEAD on the bucket is the cheapest request a store answers (an error answer counts too: a key
-        scoped to a prefix may get 403); a small PUT would measure the store's write path instead.
-        """
-        times: list[float] = []
-        for _ in range(3):
-            started = time.monotonic()
-            try:
-                self.client.head_bucket(Bucket=bucket)
-            except ClientError:
-                pass
-            except BotoCoreError:
-                return None
-            times.append(time.monotonic() - started)
-        return min(times)
 
     # Whole files in one request.
 
