@@ -140,18 +140,23 @@ def recorded(state_dir: Path) -> list[tuple[Path, ServedState]]:
     return found
 
 
-def _stop(path: Path, state: ServedState, *, timeout: float) -> bool:
-    """Stop the recorded server if it still runs its module; remove its record. True if it ran."""
-    running = alive(state.pid) and runs_module(state.pid, state.module)
-    if running:
-        if not stop_group(state.pid, timeout=timeout):
-            raise DeployError(f"{state.module} process {state.pid} survived SIGKILL")
-        logger.info("stopped local %s server %d", state.module, state.pid)
+def _signal(pid: int, module: str) -> bool:
+    """SIGTERM, then SIGKILL, the group of ``pid`` if it still runs ``module``. True if it ran."""
+    if not (alive(pid) and runs_module(pid, module)):
+        return False
+    if not stop_group(pid, timeout=STOP_TIMEOUT):
+        raise DeployError(f"{module} process {pid} survived SIGKILL")
+    logger.info("stopped local %s server %d", module, pid)
+    return True
+
+
+def _stop(path: Path, state: ServedState) -> bool:
+    running = _signal(state.pid, state.module)
     path.unlink(missing_ok=True)
     return running
 
 
-def stop_recorded(state_dir: Path, *, timeout: float = STOP_TIMEOUT) -> bool:
+def stop_recorded(state_dir: Path) -> bool:
     """Stop whatever server ``state_dir`` records (its whole process group). False if none ran.
 
     A recorded pid that no longer runs the recorded module (gone, or reused by another program) is
@@ -162,8 +167,7 @@ def stop_recorded(state_dir: Path, *, timeout: float = STOP_TIMEOUT) -> bool:
     """
     if not state_dir.is_dir():
         return False
-    stopped = [_stop(path, state, timeout=timeout) for path, state in recorded(state_dir)]
-    return any(stopped)
+    return any([_stop(path, state) for path, state in recorded(state_dir)])
 
 
 def stop_served(state_dir: Path, program: ServedProgram) -> bool:
@@ -173,9 +177,7 @@ def stop_served(state_dir: Path, program: ServedProgram) -> bool:
         DeployError: The state file is damaged, or the server survived SIGKILL.
     """
     state = read_state(state_dir, program)
-    if state is None:
-        return False
-    return _stop(state_dir / program.state_file, state, timeout=STOP_TIMEOUT)
+    return state is not None and _stop(state_dir / program.state_file, state)
 
 
 def stop_pid(pid: int, program: ServedProgram) -> bool:
@@ -184,14 +186,9 @@ def stop_pid(pid: int, program: ServedProgram) -> bool:
     Raises:
         DeployError: The pid belongs to some other program, or it survived SIGKILL.
     """
-    if not alive(pid):
-        return False
-    if not runs_module(pid, program.module):
+    if alive(pid) and not runs_module(pid, program.module):
         raise DeployError(f"process {pid} is not a {program.module} process; not stopping it")
-    if not stop_group(pid, timeout=STOP_TIMEOUT):
-        raise DeployError(f"{program.module} process {pid} survived SIGKILL")
-    logger.info("stopped local %s %d", program.label, pid)
-    return True
+    return _signal(pid, program.module)
 
 
 @dataclass(frozen=True)
@@ -241,7 +238,7 @@ def reuse_or_clear(state_dir: Path, program: ServedProgram, request: ServeReques
             )
     if recorded(state_dir):
         logger.info("replacing the local server recorded in %s", state_dir)
-        stop_recorded(state_dir, timeout=STOP_TIMEOUT)
+        stop_recorded(state_dir)
     if not port_is_free(request.port, HOST):
         raise ConfigError(
             f"port {request.port} on {HOST} is already in use", fix="pass another --port or stop that server"
