@@ -6,6 +6,7 @@ problem is reported), so each check is shown to be able to fail.
 
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import re
@@ -656,22 +657,27 @@ def _env_template_keys(root: Path) -> dict[str, str]:
     return keys
 
 
+def _dry_run_values(root: Path, auth: Path) -> dict[str, str]:
+    """Every .env.template key with a placeholder value (the images and namespace valid ones)."""
+    values = {k: f"placeholder-{k.lower().replace('_', '-')}" for k in _env_template_keys(root)}
+    values.update(
+        NAMESPACE="modelpipe",
+        TOOLS_IMAGE="quay.io/x/tools:1.0",
+        RUNTIME_IMAGE_REPO="quay.io/x/runtime",
+        REGISTRY_AUTH_FILE=str(auth),
+        AWS_S3_ENDPOINT="http://minio:9000",
+    )
+    return values
+
+
 @functools.cache
 def _deploy_dry_run(root: Path) -> str:
-    """deploy.sh --dry-run with every .env.template key filled (placeholder values)."""
-    keys = _env_template_keys(root)
+    """deploy.sh --dry-run with every .env.template key filled (``_dry_run_values``)."""
     with tempfile.TemporaryDirectory() as tmp:
         auth = Path(tmp) / "auth.json"
         auth.write_text('{"auths": {}}', encoding="utf-8")
-        values = {k: f"placeholder-{k.lower().replace('_', '-')}" for k in keys}
-        values.update(
-            NAMESPACE="modelpipe",
-            TOOLS_IMAGE="quay.io/x/tools:1.0",
-            RUNTIME_IMAGE_REPO="quay.io/x/runtime",
-            REGISTRY_AUTH_FILE=str(auth),
-            AWS_S3_ENDPOINT="http://minio:9000",
-        )
         env_file = Path(tmp) / "env"
+        values = _dry_run_values(root, auth)
         env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
         return subprocess.run(
             [
@@ -754,6 +760,99 @@ def check_secrets_agree(root: Path) -> Problems:
     problems += [
         f"gitops/base: Secret layout {n} is not filled by deploy.sh" for n in base_secrets - created.keys()
     ]
+    return problems
+
+
+CONFIG_MODULE = "tools/modelpipe/config.py"
+CONFIG_MAP = "modelpipe-config"
+CONFIG_MAP_FILE = "gitops/base/config.yaml"
+
+
+def config_env_vars(root: Path) -> tuple[set[str], set[str]]:
+    """(every env var config.py reads, those it declares NOT_CLUSTER_SETTINGS), parsed from its source.
+
+    config.py names each variable once as ``NAME = "NAME"``; parsing (not importing) keeps the check
+    usable on a broken copy.
+    """
+    tree = ast.parse((root / CONFIG_MODULE).read_text(encoding="utf-8"))
+    names: set[str] = set()
+    excluded: set[str] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target = node.targets[0]
+        if not isinstance(target, ast.Name):
+            continue
+        value = node.value
+        if isinstance(value, ast.Constant) and value.value == target.id and target.id.isupper():
+            names.add(target.id)
+        elif target.id == "NOT_CLUSTER_SETTINGS":
+            excluded = {n.id for n in ast.walk(value) if isinstance(n, ast.Name) and n.id.isupper()}
+    return names, excluded
+
+
+def _step_env_refs(step: Doc) -> set[str]:
+    return {
+        item["valueFrom"]["configMapKeyRef"]["key"]
+        for item in step.get("env", [])
+        if item.get("valueFrom", {}).get("configMapKeyRef", {}).get("name") == CONFIG_MAP
+    }
+
+
+def check_settings_offered(root: Path) -> Problems:
+    """Every setting config.py reads is offered in .env.template; the ConfigMap carries them to the steps.
+
+    The base ConfigMap's keys are exactly those deploy.sh fills, its defaults are the template's, and a
+    step that reads one Model Registry setting from it reads all of them.
+    """
+    template = _env_template_keys(root)
+    template_values = {
+        match.group(1): match.group(2).strip().strip("\"'")
+        for line in (root / ".env.template").read_text(encoding="utf-8").splitlines()
+        if (match := re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line))
+    }
+    read, excluded = config_env_vars(root)
+    problems = [
+        f".env.template does not offer {name}, which {CONFIG_MODULE} reads "
+        "(offer it, or list it in NOT_CLUSTER_SETTINGS)"
+        for name in sorted(read - excluded - template.keys())
+    ]
+    (base,) = [
+        doc
+        for doc in load_all((root / CONFIG_MAP_FILE).read_text(encoding="utf-8"))
+        if doc["kind"] == "ConfigMap"
+    ]
+    offered = {key: str(value) for key, value in base.get("data", {}).items()}
+    env = _dry_run_values(root, Path("unused"))
+    for doc in load_all(_deploy_dry_run(root).replace("<redacted>", "x")):
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == CONFIG_MAP:
+            # The rendered map merges the base in, so a key deploy.sh fills holds the .env value.
+            data = {key: str(value) for key, value in doc.get("data", {}).items()}
+            problems += [
+                f"{CONFIG_MAP_FILE}: key {k} is never filled by deploy.sh from .env"
+                for k in sorted(offered)
+                if k not in env or data.get(k) != env[k]
+            ]
+            problems += [
+                f"deploy.sh fills {CONFIG_MAP} key {k} that {CONFIG_MAP_FILE} lacks"
+                for k in sorted(data.keys() - offered.keys())
+            ]
+    for key, value in sorted(offered.items()):
+        if key not in template:
+            problems.append(f"{CONFIG_MAP_FILE}: key {key} is not offered in .env.template")
+        elif template_values.get(key) and template_values[key] != value:
+            problems.append(
+                f"{CONFIG_MAP_FILE}: {key} defaults to {value!r}, .env.template to {template_values[key]!r}"
+            )
+    registry_keys = {key for key in offered if key.startswith("MODEL_REGISTRY_")}
+    for name, task in sorted(tasks_by_name(root).items()):
+        for step in task["spec"].get("steps", []):
+            mapped = _step_env_refs(step)
+            if mapped & registry_keys and registry_keys - mapped:
+                missing = ", ".join(sorted(registry_keys - mapped))
+                problems.append(
+                    f"Task {name} step {step['name']}: reads the registry settings but not {missing}"
+                )
     return problems
 
 

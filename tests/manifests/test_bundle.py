@@ -57,6 +57,7 @@ CHECKS: dict[str, Callable[[Path], checks.Problems]] = {
     "step_convention": checks.check_step_convention,
     "pipeline_policies": checks.check_pipeline_policies,
     "secrets_agree": checks.check_secrets_agree,
+    "settings_offered": checks.check_settings_offered,
     "task_flags_exist": checks.check_task_flags_exist,
     "monitoring_metrics": checks.check_monitoring_metrics,
     "tasks_readme": checks.check_tasks_readme,
@@ -525,6 +526,30 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "HF_TOKEN",
     ),
     (
+        "settings_offered",
+        "setting config.py reads but .env.template does not offer",
+        edit(".env.template", "MODEL_REGISTRY_TIMEOUT=30\n", ""),
+        ".env.template does not offer MODEL_REGISTRY_TIMEOUT",
+    ),
+    (
+        "settings_offered",
+        "ConfigMap key deploy.sh never fills",
+        edit("deploy.sh", '--config "MODEL_REGISTRY_TIMEOUT=$(env_value MODEL_REGISTRY_TIMEOUT 30)" ', ""),
+        "key MODEL_REGISTRY_TIMEOUT is never filled by deploy.sh from .env",
+    ),
+    (
+        "settings_offered",
+        "ConfigMap default that differs from the template's",
+        edit("gitops/base/config.yaml", 'MODEL_REGISTRY_TIMEOUT: "30"', 'MODEL_REGISTRY_TIMEOUT: "60"'),
+        "MODEL_REGISTRY_TIMEOUT defaults to '60', .env.template to '30'",
+    ),
+    (
+        "settings_offered",
+        "registry step without the timeout",
+        edit("tasks/publish-results.yaml", "key: MODEL_REGISTRY_TIMEOUT", "key: MODEL_REGISTRY_AUTHOR"),
+        "Task publish-results step publish: reads the registry settings but not MODEL_REGISTRY_TIMEOUT",
+    ),
+    (
         "task_flags_exist",
         "flag modelpipe does not have",
         edit(
@@ -561,3 +586,10 @@ def test_check_reports_broken_copy(
 
 def test_every_check_has_a_broken_copy() -> None:
     assert set(CHECKS) == {name for name, *_ in BROKEN}
+
+
+def test_the_template_offers_the_registry_timeout_config_defaults_to() -> None:
+    from modelpipe.config import DEFAULT_REGISTRY_TIMEOUT, MODEL_REGISTRY_TIMEOUT
+
+    template = (REPO_ROOT / ".env.template").read_text(encoding="utf-8").splitlines()
+    assert f"{MODEL_REGISTRY_TIMEOUT}={DEFAULT_REGISTRY_TIMEOUT:g}" in template

@@ -50,7 +50,8 @@ def big_model(tmp_path: Path) -> Path:
 def _upload(model_dir: Path, dest: str, env: dict[str, str], results: Path) -> subprocess.Popen[str]:
     command = [
         sys.executable, "-m", "modelpipe", "upload", "--model-dir", str(model_dir), "--model-uri", dest,
-        "--chunk-size-mb", str(PART_MIB), "--max-concurrency", "1", "--results-dir", str(results),
+        "--chunk-size-mb", str(PART_MIB), "--single-request-max-mb", str(PART_MIB), "--max-concurrency", "1",
+        "--results-dir", str(results),
     ]  # fmt: skip
     return subprocess.Popen(
         command,

@@ -23,6 +23,23 @@ def test_empty_flags_leave_everything_to_the_model() -> None:
     assert defaults.empty and defaults.properties() == {} and defaults.runtime_args() == ()
 
 
+@pytest.mark.parametrize(
+    ("defaults", "text"),
+    [
+        (
+            ServingDefaults(steps=1, guidance=0.0, size=(512, 768)),
+            "512x768, 1 steps, guidance 0 (runtime flags)",
+        ),
+        (ServingDefaults(guidance=3.5), "the model's size, the model's steps, guidance 3.5 (runtime flags)"),
+        (ServingDefaults(), "the model's own (no default flags given to the runtime)"),
+    ],
+)
+def test_the_flags_a_deploy_gives_are_described_like_served_defaults(
+    defaults: ServingDefaults, text: str
+) -> None:
+    assert defaults.describe() == text
+
+
 def test_defaults_round_trip_through_the_version_properties() -> None:
     defaults = parse_serving_defaults(steps="1", guidance="0", size="512x768")
     assert defaults == ServingDefaults(steps=1, guidance=0.0, size=(512, 768))

@@ -215,3 +215,19 @@ def vllm_python(env: Mapping[str, str] | None = None) -> str:
         f"no vLLM environment: {' or '.join(str(c) for c in candidates)} is not an executable Python",
         fix=f"run `make vllm-venv` (tools/scripts/setup-vllm-venv.sh) or set {MODELPIPE_VLLM_PYTHON}",
     )
+
+
+# Read by modelpipe but no cluster setting, so .env.template does not offer them: per-run switches of
+# the CLI, the local stand-ins' and dev tools' paths, a Hub mirror for tests, a fallback of
+# REGISTRY_AUTH_FILE. Every other variable named above is offered there (tests/manifests checks it).
+NOT_CLUSTER_SETTINGS = frozenset(
+    {
+        MODELPIPE_LOG_LEVEL,
+        MODELPIPE_DEBUG,
+        MODELPIPE_EVAL_BIN,
+        MODELPIPE_LOCAL_DIR,
+        MODELPIPE_VLLM_PYTHON,
+        HF_ENDPOINT,
+        DOCKER_CONFIG,
+    }
+)

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
-from modelpipe.files import write_text_atomic
 from modelpipe.llm_results import EvaluationResults, LLMBenchmarkResults, LoadLevel
-from modelpipe.redaction import redact
+from modelpipe.report import INDEX_FILE as INDEX_FILE  # the page's name, for the publish step
+from modelpipe.report import escape, html_page, new_figure, save_png, write_index
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = "index.html"
 EVALUATION_FILE = "evaluation.json"
 BENCHMARK_FILE = "results.json"
 SCORES_PLOT = "scores.png"
 LATENCY_PLOT = "latency.png"
 THROUGHPUT_PLOT = "throughput.png"
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
-h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}
-table{border-collapse:collapse;margin:.5rem 0}
-td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#666}
-""".strip()
 
 
 def render_llm_report(
@@ -47,8 +36,7 @@ def render_llm_report(
         benchmark.save(out_dir / BENCHMARK_FILE)
         plot_latency(benchmark, out_dir / LATENCY_PLOT)
         plot_throughput(benchmark, out_dir / THROUGHPUT_PLOT)
-    index = out_dir / INDEX_FILE
-    write_text_atomic(index, redact(_page(evaluation, benchmark)))
+    index = write_index(out_dir, _page(evaluation, benchmark))
     log.info("report written to %s", index)
     return index
 
@@ -57,7 +45,7 @@ def plot_scores(results: EvaluationResults, path: Path) -> Path:
     """Headline metric per task with its standard error as a bar chart."""
     rows = [(task.name, task.headline()) for task in results.tasks]
     shown = [(name, metric) for name, metric in rows if metric is not None]
-    figure = Figure(figsize=(max(5, 1.6 * len(shown) + 2), 4), dpi=100, layout="constrained")
+    figure = new_figure(max(5, 1.6 * len(shown) + 2))
     ax = figure.subplots()
     positions = list(range(len(shown)))
     ax.bar(
@@ -70,8 +58,7 @@ def plot_scores(results: EvaluationResults, path: Path) -> Path:
     ax.set_xticks(positions, [f"{name}\n({metric.name})" for name, metric in shown], fontsize=8)
     ax.set(title=f"lm-eval: {results.model_name}", ylabel="score", ylim=(0, 1))
     ax.grid(axis="y", alpha=0.3)
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def _sorted(levels: list[LoadLevel]) -> list[LoadLevel]:
@@ -82,7 +69,7 @@ def plot_latency(results: LLMBenchmarkResults, path: Path) -> Path:
     """TTFT and inter-token latency percentiles against concurrency."""
     levels = _sorted(results.levels)
     x = [level.concurrency for level in levels]
-    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    figure = new_figure()
     ttft_ax, itl_ax = figure.subplots(1, 2)
     for label in ("p50", "p95", "p99"):
         ttft_ax.plot(x, [getattr(level.ttft_ms, label) for level in levels], marker="o", label=label)
@@ -98,15 +85,14 @@ def plot_latency(results: LLMBenchmarkResults, path: Path) -> Path:
         f"{results.model_name}: {results.settings.prompt_tokens} prompt / "
         f"{results.settings.output_tokens} output tokens"
     )
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def plot_throughput(results: LLMBenchmarkResults, path: Path) -> Path:
     """Output tokens per second and requests per second against concurrency."""
     levels = _sorted(results.levels)
     x = [level.concurrency for level in levels]
-    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    figure = new_figure()
     tokens_ax, requests_ax = figure.subplots(1, 2)
     tokens_ax.plot(x, [level.output_tokens_per_second for level in levels], marker="o", color="tab:green")
     requests_ax.plot(x, [level.requests_per_second for level in levels], marker="o", color="tab:purple")
@@ -116,17 +102,14 @@ def plot_throughput(results: LLMBenchmarkResults, path: Path) -> Path:
         ax.set_xticks(x)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    figure.savefig(path, format="png")
-    return path
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return save_png(figure, path)
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
-    header = "".join(f"<th>{_e(cell)}</th>" for cell in head)
-    body = "\n".join("<tr>" + "".join(f'<td class="num">{_e(c)}</td>' for c in row) + "</tr>" for row in rows)
+    header = "".join(f"<th>{escape(cell)}</th>" for cell in head)
+    body = "\n".join(
+        "<tr>" + "".join(f'<td class="num">{escape(c)}</td>' for c in row) + "</tr>" for row in rows
+    )
     return f"<table>\n<tr>{header}</tr>\n{body}\n</table>"
 
 
@@ -150,7 +133,7 @@ def _evaluation_section(results: EvaluationResults) -> str:
     limit = "all documents" if results.limit is None else f"limit {results.limit} per task"
     created = results.created.isoformat()
     return f"""<h2>lm-eval scores</h2>
-<p class="meta">lm-eval {_e(results.lm_eval_version)}, {_e(limit)}, created {_e(created)}</p>
+<p class="meta">lm-eval {escape(results.lm_eval_version)}, {escape(limit)}, created {escape(created)}</p>
 <img src="{SCORES_PLOT}" alt="headline score per task with standard error">
 {_table(["task", "metric", "filter", "value", "stderr", "samples", "API"], rows)}
 <h3>Provenance</h3>
@@ -193,8 +176,8 @@ def _benchmark_section(results: LLMBenchmarkResults) -> str:
     ]
     s = results.settings
     return f"""<h2>guidellm load test</h2>
-<p class="meta">guidellm {_e(results.guidellm_version)}, synthetic prompts of {s.prompt_tokens} tokens,
-{s.output_tokens} output tokens, {s.requests_per_level} requests per level, {_e(s.request_format)}</p>
+<p class="meta">guidellm {escape(results.guidellm_version)}, synthetic prompts of {s.prompt_tokens} tokens,
+{s.output_tokens} output tokens, {s.requests_per_level} requests per level, {escape(s.request_format)}</p>
 <img src="{LATENCY_PLOT}" alt="TTFT and inter-token latency against concurrency" width="1000">
 <img src="{THROUGHPUT_PLOT}" alt="throughput against concurrency" width="1000">
 {_table(head, rows)}
@@ -205,25 +188,10 @@ def _page(evaluation: EvaluationResults | None, benchmark: LLMBenchmarkResults |
     source = evaluation if evaluation is not None else benchmark
     name = source.model_name if source is not None else "model"
     endpoint = source.endpoint if source is not None else "-"
-    title = f"Tests: {name}"
     sections = []
     if evaluation is not None:
         sections.append(_evaluation_section(evaluation))
     if benchmark is not None:
         sections.append(_benchmark_section(benchmark))
-    body = "\n".join(sections)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<h1>{_e(title)}</h1>
-<p class="meta">endpoint {_e(endpoint)}</p>
-{body}
-</body>
-</html>
-"""
+    body = "\n".join([f'<p class="meta">endpoint {escape(endpoint)}</p>', *sections])
+    return html_page(f"Tests: {name}", body)

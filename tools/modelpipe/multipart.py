@@ -2,16 +2,16 @@
 
 A killed upload leaves its multipart upload unfinished in the store; the next run resumes it from the parts
 whose size and MD5 ETag match the local bytes, and aborts what it cannot resume, so nothing unfinished is
-left once a run completes. Used by :func:`modelpipe.s3.upload_files`.
+left once a run completes. Used by :func:`modelpipe.uploads.upload_files`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,11 @@ def with_transfer_retries(call: Callable[[], Any], what: str) -> Any:
     raise AssertionError("unreachable: the deadline ends the loop")
 
 
-class MultipartUpload:
-    """One large file as a multipart upload, resuming a verified unfinished upload of the same key.
+class MultipartFile:
+    """One large file as a multipart upload: resume or start it, send parts, complete or abort it.
+
+    :func:`modelpipe.uploads.upload_files` reads the file once, in order, and decides per part whether an
+    earlier run's part can stay (its MD5 ETag matches the local bytes) or goes again.
 
     Args:
         client: A boto3 S3 client.
@@ -63,8 +66,7 @@ class MultipartUpload:
         bucket: Target bucket.
         key: Target key.
         extra_args: CreateMultipartUpload arguments (Metadata, ContentType).
-        chunksize: Part size in bytes (the last part is shorter).
-        callback: Called with the byte count of each part sent or reused.
+        part_size: Part size in bytes (the last part is shorter).
     """
 
     def __init__(
@@ -75,8 +77,7 @@ class MultipartUpload:
         key: str,
         *,
         extra_args: dict[str, Any],
-        chunksize: int,
-        callback: Callable[[int], None] | None = None,
+        part_size: int,
     ) -> None:
         self.client = client
         self.path = path
@@ -84,24 +85,62 @@ class MultipartUpload:
         self.uri = f"s3://{bucket}/{key}"
         self.extra_args = extra_args
         self.size = path.stat().st_size
-        self.chunksize = chunksize
-        self.callback = callback
-        self.count = max(1, -(-self.size // chunksize))
+        self.part_size = part_size
+        self.count = max(1, -(-self.size // part_size))
 
-    def run(self, parts_pool: ThreadPoolExecutor) -> int:
-        """Upload the missing parts on ``parts_pool`` and complete; returns the bytes reused."""
-        upload_id, done = self._resume_or_create()
-        reused = sum(self._part_size(number) for number in done)
-        if reused:
-            log.info("resuming %s: %d of %d parts already uploaded", self.uri, len(done), self.count)
-            if self.callback is not None:
-                self.callback(reused)
-        pending = {
-            number: parts_pool.submit(self._upload_part, upload_id, number)
-            for number in range(1, self.count + 1)
-            if number not in done
-        }
-        etags = dict(done) | {number: future.result() for number, future in pending.items()}
+    def part_size_of(self, number: int) -> int:
+        """Bytes in part ``number`` (1-based)."""
+        return min(self.part_size, self.size - (number - 1) * self.part_size)
+
+    def resume_or_create(self) -> tuple[str, dict[int, str]]:
+        """The newest unfinished upload of this key whose parts all match the file, with its
+        ``{part: ETag}``; else a new upload and ``{}``.
+
+        Every other unfinished upload of the key is aborted. A part matches when its size is what this
+        part size gives and its ETag is the MD5 of those local bytes (what S3 returns for a part): a file
+        that changed since, or a different part size, starts over rather than mixing content. An upload
+        without parts is not resumed either: nothing would be saved, and its metadata may be another
+        version's.
+        """
+        uploads = sorted(
+            unfinished_uploads(self.client, self.bucket, self.key, exact=True),
+            key=lambda upload: upload["Initiated"],
+            reverse=True,
+        )
+        chosen: tuple[str, dict[int, str]] | None = None
+        for upload in uploads:
+            parts = self._listed_parts(upload["UploadId"]) if chosen is None else None
+            if parts is not None:
+                chosen = (upload["UploadId"], parts)
+            else:
+                abort_upload(self.client, self.bucket, self.key, upload["UploadId"])
+        if chosen is not None:
+            log.info("resuming %s: %d of %d parts listed", self.uri, len(chosen[1]), self.count)
+            return chosen
+        response = with_transfer_retries(
+            lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra_args),
+            f"starting the upload of {self.uri}",
+        )
+        return str(response["UploadId"]), {}
+
+    def upload_part(self, upload_id: str, number: int, data: bytes) -> str:
+        """Send one part with its Content-MD5 (the store refuses bytes that changed on the way); its ETag."""
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        response = with_transfer_retries(
+            lambda: self.client.upload_part(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentMD5=md5,
+            ),
+            f"uploading part {number} of {self.uri}",
+        )
+        return str(response["ETag"])
+
+    def complete(self, upload_id: str, etags: dict[int, str]) -> None:
+        """Join the parts into the object."""
         with_transfer_retries(
             lambda: self.client.complete_multipart_upload(
                 Bucket=self.bucket,
@@ -111,68 +150,29 @@ class MultipartUpload:
             ),
             f"completing {self.uri}",
         )
-        return reused
 
-    def _part_size(self, number: int) -> int:
-        return min(self.chunksize, self.size - (number - 1) * self.chunksize)
+    def abort(self, upload_id: str) -> None:
+        """Drop the upload and its parts."""
+        abort_upload(self.client, self.bucket, self.key, upload_id)
 
-    def _read_part(self, number: int) -> bytes:
-        with self.path.open("rb") as source:
-            source.seek((number - 1) * self.chunksize)
-            return source.read(self._part_size(number))
-
-    def _upload_part(self, upload_id: str, number: int) -> str:
-        data = self._read_part(number)
-        response = with_transfer_retries(
-            lambda: self.client.upload_part(
-                Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data
-            ),
-            f"uploading part {number} of {self.uri}",
-        )
-        if self.callback is not None:
-            self.callback(len(data))
-        return str(response["ETag"])
-
-    def _resume_or_create(self) -> tuple[str, dict[int, str]]:
-        """The newest unfinished upload of this key whose parts all match the file, else a new one.
-
-        Every other unfinished upload of the key is aborted. A part matches when its size is what this
-        part size gives and its ETag is the MD5 of those local bytes (what S3 returns for a part): a file
-        that changed since, or a different part size, starts over rather than mixing content.
-        """
-        uploads = sorted(
-            unfinished_uploads(self.client, self.bucket, self.key, exact=True),
-            key=lambda upload: upload["Initiated"],
-            reverse=True,
-        )
-        chosen: tuple[str, dict[int, str]] | None = None
-        for upload in uploads:
-            done = self._verified_parts(upload["UploadId"]) if chosen is None else None
-            if done is not None:
-                chosen = (upload["UploadId"], done)
-            else:
-                abort_upload(self.client, self.bucket, self.key, upload["UploadId"])
-        if chosen is not None:
-            return chosen
-        response = with_transfer_retries(
-            lambda: self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra_args),
-            f"starting the upload of {self.uri}",
-        )
-        return str(response["UploadId"]), {}
-
-    def _verified_parts(self, upload_id: str) -> dict[int, str] | None:
-        """``{part number: ETag}`` of the upload's parts if every one matches the local file, else None."""
-        done: dict[int, str] = {}
+    def _listed_parts(self, upload_id: str) -> dict[int, str] | None:
+        """``{part number: ETag}`` of an upload whose parts all match the local file, else None."""
+        listed: dict[int, str] = {}
         paginator = self.client.get_paginator("list_parts")
-        for page in paginator.paginate(Bucket=self.bucket, Key=self.key, UploadId=upload_id):
-            for part in page.get("Parts", []):
-                number, etag = int(part["PartNumber"]), str(part["ETag"])
-                if not 1 <= number <= self.count or int(part["Size"]) != self._part_size(number):
-                    return None
-                if etag.strip('"').lower() != hashlib.md5(self._read_part(number)).hexdigest():
-                    return None
-                done[number] = etag
-        return done
+        with self.path.open("rb") as source:
+            for page in paginator.paginate(Bucket=self.bucket, Key=self.key, UploadId=upload_id):
+                for part in page.get("Parts", []):
+                    number, etag = int(part["PartNumber"]), str(part["ETag"])
+                    if not 1 <= number <= self.count or int(part["Size"]) != self.part_size_of(number):
+                        return None
+                    source.seek((number - 1) * self.part_size)
+                    if (
+                        etag.strip('"').lower()
+                        != hashlib.md5(source.read(self.part_size_of(number))).hexdigest()
+                    ):
+                        return None
+                    listed[number] = etag
+        return listed or None
 
 
 def unfinished_uploads(client: Any, bucket: str, key: str, *, exact: bool = False) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -445,6 +445,45 @@ def metadata_values(properties: Mapping[str, SupportedTypes]) -> dict[str, Metad
             {f"{kind}_value": raw, "metadataType": f"Metadata{kind.capitalize()}Value"}
         )
     return values
+
+
+# A number's string copy goes under "<key>_text": the dashboard shows only string properties.
+TEXT_SUFFIX = "_text"
+
+
+def numbers_with_text(numbers: Mapping[str, tuple[float, str]]) -> dict[str, SupportedTypes]:
+    """``{key: (value, text)}`` as properties: the double under ``key``, its text under ``key_text``."""
+    properties: dict[str, SupportedTypes] = {}
+    for key, (value, text) in numbers.items():
+        properties[key] = float(value)
+        properties[key + TEXT_SUFFIX] = text
+    return properties
+
+
+def update_version_properties(
+    registry: ModelRegistry,
+    version_id: str,
+    properties: Mapping[str, SupportedTypes],
+    *,
+    remove: Iterable[str] = (),
+    rerun_hint: str = "re-run the step",
+) -> None:
+    """Merge ``properties`` into the version's custom properties and drop ``remove``, in one update.
+
+    A PATCH replaces the whole map, so the current map is read first and what others wrote stays.
+
+    Raises:
+        RegistryError: The version does not exist, or the update was refused.
+    """
+    version = get_version(registry, version_id)
+    merged = dict(version.custom_properties or {})
+    merged.update(properties)
+    for key in remove:
+        merged.pop(key, None)
+    version.custom_properties = merged
+    registry_call(
+        f"updating model version {version_id}", lambda: registry.update(version), rerun_hint=rerun_hint
+    )
 
 
 def upsert_serving_environment(

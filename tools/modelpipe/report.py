@@ -1,4 +1,8 @@
-"""HTML benchmark report: a folder with index.html, a latency plot PNG and the images; no external links."""
+"""HTML reports: a folder with index.html, PNG plots and copies of the results; no external links.
+
+The page frame, plot saving and the upload of a report folder are shared by both model kinds; the
+text-to-image report (CLIP score, latency, the images) is here, the language-model one in llm_report.py.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import html
 import logging
 import math
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -13,7 +19,10 @@ from matplotlib.figure import Figure
 from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults
 from modelpipe.errors import BenchmarkResultsError
 from modelpipe.files import write_text_atomic
+from modelpipe.manifest import sha256_file
 from modelpipe.redaction import redact
+from modelpipe.s3 import S3Client, S3Location, upload_bytes
+from modelpipe.uploads import UploadItem, upload_files
 
 log = logging.getLogger(__name__)
 
@@ -25,17 +34,103 @@ _PERCENTILES = (
     ("p95", "p95_seconds"),
     ("p99", "p99_seconds"),
 )
-_CSS = """
+PAGE_CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
 h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}
 table{border-collapse:collapse;margin:.5rem 0}
 td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}.meta{color:#666}
+""".strip()
+_IMAGES_CSS = """
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:1rem}
 figure{margin:0;border:1px solid #ddd;padding:.5rem;background:#fafafa}
 figure img{width:100%;height:auto;image-rendering:pixelated}
-figcaption{font-size:.85rem;overflow-wrap:anywhere}.meta{color:#666}.error{color:#b00}
+figcaption{font-size:.85rem;overflow-wrap:anywhere}.error{color:#b00}
 """.strip()
+# Uploaded as text after redaction; everything else (PNGs) as bytes with its sha256.
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
+
+
+def escape(value: object) -> str:
+    """``value`` as HTML text (quotes too, so it is safe inside attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def new_figure(width: float = 10, height: float = 4) -> Figure:
+    """A matplotlib figure on its own Agg canvas (no pyplot state), 100 dpi, constrained layout."""
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write ``figure`` to ``path`` as PNG."""
+    figure.savefig(path, format="png")
+    return path
+
+
+def html_page(title: str, body: str, *, css: str = PAGE_CSS) -> str:
+    """A self-contained HTML page: ``title`` as <title> and <h1>, then ``body`` (already HTML)."""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>{css}</style>
+</head>
+<body>
+<h1>{escape(title)}</h1>
+{body}
+</body>
+</html>
+"""
+
+
+def write_index(out_dir: Path, page: str) -> Path:
+    """Write ``out_dir/index.html`` atomically and redacted: written last, it marks a report whole."""
+    index = out_dir / INDEX_FILE
+    write_text_atomic(index, redact(page))
+    return index
+
+
+def upload_report(client: S3Client, where: S3Location, render: Callable[[Path], Path]) -> tuple[str, int]:
+    """Render a report into a temporary folder and upload it under ``where``: PNGs, then JSON, page last.
+
+    A reader who finds the page finds everything it links to; text documents pass through redaction,
+    so no secret ends up in the bucket; unchanged PNGs are skipped by their sha256.
+
+    Args:
+        client: The S3 client of the report bucket.
+        where: The report folder's location.
+        render: Writes the report into the folder it is given and returns the page's path.
+
+    Returns:
+        The page's path relative to ``where`` and the number of objects.
+
+    Raises:
+        StorageError: An upload failed.
+    """
+    with tempfile.TemporaryDirectory(prefix="modelpipe-report-") as tmp:
+        staging = Path(tmp)
+        page = render(staging)
+        files = sorted(path for path in staging.rglob("*") if path.is_file())
+        binaries = [path for path in files if path.suffix.lower() not in _CONTENT_TYPES]
+        texts = [path for path in files if path.suffix.lower() in _CONTENT_TYPES and path != page]
+        upload_files(
+            client,
+            [_upload_item(path, where.child(path.relative_to(staging).as_posix())) for path in binaries],
+        )
+        for path in [*texts, page]:
+            upload_bytes(
+                client,
+                redact(path.read_text(encoding="utf-8")).encode("utf-8"),
+                where.child(path.relative_to(staging).as_posix()),
+                content_type=_CONTENT_TYPES[path.suffix.lower()],
+            )
+        return page.relative_to(staging).as_posix(), len(files)
+
+
+def _upload_item(path: Path, location: S3Location) -> UploadItem:
+    return UploadItem(path=path, location=location, sha256=sha256_file(path), size=path.stat().st_size)
 
 
 def render_report(results: BenchmarkResults, images_dir: Path, out_dir: Path) -> Path:
@@ -69,8 +164,7 @@ def render_report(results: BenchmarkResults, images_dir: Path, out_dir: Path) ->
             shutil.copyfile(images_dir / name, report_images / name)
     plot_latency(results, out_dir / LATENCY_PLOT)
     results.save(out_dir / RESULTS_FILE)
-    index = out_dir / INDEX_FILE
-    write_text_atomic(index, redact(_page(results)))
+    index = write_index(out_dir, _page(results))
     log.info("report written to %s (%d images)", index, len(results.images))
     return index
 
@@ -80,7 +174,7 @@ def plot_latency(results: BenchmarkResults, path: Path) -> Path:
     levels = sorted(results.latency, key=lambda level: level.concurrency)
     positions = list(range(len(levels)))
     labels = [str(level.concurrency) for level in levels]
-    figure = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    figure = new_figure()
     latency_ax, throughput_ax = figure.subplots(1, 2)
     for label, attribute in _PERCENTILES:
         values = [_nan(getattr(level, attribute)) for level in levels]
@@ -98,16 +192,11 @@ def plot_latency(results: BenchmarkResults, path: Path) -> Path:
         f"{results.settings.steps} steps, "
         f"{results.summary.errors} of {results.summary.requests} timed requests failed"
     )
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)
 
 
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _seconds(value: float | None) -> str:
@@ -115,7 +204,7 @@ def _seconds(value: float | None) -> str:
 
 
 def _rows(pairs: list[tuple[str, str]]) -> str:
-    return "\n".join(f"<tr><th>{_e(key)}</th><td>{_e(value)}</td></tr>" for key, value in pairs)
+    return "\n".join(f"<tr><th>{escape(key)}</th><td>{escape(value)}</td></tr>" for key, value in pairs)
 
 
 def _summary_table(r: BenchmarkResults) -> str:
@@ -178,9 +267,11 @@ def _latency_table(r: BenchmarkResults) -> str:
             f"{level.images_per_second:.3f}",
             "-" if level.seconds_per_step is None else f"{level.seconds_per_step:.4f}",
         ]
-        rows.append("<tr>" + "".join(f'<td class="num">{_e(c)}</td>' for c in cells) + "</tr>")
+        rows.append("<tr>" + "".join(f'<td class="num">{escape(c)}</td>' for c in cells) + "</tr>")
         for sample in level.error_samples:
-            rows.append(f'<tr><td colspan="9" class="error">c={level.concurrency}: {_e(sample)}</td></tr>')
+            rows.append(
+                f'<tr><td colspan="9" class="error">c={level.concurrency}: {escape(sample)}</td></tr>'
+            )
     return f"<tr>{head}</tr>\n" + "\n".join(rows)
 
 
@@ -188,32 +279,21 @@ def _grid(r: BenchmarkResults) -> str:
     figures = []
     for entry in r.clip_score.per_prompt:
         if entry.image is not None and entry.clip_score is not None:
-            src = f"{IMAGES_DIR}/{entry.image}"
-            body = f'<a href="{_e(src)}"><img src="{_e(src)}" alt="{_e(entry.prompt)}" loading="lazy"></a>'
+            src = escape(f"{IMAGES_DIR}/{entry.image}")
+            body = f'<a href="{src}"><img src="{src}" alt="{escape(entry.prompt)}" loading="lazy"></a>'
             meta = f"seed {entry.seed} · CLIP {entry.clip_score:.2f}"
         else:
-            body = f'<p class="error">no image: {_e(entry.error or "generation failed")}</p>'
+            body = f'<p class="error">no image: {escape(entry.error or "generation failed")}</p>'
             meta = f"seed {entry.seed}"
         figures.append(
-            f"<figure>{body}<figcaption>{_e(entry.prompt)}<br>"
-            f'<span class="meta">#{entry.index} · {_e(meta)}</span></figcaption></figure>'
+            f"<figure>{body}<figcaption>{escape(entry.prompt)}<br>"
+            f'<span class="meta">#{entry.index} · {escape(meta)}</span></figcaption></figure>'
         )
     return "\n".join(figures)
 
 
 def _page(r: BenchmarkResults) -> str:
-    title = f"Benchmark: {r.model_name}"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_e(title)}</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<h1>{_e(title)}</h1>
-<table>
+    body = f"""<table>
 {_summary_table(r)}
 </table>
 <p><a href="{RESULTS_FILE}">{RESULTS_FILE}</a> (schema v{r.schema_version})</p>
@@ -225,7 +305,5 @@ def _page(r: BenchmarkResults) -> str:
 <h2>Images ({r.clip_score.scored} of {r.prompt_set.count})</h2>
 <div class="grid">
 {_grid(r)}
-</div>
-</body>
-</html>
-"""
+</div>"""
+    return html_page(f"Benchmark: {r.model_name}", body, css=f"{PAGE_CSS}\n{_IMAGES_CSS}")

@@ -5,8 +5,10 @@ Usage (the pattern upload, publish, benchmark and the local session follow)::
     settings = S3Settings.from_env()                 # AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, ...
     client = make_s3_client(settings)
     where = parse_s3_uri("s3://models/tiny-sd")
-    upload_file(client, Path("report.html"), where.child("reports/report.html"))
+    upload_bytes(client, b"...", where.child("reports/summary.json"))
     download_prefix(client, where, Path("/tmp/model"))
+
+Files go up through :mod:`modelpipe.uploads` (verified, adaptive to the link).
 
 Every botocore failure leaves this module as :class:`StorageError` (or :class:`StorageAuthError` for refused
 credentials) naming the URI and the environment variable to check, never a secret value.
@@ -14,10 +16,11 @@ credentials) naming the URI and the environment variable to check, never a secre
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -38,7 +41,7 @@ from botocore.exceptions import (
 from modelpipe.config import AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, AWS_SECRET_ACCESS_KEY, S3Settings
 from modelpipe.errors import ConfigError, StorageAuthError, StorageError
 from modelpipe.manifest import MANIFEST_NAME, read_manifest, sha256_bytes, sha256_file, verify_files
-from modelpipe.multipart import MultipartUpload, error_code, with_transfer_retries
+from modelpipe.multipart import error_code
 
 # boto3 builds its client classes at run time, so there is no static type to name (no boto3-stubs here).
 S3Client: TypeAlias = Any
@@ -114,18 +117,6 @@ class ObjectInfo:
     etag: str
 
 
-@dataclass(frozen=True)
-class UploadItem:
-    """One file for :func:`upload_files`: local path, target, its sha256 (stored as metadata), size, and
-    optionally the Content-Type browsers should see (e.g. ``image/png`` for report images)."""
-
-    path: Path
-    location: S3Location
-    sha256: str
-    size: int
-    content_type: str | None = None
-
-
 def parse_s3_uri(uri: str) -> S3Location:
     """Split ``s3://BUCKET[/KEY]`` into bucket and key.
 
@@ -157,8 +148,10 @@ def make_s3_client(
     """A boto3 S3 client for an OpenShift AI data connection (MinIO, SeaweedFS, Ceph RGW or AWS).
 
     Path-style addressing (no ``bucket.host`` DNS), standard retries with backoff, and checksums only when
-    the operation requires them (several S3-compatible stores reject the newer default trailers; integrity is
-    covered by the sha256 metadata instead).
+    the operation requires them (several S3-compatible stores reject the newer default trailers). Payload
+    signing is off: every request with a body carries a checksum the store verifies instead
+    (x-amz-checksum-sha256 or Content-MD5, see :mod:`modelpipe.uploads`), and signing would hash each byte
+    sent once more on the client (botocore always signs plain-http payloads otherwise).
 
     Args:
         settings: Endpoint (AWS_S3_ENDPOINT; None means AWS), credentials and region.
@@ -175,7 +168,7 @@ def make_s3_client(
             fix=f"set {AWS_S3_ENDPOINT} to e.g. http://minio.namespace.svc:9000",
         )
     config = Config(
-        s3={"addressing_style": "path"},
+        s3={"addressing_style": "path", "payload_signing_enabled": False},
         signature_version="s3v4",
         retries={"max_attempts": DEFAULT_MAX_ATTEMPTS, "mode": "standard"},
         max_pool_connections=max_pool_connections,
@@ -304,129 +297,22 @@ def head_object(client: S3Client, location: S3Location) -> ObjectInfo | None:
     )
 
 
-def upload_files(
-    client: S3Client,
-    items: Sequence[UploadItem],
-    *,
-    config: TransferConfig | None = None,
-    callback: Callable[[int], None] | None = None,
-) -> int:
-    """Upload files in parallel; files from ``multipart_threshold`` up go as resumable multipart uploads.
-
-    Each object gets its sha256 as ``x-amz-meta-sha256``. A large file's unfinished multipart upload left
-    by a killed run is resumed: parts already in the store whose size and MD5 ETag match the local bytes
-    are kept, the rest are sent; uploads that cannot be resumed are aborted, so nothing unfinished stays
-    behind once a run completes. All transfers run to completion even if one fails, so a re-run only has
-    to send the failed ones. A request whose connection fails is retried for up to
-    :data:`modelpipe.multipart.TRANSFER_RETRY_SECONDS`.
-
-    Args:
-        client: From :func:`make_s3_client`.
-        items: Files and their targets.
-        config: Concurrency, part size and threshold; :func:`transfer_config` by default.
-        callback: Called with each chunk's byte count (e.g. :class:`modelpipe.progress.Progress`).
-
-    Returns:
-        Bytes not sent because finished parts of an earlier run were reused.
-
-    Raises:
-        StorageError: Naming the first failed object and how many failed.
-    """
-    if not items:
-        return 0
-    config = config or transfer_config()
-    failures: list[tuple[UploadItem, Exception]] = []
-    reused = 0
-    with (
-        ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="s3-file") as files,
-        ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="s3-part") as parts,
-    ):
-        futures: list[tuple[UploadItem, Future[int]]] = []
-        for item in items:
-            if item.size >= config.multipart_threshold:
-                job = MultipartUpload(
-                    client,
-                    item.path,
-                    item.location.bucket,
-                    item.location.key,
-                    extra_args=_extra_args(item.sha256, item.content_type),
-                    chunksize=config.multipart_chunksize,
-                    callback=callback,
-                )
-                futures.append((item, files.submit(job.run, parts)))
-            else:
-                futures.append((item, files.submit(_put_file, client, item, callback)))
-        for item, future in futures:
-            try:
-                reused += future.result()
-            except (ClientError, BotoCoreError) as err:
-                failures.append((item, err))
-    if failures:
-        item, first = failures[0]
-        mapped = storage_error(
-            first, action="uploading", uri=item.location.uri, endpoint=client.meta.endpoint_url
-        )
-        if len(failures) > 1:
-            mapped.message += f" (and {len(failures) - 1} more of {len(items)} files failed)"
-        raise mapped from first
-    return reused
-
-
-def _put_file(client: S3Client, item: UploadItem, callback: Callable[[int], None] | None) -> int:
-    def put() -> None:
-        with item.path.open("rb") as body:
-            client.put_object(
-                Bucket=item.location.bucket,
-                Key=item.location.key,
-                Body=body,
-                **_extra_args(item.sha256, item.content_type),
-            )
-
-    with_transfer_retries(put, f"uploading {item.location.uri}")
-    if callback is not None:
-        callback(item.size)
-    return 0
-
-
-def _extra_args(sha256: str, content_type: str | None) -> dict[str, Any]:
-    """Request arguments every upload carries: the sha256 metadata and, if given, the Content-Type."""
-    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: sha256}}
-    if content_type:
-        extra["ContentType"] = content_type
-    return extra
-
-
-def upload_file(
-    client: S3Client,
-    path: Path,
-    location: S3Location,
-    *,
-    sha256: str | None = None,
-    content_type: str | None = None,
-    config: TransferConfig | None = None,
-    callback: Callable[[int], None] | None = None,
-) -> None:
-    """Upload one file (multipart when large), storing its sha256 (computed if not given) as metadata.
-
-    Raises:
-        StorageError: The upload failed.
-    """
-    digest = sha256 or sha256_file(path)
-    item = UploadItem(path, location, digest, path.stat().st_size, content_type)
-    upload_files(client, [item], config=config, callback=callback)
-
-
 def upload_bytes(
     client: S3Client, data: bytes, location: S3Location, *, content_type: str | None = None
 ) -> None:
-    """Put a small in-memory payload (a manifest, a report) in one request with its sha256 metadata.
+    """Put a small in-memory payload (a manifest, a report) in one request with its sha256 metadata and
+    Content-MD5.
 
     Raises:
         StorageError: The request failed.
     """
-    extra = _extra_args(sha256_bytes(data), content_type)
+    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: sha256_bytes(data)}}
+    if content_type:
+        extra["ContentType"] = content_type
+    # Content-MD5 lets the store refuse a payload that changed on the way (every S3 store checks it).
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
     with storage_errors(client, action="uploading", uri=location.uri):
-        client.put_object(Bucket=location.bucket, Key=location.key, Body=data, **extra)
+        client.put_object(Bucket=location.bucket, Key=location.key, Body=data, ContentMD5=md5, **extra)
 
 
 def delete_object(client: S3Client, location: S3Location) -> None:

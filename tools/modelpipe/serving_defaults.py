@@ -1,5 +1,6 @@
 """Serving defaults that travel with a model: parsed from flags, kept on the registry version, given to the
-runtime, and read back from a live endpoint's V2 model metadata.
+runtime, and read back from a live endpoint's V2 model metadata (locally; on a cluster deploy records
+the flags it gave).
 
 One home for the names: the version properties ``serving_default_steps``/``_guidance``/``_size``, the
 runtime flags ``--default_steps``/``--default_guidance``/``--default_size`` and the metadata keys the
@@ -21,7 +22,8 @@ from modelpipe.errors import ConfigError
 PROP_DEFAULT_STEPS = "serving_default_steps"
 PROP_DEFAULT_GUIDANCE = "serving_default_guidance"
 PROP_DEFAULT_SIZE = "serving_default_size"
-# What the runtime served with, read from its metadata after deploy (a readable one-liner for the dashboard).
+# What the runtime serves with, recorded by deploy (a readable one-liner for the dashboard): read from a
+# local runtime's metadata, or the flags deploy gave a cluster's runtime.
 PROP_SERVED_DEFAULTS = "serving_defaults"
 MAX_GUIDANCE = 30.0
 _SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
@@ -49,6 +51,15 @@ class ServingDefaults:
         if self.size is not None:
             props[PROP_DEFAULT_SIZE] = f"{self.size[0]}x{self.size[1]}"
         return props
+
+    def describe(self) -> str:
+        """A one-liner in the shape of ``ServedDefaults.describe``; unset values are the model's own."""
+        if self.empty:
+            return "the model's own (no default flags given to the runtime)"
+        size = f"{self.size[0]}x{self.size[1]}" if self.size is not None else "the model's size"
+        steps = f"{self.steps} steps" if self.steps is not None else "the model's steps"
+        guidance = f"guidance {self.guidance:g}" if self.guidance is not None else "the model's guidance"
+        return f"{size}, {steps}, {guidance} (runtime flags)"
 
     def runtime_args(self) -> tuple[str, ...]:
         """The diffusers runtime's flags for these defaults."""

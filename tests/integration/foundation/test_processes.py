@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from modelpipe import processes
+from modelpipe.errors import DeployError
+from modelpipe.targets import local_served
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +56,52 @@ def test_stop_group_kills_a_detached_child_that_ignores_sigterm(tmp_path: Path) 
         time.sleep(0.05)
     assert processes.stop_group(child.pid, timeout=0.3) is True
     assert not processes.alive(child.pid)
+
+
+def _http_ready(endpoint_url: str, model_name: str) -> bool:
+    try:
+        with urllib.request.urlopen(endpoint_url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+HTTP_SERVER = local_served.ServedProgram(
+    label="http server", module="http.server", state_file="http.json", log_file="http.log", ready=_http_ready
+)
+
+
+def _serve(state_dir: Path, request: local_served.ServeRequest) -> local_served.LocalRuntime:
+    reused = local_served.reuse_or_clear(state_dir, HTTP_SERVER, request)
+    if reused is not None:
+        return reused
+    command = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(request.port)]
+    return local_served.launch(
+        state_dir, HTTP_SERVER, request, command=command, env=os.environ, timeout=30, poll_seconds=0.05,
+        check="nothing",
+    )  # fmt: skip
+
+
+def test_a_served_process_is_recorded_reused_and_stopped_by_its_record_alone(tmp_path: Path) -> None:
+    request = local_served.ServeRequest("m", "file:///", processes.free_port(), [])
+    first = _serve(tmp_path, request)
+    try:
+        second = _serve(tmp_path, request)
+        assert first.started and not second.started
+        assert second.pid == first.pid
+    finally:
+        stopped = local_served.stop_recorded(tmp_path)
+    assert stopped and not processes.alive(first.pid)
+    assert not (tmp_path / HTTP_SERVER.state_file).exists()
+
+
+def test_a_served_process_that_exits_early_leaves_no_record_and_shows_its_log(tmp_path: Path) -> None:
+    request = local_served.ServeRequest("m", "file:///", processes.free_port(), [])
+    with pytest.raises(
+        DeployError, match=r"local http server for m exited before it was ready; http server log: .*boom"
+    ):
+        local_served.launch(
+            tmp_path, HTTP_SERVER, request, command=_python("raise SystemExit('boom')"), env=os.environ,
+            timeout=30, poll_seconds=0.05, check="nothing",
+        )  # fmt: skip
+    assert not (tmp_path / HTTP_SERVER.state_file).exists()

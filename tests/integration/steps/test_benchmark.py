@@ -211,7 +211,8 @@ def test_cli_with_s3_clip_model_writes_results_and_keeps_secrets_out(
 ) -> None:
     from modelpipe.cli import main
     from modelpipe.config import S3Settings
-    from modelpipe.s3 import make_s3_client, parse_s3_uri, upload_file
+    from modelpipe.s3 import make_s3_client, parse_s3_uri
+    from modelpipe.uploads import upload_file
 
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)

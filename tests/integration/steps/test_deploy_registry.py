@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,8 @@ import pytest
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError
 from modelpipe.registry_client import connect_registry
+from modelpipe.serving_defaults import PROP_DEFAULT_SIZE, PROP_DEFAULT_STEPS, PROP_SERVED_DEFAULTS
+from modelpipe.steps import deploy as deploy_step
 from modelpipe.steps.deploy import DeployResult, KServeOptions, deploy_model
 
 from tests.fixtures.registry import RegistryFactory, RegistryServer
@@ -22,17 +23,19 @@ IMAGE = "quay.io/org/diffusers-runtime@sha256:" + "ab" * 32
 MODEL_URI = "s3://models/tiny-sd/0123abcd"
 
 
-@pytest.fixture
-def kube(tmp_path: Path) -> Iterator[FakeKube]:
-    fake = FakeKube().start()
-    fake.write_kubeconfig(tmp_path / "kubeconfig", namespace="models")
-    try:
-        yield fake
-    finally:
-        fake.stop()
+@pytest.fixture(autouse=True)
+def no_endpoint_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cluster deploy records what it passed; the in-cluster URL is not reachable from here."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a kserve deploy must not read the served defaults over HTTP")
+
+    monkeypatch.setattr(deploy_step, "read_served_defaults", refuse)
 
 
-def _register(server: RegistryServer, model: str = "tiny-sd") -> tuple[str, str]:
+def _register(
+    server: RegistryServer, model: str = "tiny-sd", metadata: dict[str, str] | None = None
+) -> tuple[str, str]:
     registry = connect_registry(RegistrySettings(server.url, None, "tests"))
     registered = registry.register_model(
         model,
@@ -40,6 +43,7 @@ def _register(server: RegistryServer, model: str = "tiny-sd") -> tuple[str, str]
         model_format_name="diffusers",
         model_format_version="1",
         version="v1",
+        metadata=metadata,
     )
     version = registry.get_model_version(model, "v1")
     assert registered.id is not None and version is not None and version.id is not None
@@ -69,13 +73,13 @@ def _find(server: RegistryServer, path: str, **params: str) -> dict[str, Any]:
 def test_deploy_records_serving_environment_and_inference_service(
     registry_server_factory: RegistryFactory,
     kube: FakeKube,
-    tmp_path: Path,
+    kubeconfig: Path,
     api_versions: tuple[str, ...],
 ) -> None:
     server = registry_server_factory(api_versions=api_versions)
     model_id, version_id = _register(server)
 
-    result = _deploy(server, tmp_path / "kubeconfig", model_id, version_id)
+    result = _deploy(server, kubeconfig, model_id, version_id)
 
     isvc = kube.objects[("models", "tiny-sd")]
     env = _find(server, "serving_environment", name="models")
@@ -104,12 +108,12 @@ def test_deploy_records_serving_environment_and_inference_service(
 
 
 def test_redeploy_updates_the_same_registry_record(
-    registry_server: RegistryServer, kube: FakeKube, tmp_path: Path
+    registry_server: RegistryServer, kube: FakeKube, kubeconfig: Path
 ) -> None:
     model_id, version_id = _register(registry_server)
 
-    first = _deploy(registry_server, tmp_path / "kubeconfig", model_id, version_id)
-    second = _deploy(registry_server, tmp_path / "kubeconfig", model_id, version_id)
+    first = _deploy(registry_server, kubeconfig, model_id, version_id)
+    second = _deploy(registry_server, kubeconfig, model_id, version_id)
 
     assert second.inference_service_id == first.inference_service_id
     listed = _find(registry_server, "inference_services")
@@ -117,11 +121,41 @@ def test_redeploy_updates_the_same_registry_record(
 
 
 def test_ids_of_different_models_are_refused_before_deploying(
-    registry_server: RegistryServer, kube: FakeKube, tmp_path: Path
+    registry_server: RegistryServer, kube: FakeKube, kubeconfig: Path
 ) -> None:
     model_id, _ = _register(registry_server, "tiny-sd")
     _, other_version = _register(registry_server, "other-model")
 
     with pytest.raises(ConfigError, match=f"model version {other_version} belongs to registered model"):
-        _deploy(registry_server, tmp_path / "kubeconfig", model_id, other_version)
+        _deploy(registry_server, kubeconfig, model_id, other_version)
     assert kube.requests == []
+
+
+def _served_defaults(server: RegistryServer) -> str:
+    version = connect_registry(RegistrySettings(server.url, None, "tests")).get_model_version("tiny-sd", "v1")
+    assert version is not None
+    return str((version.custom_properties or {})[PROP_SERVED_DEFAULTS])
+
+
+def test_deploy_records_the_default_flags_it_gave_the_runtime(
+    registry_server: RegistryServer, kube: FakeKube, kubeconfig: Path
+) -> None:
+    metadata = {PROP_DEFAULT_STEPS: "4", PROP_DEFAULT_SIZE: "512x512"}
+    model_id, version_id = _register(registry_server, metadata=metadata)
+
+    _deploy(registry_server, kubeconfig, model_id, version_id)
+
+    args = kube.objects[("models", "tiny-sd")]["spec"]["predictor"]["model"]["args"]
+    assert args == ["--default_steps", "4", "--default_size", "512x512"]
+    assert _served_defaults(registry_server) == "512x512, 4 steps, the model's guidance (runtime flags)"
+
+
+def test_deploy_without_default_flags_records_the_models_own(
+    registry_server: RegistryServer, kube: FakeKube, kubeconfig: Path
+) -> None:
+    model_id, version_id = _register(registry_server)
+
+    _deploy(registry_server, kubeconfig, model_id, version_id)
+
+    assert "args" not in kube.objects[("models", "tiny-sd")]["spec"]["predictor"]["model"]
+    assert _served_defaults(registry_server) == "the model's own (no default flags given to the runtime)"

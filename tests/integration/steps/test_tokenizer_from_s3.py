@@ -8,8 +8,9 @@ import pytest
 from modelpipe.config import S3Settings
 from modelpipe.errors import ConfigError
 from modelpipe.manifest import sha256_file
-from modelpipe.s3 import S3Location, UploadItem, make_s3_client, upload_files
+from modelpipe.s3 import S3Location, make_s3_client
 from modelpipe.tokenizer_files import resolve_tokenizer
+from modelpipe.uploads import UploadItem, upload_files
 
 from tests.fixtures.s3 import S3Endpoint
 

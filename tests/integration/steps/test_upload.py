@@ -5,11 +5,13 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from modelpipe import uploads
 from modelpipe.cli import main
 from modelpipe.config import S3Settings
 from modelpipe.errors import ChecksumMismatchError, StorageError
@@ -31,15 +33,17 @@ from modelpipe.s3 import (
     list_objects,
     make_s3_client,
     transfer_config,
-    upload_file,
 )
 from modelpipe.steps.upload import upload_model
+from modelpipe.uploads import UploadConfig, upload_file
 
 pytestmark = pytest.mark.integration
 
 BIG = "unet/diffusion_pytorch_model.safetensors"
-# 5 MiB is the smallest S3 part; a 12 MiB file therefore goes up as a 3-part multipart upload.
-CONFIG = transfer_config(max_concurrency=4, chunksize=5 * MIB)
+# 5 MiB is the smallest S3 part; with files above one part sent as multipart (what a slow link gets), the
+# 12 MiB file goes up as a 3-part multipart upload.
+CONFIG = UploadConfig(max_concurrency=4, part_size=5 * MIB, single_request_max=5 * MIB)
+DOWNLOAD = transfer_config(max_concurrency=4, chunksize=5 * MIB)
 
 
 @pytest.fixture
@@ -185,14 +189,88 @@ def test_store_that_drops_sha256_metadata_fails_after_upload_without_a_manifest(
     assert MANIFEST_NAME not in list_objects(client, dest)
 
 
-def test_corrupted_file_is_refused_by_name_before_any_upload(
-    model_dir: Path, client: S3Client, dest: S3Location
+def _no_unfinished_uploads(client: S3Client, dest: S3Location) -> bool:
+    return client.list_multipart_uploads(Bucket=dest.bucket).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize(
+    "corrupted",
+    ["text_encoder/model.safetensors", BIG],
+    ids=["single-request-checked-by-the-store", "multipart-hashed-as-read"],
+)
+def test_corrupted_file_is_refused_by_name_and_nothing_of_it_stays(
+    model_dir: Path, client: S3Client, dest: S3Location, corrupted: str
 ) -> None:
+    with (model_dir / corrupted).open("r+b") as handle:
+        handle.seek(6 * MIB if corrupted == BIG else 0)  # in the second part of the big file
+        handle.write(b"\x00\x00\x00\x00")
+    with pytest.raises(ChecksumMismatchError, match=re.escape(corrupted)):
+        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    present = list_objects(client, dest)
+    assert corrupted not in present and MANIFEST_NAME not in present
+    assert _no_unfinished_uploads(client, dest), "a corrupted file's multipart upload must be aborted"
+
+
+def _strip_checksum(params: dict[str, Any], **_: Any) -> None:
+    params.pop("ChecksumSHA256", None)
+
+
+def test_store_that_ignores_checksums_gets_files_hashed_here(
+    model_dir: Path, s3_server: Any, client: S3Client, dest: S3Location
+) -> None:
+    """A store that does not echo x-amz-checksum-sha256 did not check it: the client hashes instead."""
+    unchecked = make_s3_client(S3Settings.from_env(s3_server.env))
+    unchecked.meta.events.register("before-parameter-build.s3.PutObject", _strip_checksum)
     with (model_dir / "text_encoder/model.safetensors").open("r+b") as handle:
         handle.write(b"\x00\x00\x00\x00")
     with pytest.raises(ChecksumMismatchError, match=r"text_encoder/model\.safetensors"):
-        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
-    assert list_objects(client, dest) == {}
+        upload_model(src=model_dir, dest=dest, client=unchecked, config=CONFIG)
+    assert "text_encoder/model.safetensors" not in list_objects(client, dest)
+
+
+def test_every_request_with_a_body_carries_a_checksum_the_store_verifies(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    """Payload signing is off, so each object or part sent must carry x-amz-checksum-sha256 or Content-MD5."""
+    unchecked: list[str] = []
+
+    def inspect(request: Any, **_: Any) -> None:
+        headers = {name.lower() for name in request.headers}
+        if request.method == "PUT" and not headers & {"x-amz-checksum-sha256", "content-md5"}:
+            unchecked.append(f"{request.method} {request.url}")
+
+    client.meta.events.register("before-send.s3", inspect)
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    upload_model(src=model_dir, dest=S3Location(dest.bucket, "fast"), client=client)
+    assert unchecked == []
+
+
+def test_fast_link_sends_each_file_in_one_request(
+    model_dir: Path, client: S3Client, dest: S3Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loopback is a fast link; the threshold is raised so a loaded test host cannot make it look slow.
+    monkeypatch.setattr(uploads, "FAST_LINK_RTT_SECONDS", 1.0)
+    operations: collections.Counter[str] = collections.Counter()
+    client.meta.events.register("before-call.s3", lambda model, **_: operations.update([model.name]))
+    upload_model(src=model_dir, dest=dest, client=client)
+    assert operations["PutObject"] == len(read_manifest(model_dir).files) + 1
+    assert operations["UploadPart"] == 0
+    info = head_object(client, dest.child(BIG))
+    assert info is not None and "-" not in info.etag
+
+
+def test_slow_link_sends_large_files_as_parallel_parts(
+    model_dir: Path, client: S3Client, dest: S3Location, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "FAST_LINK_RTT_SECONDS", 0.0)  # every link is slow now
+    upload_model(
+        src=model_dir,
+        dest=dest,
+        client=client,
+        config=UploadConfig(max_concurrency=4, part_size=5 * MIB),
+    )
+    info = head_object(client, dest.child(BIG))
+    assert info is not None and info.etag.endswith("-3")
 
 
 def test_cli_wrong_secret_key_exits_1_naming_the_variable_not_the_value(
@@ -234,11 +312,11 @@ def test_download_prefix_restores_the_model_and_keeps_current_files(
     model_dir: Path, client: S3Client, dest: S3Location, tmp_path: Path
 ) -> None:
     upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
-    restored = download_prefix(client, dest, tmp_path / "restored", config=CONFIG)
+    restored = download_prefix(client, dest, tmp_path / "restored", config=DOWNLOAD)
     verify_files(restored, read_manifest(restored))
     stamp = (restored / BIG).stat().st_mtime_ns
     (restored / "unet/config.json").write_text('{"sample_size": 9}')
-    download_prefix(client, dest, restored, config=CONFIG)
+    download_prefix(client, dest, restored, config=DOWNLOAD)
     assert (restored / BIG).stat().st_mtime_ns == stamp, "a verified local copy must not be fetched again"
     assert (restored / "unet/config.json").read_text() == '{"sample_size": 8}'
 
@@ -280,3 +358,16 @@ def test_upload_file_stores_sha256_and_content_type(
     response = client.head_object(Bucket=dest.bucket, Key=dest.child("reports/report.png").key)
     assert response["ContentType"] == "image/png"
     assert response["Metadata"]["sha256"] == sha256_bytes(page.read_bytes())
+
+
+def test_round_trip_is_measured_on_the_bucket_and_none_when_unreachable(
+    client: S3Client, s3_server: Any
+) -> None:
+    calls: collections.Counter[str] = collections.Counter()
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+    rtt = uploads.measure_round_trip(client, s3_server.bucket)
+    assert rtt is not None and 0 < rtt < 1.0 and calls == {"HeadBucket": 2}
+    unreachable = make_s3_client(
+        S3Settings.from_env({**s3_server.env, "AWS_S3_ENDPOINT": "http://127.0.0.1:9"})
+    )
+    assert uploads.measure_round_trip(unreachable, s3_server.bucket) is None

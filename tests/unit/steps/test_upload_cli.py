@@ -10,6 +10,7 @@ from modelpipe.cli import main
 from modelpipe.cli import upload as upload_cli
 from modelpipe.s3 import MIB, S3Location
 from modelpipe.steps.upload import UploadResult
+from modelpipe.uploads import UploadConfig
 
 ENV = {
     "AWS_S3_ENDPOINT": "http://127.0.0.1:1",
@@ -35,10 +36,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def test_flags_reach_the_step(calls: list[dict[str, Any]], tmp_path: Path) -> None:
     argv = ["upload", "--model-dir", str(tmp_path), "--model-uri", "s3://models/tiny/"]
-    assert main([*argv, "--max-concurrency", "3", "--chunk-size-mb", "8"]) == 0
-    (call,) = calls
+    assert (
+        main([*argv, "--max-concurrency", "3", "--chunk-size-mb", "8", "--single-request-max-mb", "64"]) == 0
+    )
+    assert main([*argv, "--single-request-max-mb", ""]) == 0
+    (call, default) = calls
     assert call["src"] == tmp_path and call["dest"] == S3Location("models", "tiny")
-    assert call["config"].max_request_concurrency == 3 and call["config"].multipart_chunksize == 8 * MIB
+    assert call["config"] == UploadConfig(max_concurrency=3, part_size=8 * MIB, single_request_max=64 * MIB)
+    assert default["config"].single_request_max is None, "empty means: chosen from the link"
     assert call["client"].meta.endpoint_url == "http://127.0.0.1:1"
 
 
@@ -82,7 +87,10 @@ def test_missing_secret_exits_1_naming_the_variable(
     assert calls == [] and "AWS_SECRET_ACCESS_KEY not set" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--max-concurrency", "0"), ("--chunk-size-mb", "4")])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--max-concurrency", "0"), ("--chunk-size-mb", "4"), ("--single-request-max-mb", "0")],
+)
 def test_out_of_range_transfer_flag_exits_1_naming_it(
     calls: list[dict[str, Any]],
     tmp_path: Path,

@@ -104,7 +104,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loc.add_argument("--port", type=int, default=8080, help="HTTP port on 127.0.0.1 (default: %(default)s)")
     loc.add_argument("--state-dir", type=Path, metavar="DIR", help="pid file and runtime.log go here")
     loc.add_argument("--runtime-arg", action="append", default=[], metavar="ARG", help="extra runtime flag")
-    loc.add_argument("--stop", action="store_true", help="stop the runtime recorded in --state-dir and exit")
+    loc.add_argument(
+        "--stop", action="store_true", help="stop the model server recorded in --state-dir and exit"
+    )
     p.set_defaults(handler=run)
 
 
@@ -123,13 +125,12 @@ def run(args: argparse.Namespace) -> CommandOutput:
     _check_flags(args)
     # Imported here: the kubernetes and model-registry clients take seconds to import.
     from modelpipe.steps.deploy import KServeOptions, LocalOptions, deploy_model
-    from modelpipe.targets.local_process import stop_local_runtime
-    from modelpipe.targets.local_vllm import stop_local_vllm
+    from modelpipe.targets.local_served import stop_recorded
     from modelpipe.targets.vllm import parse_vllm_options
 
     if args.stop:
-        stopped = [stop_local_runtime(args.state_dir), stop_local_vllm(args.state_dir)]
-        return CommandOutput(summary={"stopped": "true" if any(stopped) else "false (nothing running)"})
+        stopped = stop_recorded(args.state_dir)
+        return CommandOutput(summary={"stopped": "true" if stopped else "false (nothing running)"})
     model_kind = parse_model_kind(args.model_kind)
     vllm = parse_vllm_options(
         tensor_parallel_size=args.tensor_parallel_size,

@@ -13,9 +13,9 @@ from modelpipe.s3 import (
     MIB,
     make_s3_client,
     parse_s3_uri,
-    transfer_config,
 )
 from modelpipe.steps.upload import upload_model
+from modelpipe.uploads import FAST_LINK_RTT_SECONDS, FAST_LINK_SINGLE_REQUEST_MAX, UploadConfig
 
 _MIN_PART_MIB = 5  # the smallest multipart part S3 accepts
 EXAMPLES = """\
@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "upload",
         help="upload a model folder to S3",
         description=(
-            "Verify every file against manifest.json, skip objects already in S3 with the same size and "
-            "sha256, upload the rest in parallel (multipart), check them, then upload manifest.json last. "
+            "Check every file against manifest.json, skip objects already in S3 with the same size and "
+            "sha256, upload the rest (one verified request per file on a fast link, parallel resumable "
+            "multipart on a slow one), check them, then upload manifest.json last. "
             "Connection from AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION. "
             "Results: MODEL_URI, BYTES_SENT, BYTES_SKIPPED."
         ),
@@ -52,7 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=DEFAULT_MAX_CONCURRENCY,
         metavar="N",
-        help=f"parallel transfers (default {DEFAULT_MAX_CONCURRENCY})",
+        help=(
+            "most parallel transfers; fewer while more do not add throughput "
+            f"(default {DEFAULT_MAX_CONCURRENCY})"
+        ),
     )
     parser.add_argument(
         "--chunk-size-mb",
@@ -60,6 +64,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_MULTIPART_CHUNKSIZE // MIB,
         metavar="MB",
         help=f"multipart part size in MiB (default {DEFAULT_MULTIPART_CHUNKSIZE // MIB})",
+    )
+    parser.add_argument(
+        "--single-request-max-mb",
+        type=int,
+        default=None,
+        metavar="MB",
+        help=(
+            "files up to this size go in one request, larger ones as multipart; default: chosen from the "
+            f"link ({FAST_LINK_SINGLE_REQUEST_MAX // MIB} MiB when its round trip is at most "
+            f"{FAST_LINK_RTT_SECONDS * 1000:g} ms, else the part size)"
+        ),
     )
     parser.set_defaults(handler=run)
 
@@ -77,14 +92,23 @@ def run(args: argparse.Namespace) -> CommandOutput:
             f"--chunk-size-mb {args.chunk_size_mb} is below the S3 minimum part size",
             fix=f"pass {_MIN_PART_MIB} or more",
         )
+    if args.single_request_max_mb is not None and args.single_request_max_mb < 1:
+        raise ConfigError(
+            f"--single-request-max-mb {args.single_request_max_mb} is below 1", fix="pass 1 or more"
+        )
     dest = parse_s3_uri(args.model_uri)
-    # Parts and small files go out on two pools of --max-concurrency each.
-    client = make_s3_client(s3_settings(args), max_pool_connections=2 * args.max_concurrency + 4)
+    # Transfers plus the parallel HEADs of the survey share the connection pool.
+    client = make_s3_client(s3_settings(args), max_pool_connections=args.max_concurrency + 12)
+    single = args.single_request_max_mb
     result = upload_model(
         src=args.model_dir,
         dest=dest,
         client=client,
-        config=transfer_config(max_concurrency=args.max_concurrency, chunksize=args.chunk_size_mb * MIB),
+        config=UploadConfig(
+            max_concurrency=args.max_concurrency,
+            part_size=args.chunk_size_mb * MIB,
+            single_request_max=single * MIB if single is not None else None,
+        ),
     )
     return CommandOutput(
         results={

@@ -159,13 +159,8 @@ def running_services(
 
 
 def stop_runtime(runtime_dir: Path) -> None:
-    """Stop the served model (diffusers runtime or vLLM server) a deploy recorded in ``runtime_dir``."""
-    from modelpipe.targets.local_process import stop_local_runtime
-    from modelpipe.targets.local_vllm import stop_local_vllm
+    """Stop whatever model server (diffusers runtime or vLLM) a deploy recorded in ``runtime_dir``."""
+    from modelpipe.targets.local_served import stop_recorded
 
-    if not runtime_dir.is_dir():
-        return
-    if stop_local_runtime(runtime_dir):
-        log.info("stopped the local runtime recorded in %s", runtime_dir)
-    if stop_local_vllm(runtime_dir):
-        log.info("stopped the local vLLM server recorded in %s", runtime_dir)
+    if stop_recorded(runtime_dir):
+        log.info("stopped the local model server recorded in %s", runtime_dir)

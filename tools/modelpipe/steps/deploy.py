@@ -20,8 +20,8 @@ from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
     get_version,
-    registry_call,
     returned_id,
+    update_version_properties,
     upsert_inference_service,
     upsert_serving_environment,
 )
@@ -138,23 +138,31 @@ class _Recorder:
         return from_properties(version.custom_properties or {})
 
     def record_served_defaults(self, endpoint_url: str, model_name: str) -> None:
-        """Write what the live runtime serves requests without settings with onto the version."""
+        """Write what a live runtime this machine reaches serves requests without settings with."""
         try:
             served = read_served_defaults(endpoint_url, model_name)
         except ConfigError as err:
             # Informational only (the deployment stands): e.g. an endpoint behind auth.
             log.warning("serving defaults not recorded: %s", err)
             return
-        version = get_version(self.registry, self.model_version_id)
-        properties = dict(version.custom_properties or {})
-        properties[PROP_SERVED_DEFAULTS] = served.describe()
-        version.custom_properties = properties
-        registry_call(
-            f"updating model version {self.model_version_id}",
-            lambda: self.registry.update(version),
+        self._record_defaults(model_name, served.describe())
+
+    def record_passed_defaults(self, model_name: str, defaults: ServingDefaults) -> None:
+        """Write the default flags deploy gave the runtime.
+
+        On a cluster the endpoint is often unreachable from where deploy runs (an in-cluster URL, auth),
+        and deploy knows what it passed; unset values are the model's own, which only the runtime knows.
+        """
+        self._record_defaults(model_name, defaults.describe())
+
+    def _record_defaults(self, model_name: str, text: str) -> None:
+        update_version_properties(
+            self.registry,
+            self.model_version_id,
+            {PROP_SERVED_DEFAULTS: text},
             rerun_hint="re-run deploy; it updates the same InferenceService",
         )
-        log.info("serving defaults of %s: %s", model_name, served.describe())
+        log.info("serving defaults of %s: %s", model_name, text)
 
     def record(self, *, environment: str, name: str, runtime: str, url: str) -> str:
         """Record the deployment as the in-cluster controller does; returns the InferenceService id."""
@@ -262,7 +270,7 @@ def _deploy_kserve(
                 api, name, namespace, {kserve.LABEL_INFERENCE_SERVICE_ID: inference_service_id}
             )
             if model_kind != TEXT_GENERATION:  # the diffusers runtime's step/size/guidance defaults
-                recorder.record_served_defaults(url, name)
+                recorder.record_passed_defaults(name, serving_defaults)
     return DeployResult(
         url,
         name,

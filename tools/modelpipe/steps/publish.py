@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,24 +14,20 @@ from model_registry.types import SupportedTypes
 from modelpipe.benchmark_schema import IMAGES_DIR, RESULTS_FILE, BenchmarkResults
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, QualityGateError
-from modelpipe.manifest import sha256_file
-from modelpipe.redaction import redact
-from modelpipe.registry_client import connect_registry, get_version, registry_call
-from modelpipe.s3 import (
-    S3Client,
-    S3Location,
-    UploadItem,
-    make_s3_client,
-    parse_s3_uri,
-    upload_bytes,
-    upload_files,
+from modelpipe.registry_client import TEXT_SUFFIX as TEXT_SUFFIX  # tests and publish_llm name it here
+from modelpipe.registry_client import (
+    connect_registry,
+    get_version,
+    numbers_with_text,
+    update_version_properties,
 )
+from modelpipe.s3 import S3Client, S3Location, make_s3_client, parse_s3_uri
 
 log = logging.getLogger(__name__)
 
 LABEL_BENCHMARKED = "benchmarked"
 LABEL_VALIDATED = "validated"
-# Doubles under these keys, plus a string copy under "<key>_text" (the dashboard shows only strings).
+# Doubles under these keys, plus a string copy under "<key>_text".
 NUMBER_KEYS: tuple[str, ...] = (
     "benchmark_clip_score",
     "benchmark_p50_seconds",
@@ -42,7 +37,6 @@ NUMBER_KEYS: tuple[str, ...] = (
     "benchmark_requests",
     "benchmark_errors",
 )
-TEXT_SUFFIX = "_text"
 PROP_REPORT_URI = "benchmark_report_uri"
 PROP_RESULTS_URI = "benchmark_results_uri"
 PROP_CLIP_MODEL = "benchmark_clip_model"
@@ -52,8 +46,6 @@ PROP_SETTINGS = "benchmark_settings"
 PROP_CREATED = "benchmark_created"
 PROP_GATES = "benchmark_gates"
 PROP_PIPELINE_RUN = "benchmark_pipeline_run"
-_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
-_TEXT_SUFFIXES = frozenset(_CONTENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -142,22 +134,16 @@ def publish_results(
     gates = evaluate_gates(results, min_clip_score=min_clip_score, max_p95_seconds=max_p95_seconds)
     client = connect_registry(registry)
     # Read before uploading, so a wrong id fails before anything is written.
-    version = get_version(client, model_version_id)
+    get_version(client, model_version_id)
     page, uploaded = _upload_report(make_s3_client(s3), results, results_dir, destination)
-    validated = bool(gates) and all(gate.passed for gate in gates)
     report_uri = destination.child(page).uri
     results_uri = destination.child(RESULTS_FILE).uri
     properties = benchmark_properties(
         results, report_uri=report_uri, results_uri=results_uri, gates=gates, pipeline_run=pipeline_run
     )
-    annotate_version(client, model_version_id, properties, validated=validated)
-    log.info("published %d objects to %s and results to version %s", uploaded, destination, version.id)
-    failed = [gate for gate in gates if not gate.passed]
-    if failed:
-        raise QualityGateError(
-            "quality gate failed: " + "; ".join(gate.describe() for gate in failed),
-            fix=f"results are published in {report_uri}; improve the model or relax the gate",
-        )
+    validated = record_and_check(
+        client, model_version_id, properties, gates=gates, report_uri=report_uri, uploaded=uploaded
+    )
     return PublishResult(
         report_uri=report_uri,
         results_uri=results_uri,
@@ -229,12 +215,9 @@ def benchmark_properties(
         "benchmark_requests": float(summary.requests),
         "benchmark_errors": float(summary.errors),
     }
-    properties: dict[str, SupportedTypes] = {}
-    for key, value in numbers.items():
-        if value is None:
-            continue
-        properties[key] = float(value)
-        properties[key + TEXT_SUFFIX] = _as_text(key, float(value))
+    properties = numbers_with_text(
+        {key: (value, _as_text(key, value)) for key, value in numbers.items() if value is not None}
+    )
     clip = results.clip_model
     settings = results.settings
     properties.update(
@@ -250,9 +233,19 @@ def benchmark_properties(
                 f"concurrency {','.join(str(c) for c in settings.concurrency)}, "
                 f"{settings.requests_per_level} requests per level"
             ),
-            PROP_CREATED: results.created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         }
     )
+    properties.update(run_properties(results.created, gates=gates, pipeline_run=pipeline_run))
+    return properties
+
+
+def run_properties(
+    created: datetime, *, gates: tuple[GateOutcome, ...], pipeline_run: str | None
+) -> dict[str, SupportedTypes]:
+    """The properties every publish writes: when the results were made, the gates, the PipelineRun."""
+    properties: dict[str, SupportedTypes] = {
+        PROP_CREATED: created.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    }
     if gates:
         properties[PROP_GATES] = "; ".join(gate.describe() for gate in gates)
     if pipeline_run:
@@ -271,56 +264,57 @@ def _as_text(key: str, value: float) -> str:
 def _upload_report(
     client: S3Client, results: BenchmarkResults, results_dir: Path, where: S3Location
 ) -> tuple[str, int]:
-    """Render the report folder, upload PNGs first, then results.json, then the HTML page last.
-
-    A reader who finds the page finds everything it links to. Returns the page's name and the object count.
-    """
+    """Render the report folder and upload it, page last; returns the page's name and the object count."""
     source_dir = results_dir if results_dir.is_dir() else results_dir.parent
-    with tempfile.TemporaryDirectory(prefix="modelpipe-report-") as tmp:
-        staging = Path(tmp)
-        # Imported here: matplotlib costs a second, and `publish --help` or a refused flag never needs it.
-        from modelpipe.report import render_report
+    # Imported here: matplotlib costs a second, and `publish --help` or a refused flag never needs it.
+    from modelpipe.report import render_report, upload_report
 
-        page = render_report(results, source_dir / IMAGES_DIR, staging)
-        files = sorted(path for path in staging.rglob("*") if path.is_file())
-        binaries = [path for path in files if path.suffix.lower() not in _TEXT_SUFFIXES]
-        texts = [path for path in files if path.suffix.lower() in _TEXT_SUFFIXES and path != page]
-        upload_files(
-            client,
-            [upload_item(path, where.child(path.relative_to(staging).as_posix())) for path in binaries],
+    return upload_report(
+        client, where, lambda staging: render_report(results, source_dir / IMAGES_DIR, staging)
+    )
+
+
+def record_and_check(
+    client: ModelRegistry,
+    version_id: str,
+    properties: Mapping[str, SupportedTypes],
+    *,
+    gates: tuple[GateOutcome, ...],
+    report_uri: str,
+    uploaded: int,
+) -> bool:
+    """Write the properties and labels to the version, then fail on a failed gate; True when validated.
+
+    Gates are checked after publishing, so the numbers of a failed run are still visible.
+
+    Raises:
+        RegistryError: The update was refused.
+        QualityGateError: A gate failed.
+    """
+    validated = bool(gates) and all(gate.passed for gate in gates)
+    annotate_version(client, version_id, properties, validated=validated)
+    log.info("published %d objects to %s and results to version %s", uploaded, report_uri, version_id)
+    failed = [gate for gate in gates if not gate.passed]
+    if failed:
+        raise QualityGateError(
+            "quality gate failed: " + "; ".join(gate.describe() for gate in failed),
+            fix=f"results are published in {report_uri}; improve the model or relax the gate",
         )
-        # Text documents pass through redaction, so no secret ends up in the bucket.
-        for path in [*texts, page]:
-            upload_bytes(
-                client,
-                redact(path.read_text(encoding="utf-8")).encode("utf-8"),
-                where.child(path.relative_to(staging).as_posix()),
-                content_type=_CONTENT_TYPES[path.suffix.lower()],
-            )
-        return page.relative_to(staging).as_posix(), len(files)
-
-
-def upload_item(path: Path, location: S3Location) -> UploadItem:
-    """An upload of ``path`` to ``location`` with its size and sha256 (unchanged objects are skipped)."""
-    return UploadItem(path=path, location=location, sha256=sha256_file(path), size=path.stat().st_size)
+    return validated
 
 
 def annotate_version(
     client: ModelRegistry, version_id: str, properties: Mapping[str, SupportedTypes], *, validated: bool
 ) -> None:
-    """Merge the properties and labels into the version's current map (a PATCH replaces the whole map)."""
-    version = get_version(client, version_id)
-    merged = dict(version.custom_properties or {})
-    merged.update(properties)
-    merged[LABEL_BENCHMARKED] = ""
-    if validated:
-        merged[LABEL_VALIDATED] = ""
-    else:
-        # The label describes the latest results: an earlier pass does not survive a failed or ungated run.
-        merged.pop(LABEL_VALIDATED, None)
-    version.custom_properties = merged
-    registry_call(
-        f"updating model version {version_id}",
-        lambda: client.update(version),
+    """Merge the properties and the ``benchmarked`` label into the version; ``validated`` when it passed.
+
+    The label describes the latest results: an earlier pass does not survive a failed or ungated run.
+    """
+    labels = {LABEL_BENCHMARKED: "", **({LABEL_VALIDATED: ""} if validated else {})}
+    update_version_properties(
+        client,
+        version_id,
+        {**properties, **labels},
+        remove=() if validated else (LABEL_VALIDATED,),
         rerun_hint="re-run publish; it overwrites the same report objects",
     )

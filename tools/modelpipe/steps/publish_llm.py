@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
-from datetime import UTC
 from pathlib import Path
 
 from model_registry.types import SupportedTypes
 
 from modelpipe.config import RegistrySettings, S3Settings
-from modelpipe.errors import ConfigError, QualityGateError
+from modelpipe.errors import ConfigError
 from modelpipe.llm_results import EvaluationResults, LLMBenchmarkResults
-from modelpipe.redaction import redact
-from modelpipe.registry_client import connect_registry, get_version
-from modelpipe.s3 import S3Client, S3Location, make_s3_client, upload_bytes, upload_files
+from modelpipe.registry_client import TEXT_SUFFIX, connect_registry, get_version, numbers_with_text
+from modelpipe.s3 import S3Client, S3Location, make_s3_client
 from modelpipe.steps.publish import (
-    PROP_CREATED,
-    PROP_GATES,
-    PROP_PIPELINE_RUN,
     PROP_REPORT_URI,
     PROP_RESULTS_URI,
-    TEXT_SUFFIX,
     GateOutcome,
     PublishResult,
-    annotate_version,
+    record_and_check,
     report_location,
-    upload_item,
+    run_properties,
 )
-
-log = logging.getLogger(__name__)
 
 PROP_EVALUATION_URI = "lm_eval_results_uri"
 PROP_LM_EVAL_TASKS = "lm_eval_tasks"
@@ -54,7 +44,6 @@ GUIDELLM_FIELDS: tuple[str, ...] = (
     "errors",
 )
 _GATE = re.compile(r"(min|max)-([A-Za-z0-9_.:-]+)=(.+)")
-_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json"}
 
 
 def measured_values(
@@ -123,12 +112,18 @@ def llm_properties(
             properties[PROP_EVALUATION_URI] = evaluation_uri
     if benchmark is not None:
         summary = benchmark.summary.model_dump()
-        for field in GUIDELLM_FIELDS:
-            value = float(summary[field])
-            properties[f"guidellm_{field}"] = value
-            properties[f"guidellm_{field}{TEXT_SUFFIX}"] = (
-                str(int(value)) if field in {"requests", "errors"} else f"{value:.3f}"
+        numbers = {field: float(summary[field]) for field in GUIDELLM_FIELDS}
+        properties.update(
+            numbers_with_text(
+                {
+                    f"guidellm_{field}": (
+                        value,
+                        str(int(value)) if field in {"requests", "errors"} else f"{value:.3f}",
+                    )
+                    for field, value in numbers.items()
+                }
             )
+        )
         s = benchmark.settings
         properties[PROP_GUIDELLM_VERSION] = benchmark.guidellm_version
         properties[PROP_GUIDELLM_SETTINGS] = (
@@ -140,11 +135,7 @@ def llm_properties(
         if results_uri:
             properties[PROP_RESULTS_URI] = results_uri
     newest = max(r.created for r in (evaluation, benchmark) if r is not None)
-    properties[PROP_CREATED] = newest.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if gates:
-        properties[PROP_GATES] = "; ".join(gate.describe() for gate in gates)
-    if pipeline_run:
-        properties[PROP_PIPELINE_RUN] = pipeline_run
+    properties.update(run_properties(newest, gates=gates, pipeline_run=pipeline_run))
     return properties
 
 
@@ -214,9 +205,9 @@ def publish_llm_results(
     created = max(r.created for r in (evaluation, benchmark) if r is not None)
     destination = report_location(created, model_uri=model_uri, report_dest=report_dest)
     client = connect_registry(registry)
-    version = get_version(client, model_version_id)
+    # Read before uploading, so a wrong id fails before anything is written.
+    get_version(client, model_version_id)
     uploaded = _upload(make_s3_client(s3), evaluation, benchmark, destination)
-    validated = bool(checked) and all(gate.passed for gate in checked)
     from modelpipe.llm_report import BENCHMARK_FILE, EVALUATION_FILE, INDEX_FILE
 
     report_uri = destination.child(INDEX_FILE).uri
@@ -229,14 +220,9 @@ def publish_llm_results(
         gates=checked,
         pipeline_run=pipeline_run,
     )
-    annotate_version(client, model_version_id, properties, validated=validated)
-    log.info("published %d objects to %s and results to version %s", uploaded, destination, version.id)
-    failed = [gate for gate in checked if not gate.passed]
-    if failed:
-        raise QualityGateError(
-            "quality gate failed: " + "; ".join(gate.describe() for gate in failed),
-            fix=f"results are published in {report_uri}; improve the model or relax the gate",
-        )
+    validated = record_and_check(
+        client, model_version_id, properties, gates=checked, report_uri=report_uri, uploaded=uploaded
+    )
     return PublishResult(
         report_uri=report_uri,
         results_uri=destination.child(BENCHMARK_FILE if benchmark else EVALUATION_FILE).uri,
@@ -253,22 +239,12 @@ def _upload(
     benchmark: LLMBenchmarkResults | None,
     where: S3Location,
 ) -> int:
-    """Render the report, upload the PNGs, then the JSON files, then index.html last."""
+    """Render the report and upload it, page last; returns the object count."""
     # Imported here: matplotlib costs a second, and a refused flag never needs it.
     from modelpipe.llm_report import render_llm_report
+    from modelpipe.report import upload_report
 
-    with tempfile.TemporaryDirectory(prefix="modelpipe-llm-report-") as tmp:
-        staging = Path(tmp)
-        page = render_llm_report(evaluation, benchmark, staging)
-        files = sorted(path for path in staging.iterdir() if path.is_file())
-        upload_files(
-            client, [upload_item(path, where.child(path.name)) for path in files if path.suffix == ".png"]
-        )
-        for path in [*(p for p in files if p.suffix == ".json"), page]:
-            upload_bytes(
-                client,
-                redact(path.read_text(encoding="utf-8")).encode("utf-8"),
-                where.child(path.name),
-                content_type=_CONTENT_TYPES[path.suffix],
-            )
-        return len(files)
+    _, uploaded = upload_report(
+        client, where, lambda staging: render_llm_report(evaluation, benchmark, staging)
+    )
+    return uploaded

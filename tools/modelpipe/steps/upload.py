@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from boto3.s3.transfer import TransferConfig
+from typing import Any, TypeVar
 
 from modelpipe.errors import StorageError
 from modelpipe.manifest import (
@@ -25,19 +25,19 @@ from modelpipe.s3 import (
     ObjectInfo,
     S3Client,
     S3Location,
-    UploadItem,
     check_bucket,
     delete_object,
     head_object,
     list_objects,
     storage_errors,
     upload_bytes,
-    upload_files,
 )
+from modelpipe.uploads import UploadConfig, UploadItem, upload_files
 
 log = logging.getLogger(__name__)
 # Parallel metadata requests (HEAD, list); below the S3 client's connection pool (transfer concurrency + 4).
 _SURVEY_WORKERS = 12
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,23 +66,24 @@ def upload_model(
     src: Path,
     dest: S3Location,
     client: S3Client,
-    config: TransferConfig | None = None,
+    config: UploadConfig | None = None,
 ) -> UploadResult:
     """Upload a downloaded model folder (with manifest.json) to ``dest``.
 
     Order matters: every local file is checked for existence and size; objects already present with the
-    manifest's size and sha256 metadata are skipped; every file to send is sha256-verified against the
-    manifest before any transfer starts (a corrupted file is refused by name); a stale manifest.json at
-    ``dest`` is removed before anything changes; the rest go up in parallel; every object sent is checked
-    with HEAD; manifest.json goes last, so a prefix with a manifest is always complete. The bucket check,
-    the HEADs and the listing of the prefix go out together, so a no-change re-run costs about two round
-    trips.
+    manifest's size and sha256 metadata are skipped; a stale manifest.json at ``dest`` is removed before
+    anything changes; the rest go up as :func:`modelpipe.uploads.upload_files` chooses for the link, each
+    object completed only if its bytes have the manifest's sha256 (checked by the store, or hashed here
+    as it is read: a corrupted file is refused by name and nothing of it stays); every object sent is
+    checked with HEAD; manifest.json goes last, so a prefix with a manifest is always complete. The bucket
+    check, the HEADs and the listing of the prefix go out together, so a no-change re-run costs about two
+    round trips.
 
     Args:
         src: Model folder containing manifest.json.
         dest: Target prefix.
         client: From :func:`modelpipe.s3.make_s3_client`.
-        config: Transfer concurrency and part size (defaults from :func:`modelpipe.s3.transfer_config`).
+        config: Concurrency bound, part size, single-request limit (:class:`modelpipe.uploads.UploadConfig`).
 
     Raises:
         ManifestError: manifest.json is missing or invalid.
@@ -94,16 +95,12 @@ def upload_model(
     manifest = read_manifest(src / MANIFEST_NAME)
     verify_files(src, manifest, hash_only=())
     manifest_bytes = (src / MANIFEST_NAME).read_bytes()
-    remote, listed, unfinished = _survey(
-        client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME]
-    )
+    survey = _survey(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
+    remote, listed, unfinished = survey.remote, survey.listed, survey.unfinished
     missing = [item for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
     # Unfinished multipart uploads of files about to be sent are resumed by the transfer; the others
     # (files complete since, or no longer in the model) would stay in the store forever.
     _abort_unfinished(client, dest, unfinished, keep={item.path for item in missing})
-    # Everything about to be sent is hashed before the first byte goes out; objects already in S3 with the
-    # manifest's size and sha256 are not read at all, which keeps a no-change re-run to a few HEADs.
-    verify_files(src, manifest, hash_only={item.path for item in missing})
     # The remote manifest stays only if it is this one and every file it lists is already in place.
     keep_manifest = not missing and (
         _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
@@ -124,7 +121,7 @@ def upload_model(
     if not keep_manifest and remote[MANIFEST_NAME] is not None:
         # The old manifest would vouch for a prefix that is about to change: drop it first.
         delete_object(client, dest.child(MANIFEST_NAME))
-    reused = _send(client, src, dest, missing, config)
+    reused = _send(client, src, dest, missing, config, survey.round_trip)
     # The objects not sent were matched against the manifest by the survey moments ago.
     _verify_remote(client, dest, missing)
 
@@ -168,27 +165,41 @@ def _same_listing(client: S3Client, dest: S3Location, info: ObjectInfo | None, m
     return remote.model_dump(exclude={"created"}) == manifest.model_dump(exclude={"created"})
 
 
-def _survey(
-    client: S3Client, dest: S3Location, paths: list[str]
-) -> tuple[dict[str, ObjectInfo | None], dict[str, int], list[dict[str, object]]]:
+@dataclass(frozen=True)
+class _Survey:
+    """What is at the destination, and the link's round trip as the survey's quickest request saw it."""
+
+    remote: dict[str, ObjectInfo | None]
+    listed: dict[str, int]
+    unfinished: list[dict[str, object]]
+    round_trip: float
+
+
+def _survey(client: S3Client, dest: S3Location, paths: list[str]) -> _Survey:
     """Bucket check, a HEAD per path, the prefix listing and its unfinished multipart uploads, sent
     together as one wave of requests.
 
     They are independent reads; one after the other they cost a round trip each, which is most of a
     no-change re-run over a long link. Errors surface in the order a sequential run would raise them.
-
-    Returns:
-        HEAD result per path (None when absent), the listing of the prefix ``{relative path: size}`` and
-        the unfinished multipart uploads under it.
+    Each request is timed: the quickest is the link's round trip, which decides how files are sent.
     """
+    latencies: list[float] = []
+
+    def timed(call: Callable[..., T], *args: Any) -> T:
+        started = time.monotonic()
+        try:
+            return call(*args)
+        finally:
+            latencies.append(time.monotonic() - started)
+
     with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
-        bucket_checked = pool.submit(check_bucket, client, dest.bucket)
-        listing = pool.submit(list_objects, client, dest)
-        uploads = pool.submit(_unfinished, client, dest)
-        heads = {path: pool.submit(head_object, client, dest.child(path)) for path in paths}
+        bucket_checked = pool.submit(timed, check_bucket, client, dest.bucket)
+        listing = pool.submit(timed, list_objects, client, dest)
+        uploads = pool.submit(timed, _unfinished, client, dest)
+        heads = {path: pool.submit(timed, head_object, client, dest.child(path)) for path in paths}
         bucket_checked.result()
         remote = {path: head.result() for path, head in heads.items()}
-        return remote, listing.result(), uploads.result()
+        return _Survey(remote, listing.result(), uploads.result(), min(latencies))
 
 
 def _unfinished(client: S3Client, dest: S3Location) -> list[dict[str, object]]:
@@ -211,7 +222,12 @@ def _abort_unfinished(
 
 
 def _send(
-    client: S3Client, src: Path, dest: S3Location, files: list[ManifestFile], config: TransferConfig | None
+    client: S3Client,
+    src: Path,
+    dest: S3Location,
+    files: list[ManifestFile],
+    config: UploadConfig | None,
+    round_trip: float,
 ) -> int:
     """Upload ``files``; returns the bytes reused from unfinished uploads of an earlier run."""
     if not files:
@@ -219,7 +235,7 @@ def _send(
     items = [UploadItem(src / f.path, dest.child(f.path), f.sha256, f.size) for f in files]
     total = sum(item.size for item in items)
     with Progress(total, f"upload {dest.uri}", log) as progress:
-        reused = upload_files(client, items, config=config, callback=progress)
+        reused = upload_files(client, items, config=config, callback=progress, round_trip=round_trip)
     log.info("sent %d files (%d bytes, %d reused) to %s", len(items), total - reused, reused, dest.uri)
     return reused
 
