@@ -217,9 +217,20 @@ def vllm_python(env: Mapping[str, str] | None = None) -> str:
     )
 
 
+# The image the vLLM ServingRuntime runs, from the modelpipe-serving-runtimes ConfigMap (gitops/base copies
+# it from the ServingRuntime, so the pinned digest has one home); register records it on LLM versions.
+VLLM_RUNTIME_IMAGE = "VLLM_RUNTIME_IMAGE"
+
+
+def vllm_runtime_image(env: Mapping[str, str] | None = None) -> str | None:
+    """The vLLM ServingRuntime's image (``REPO@sha256:...``) from VLLM_RUNTIME_IMAGE, or None if unknown."""
+    return _env(env).get(VLLM_RUNTIME_IMAGE) or None
+
+
 # Read by modelpipe but no cluster setting, so .env.template does not offer them: per-run switches of
 # the CLI, the local stand-ins' and dev tools' paths, a Hub mirror for tests, a fallback of
-# REGISTRY_AUTH_FILE. Every other variable named above is offered there (tests/manifests checks it).
+# REGISTRY_AUTH_FILE, what the bundle itself fills (the vLLM image).
+# Every other variable named above is offered there (tests/manifests checks it).
 NOT_CLUSTER_SETTINGS = frozenset(
     {
         MODELPIPE_LOG_LEVEL,
@@ -229,5 +240,6 @@ NOT_CLUSTER_SETTINGS = frozenset(
         MODELPIPE_VLLM_PYTHON,
         HF_ENDPOINT,
         DOCKER_CONFIG,
+        VLLM_RUNTIME_IMAGE,
     }
 )
