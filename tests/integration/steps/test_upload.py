@@ -358,3 +358,16 @@ def test_upload_file_stores_sha256_and_content_type(
     response = client.head_object(Bucket=dest.bucket, Key=dest.child("reports/report.png").key)
     assert response["ContentType"] == "image/png"
     assert response["Metadata"]["sha256"] == sha256_bytes(page.read_bytes())
+
+
+def test_round_trip_is_measured_on_the_bucket_and_none_when_unreachable(
+    client: S3Client, s3_server: Any
+) -> None:
+    calls: collections.Counter[str] = collections.Counter()
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
+    rtt = uploads.measure_round_trip(client, s3_server.bucket)
+    assert rtt is not None and 0 < rtt < 1.0 and calls == {"HeadBucket": 2}
+    unreachable = make_s3_client(
+        S3Settings.from_env({**s3_server.env, "AWS_S3_ENDPOINT": "http://127.0.0.1:9"})
+    )
+    assert uploads.measure_round_trip(unreachable, s3_server.bucket) is None
