@@ -507,6 +507,16 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     ),
     (
         "secrets_agree",
+        "endpoint token secret required",
+        edit(
+            "tasks/benchmark-model.yaml",
+            "              key: token\n              optional: true\n",
+            "              key: token\n",
+        ),
+        "map its key `token`, optional",
+    ),
+    (
+        "secrets_agree",
         "configmap key nobody sets",
         edit(
             "tasks/register-model.yaml",

@@ -217,6 +217,16 @@ def vllm_python(env: Mapping[str, str] | None = None) -> str:
     )
 
 
+# Bearer token for an endpoint deployed with auth=true: the `token` key of Secret NAME-sa-token, which the
+# benchmark and evaluate Tasks map in (secretKeyRef, optional); never a flag, so never on argv.
+ENDPOINT_TOKEN = "ENDPOINT_TOKEN"
+
+
+def endpoint_token(env: Mapping[str, str] | None = None) -> SecretStr | None:
+    """The endpoint's bearer token from ENDPOINT_TOKEN (surrounding whitespace dropped), or None."""
+    return _secret((_env(env).get(ENDPOINT_TOKEN) or "").strip() or None)
+
+
 # The image the vLLM ServingRuntime runs, from the modelpipe-serving-runtimes ConfigMap (gitops/base copies
 # it from the ServingRuntime, so the pinned digest has one home); register records it on LLM versions.
 VLLM_RUNTIME_IMAGE = "VLLM_RUNTIME_IMAGE"
@@ -229,7 +239,7 @@ def vllm_runtime_image(env: Mapping[str, str] | None = None) -> str | None:
 
 # Read by modelpipe but no cluster setting, so .env.template does not offer them: per-run switches of
 # the CLI, the local stand-ins' and dev tools' paths, a Hub mirror for tests, a fallback of
-# REGISTRY_AUTH_FILE, what the bundle itself fills (the vLLM image).
+# REGISTRY_AUTH_FILE, what the bundle itself fills (the vLLM image, the endpoint token deploy creates).
 # Every other variable named above is offered there (tests/manifests checks it).
 NOT_CLUSTER_SETTINGS = frozenset(
     {
@@ -241,5 +251,6 @@ NOT_CLUSTER_SETTINGS = frozenset(
         HF_ENDPOINT,
         DOCKER_CONFIG,
         VLLM_RUNTIME_IMAGE,
+        ENDPOINT_TOKEN,
     }
 )
