@@ -12,13 +12,16 @@ from modelpipe.redaction import register_secret
 AUTH_STATUSES = frozenset({401, 403})
 
 
-def auth_headers(token: SecretStr | None) -> dict[str, str]:
-    """``Authorization: Bearer TOKEN`` when there is a token (registered for redaction first), else none."""
-    if token is None:
-        return {}
+def token_value(token: SecretStr) -> str:
+    """The token's value, registered with the redaction helper first: every use of it goes through here."""
     value = token.get_secret_value()
     register_secret(value)
-    return {"Authorization": f"Bearer {value}"}
+    return value
+
+
+def auth_headers(token: SecretStr | None) -> dict[str, str]:
+    """``Authorization: Bearer TOKEN`` when there is a token, else no header."""
+    return {} if token is None else {"Authorization": f"Bearer {token_value(token)}"}
 
 
 def auth_failure(status: int, where: str, *, token_sent: bool) -> tuple[str, str]:

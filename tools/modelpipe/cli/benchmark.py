@@ -224,6 +224,7 @@ def run_llm(args: argparse.Namespace) -> CommandOutput:
         prompt_tokens=args.prompt_tokens,
         output_tokens=args.output_tokens,
         timeout_seconds=args.timeout,
+        endpoint_token=endpoint_token(),
     )
     summary = outcome.results.summary
     return CommandOutput(
