@@ -709,6 +709,11 @@ def _key_refs(node: Any, defaults: dict[str, str]) -> Iterator[tuple[str, str, s
             yield from _key_refs(item, defaults)
 
 
+# deploy-model creates Secret NAME-sa-token (kserve_access.token_secret_name) for an auth=true endpoint;
+# Tasks that call the endpoint map its `token` key, optional, since it exists only after such a deploy.
+RUN_TIME_SECRET_SUFFIX = "-sa-token"
+
+
 def check_secrets_agree(root: Path) -> Problems:
     """Secret and ConfigMap names and keys agree across .env.template, deploy.sh and the manifests."""
     problems = []
@@ -747,9 +752,16 @@ def check_secrets_agree(root: Path) -> Problems:
                     for p in spec.get("params", [])
                     if isinstance(p.get("default", ""), str)
                 }
-                for kind, name, key, _optional in _key_refs(spec, defaults):
+                for kind, name, key, optional in _key_refs(spec, defaults):
                     store = created if kind == "secretKeyRef" else configmaps
                     where = f"{overlay} {doc['kind']}/{doc['metadata']['name']}"
+                    if kind == "secretKeyRef" and name.endswith(RUN_TIME_SECRET_SUFFIX):
+                        if not optional or key != "token":
+                            problems.append(
+                                f"{where}: {name} exists only once deploy-model ran with auth=true: "
+                                "map its key `token`, optional"
+                            )
+                        continue
                     if name not in store:
                         problems.append(
                             f"{where}: {kind} {name} is neither created by deploy.sh nor in the bundle"

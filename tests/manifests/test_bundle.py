@@ -507,6 +507,16 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
     ),
     (
         "secrets_agree",
+        "endpoint token secret required",
+        edit(
+            "tasks/benchmark-model.yaml",
+            "              key: token\n              optional: true\n",
+            "              key: token\n",
+        ),
+        "map its key `token`, optional",
+    ),
+    (
+        "secrets_agree",
         "configmap key nobody sets",
         edit(
             "tasks/register-model.yaml",
@@ -593,3 +603,17 @@ def test_the_template_offers_the_registry_timeout_config_defaults_to() -> None:
 
     template = (REPO_ROOT / ".env.template").read_text(encoding="utf-8").splitlines()
     assert f"{MODEL_REGISTRY_TIMEOUT}={DEFAULT_REGISTRY_TIMEOUT:g}" in template
+
+
+@pytest.mark.parametrize("overlay", checks.OVERLAYS)
+def test_register_reads_the_image_the_vllm_serving_runtime_runs(overlay: str) -> None:
+    docs = checks.rendered(REPO_ROOT, overlay)
+    (runtime,) = [
+        d for d in docs if d["kind"] == "ServingRuntime" and d["metadata"]["name"] == "vllm-runtime"
+    ]
+    (config,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "modelpipe-serving-runtimes"
+    ]
+    image = runtime["spec"]["containers"][0]["image"]
+    assert "@sha256:" in image
+    assert config["data"]["VLLM_RUNTIME_IMAGE"] == image

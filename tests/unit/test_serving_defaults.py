@@ -14,6 +14,7 @@ from modelpipe.serving_defaults import (
     read_served_defaults,
 )
 from modelpipe.targets.kserve import IsvcSpec, build_inference_service
+from pydantic import SecretStr
 
 from tests.support.fake_kube import validation_errors
 
@@ -76,11 +77,35 @@ def test_kserve_passes_the_defaults_as_runtime_args() -> None:
     assert validation_errors(body) == []
 
 
-def _answer(monkeypatch: pytest.MonkeyPatch, status: int, payload: dict[str, Any]) -> None:
-    def fake_get(url: str, timeout: float) -> httpx.Response:
+def _answer(monkeypatch: pytest.MonkeyPatch, status: int, payload: dict[str, Any]) -> list[dict[str, str]]:
+    sent: list[dict[str, str]] = []
+
+    def fake_get(url: str, timeout: float, headers: dict[str, str]) -> httpx.Response:
+        sent.append(headers)
         return httpx.Response(status, json=payload, request=httpx.Request("GET", url))
 
     monkeypatch.setattr(httpx, "get", fake_get)
+    return sent
+
+
+def test_served_defaults_are_asked_with_the_endpoint_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    params = {"default_steps": 4, "default_guidance": 0.0, "default_size": "64x64"}
+    sent = _answer(monkeypatch, 200, {"name": "m", "parameters": params})
+    read_served_defaults("http://127.0.0.1:1", "m", token=SecretStr("tok-1234"))
+    read_served_defaults("http://127.0.0.1:1", "m")
+    assert sent == [{"Authorization": "Bearer tok-1234"}, {}]
+
+
+@pytest.mark.parametrize(
+    ("status", "token", "says"), [(401, None, "none was sent"), (403, "tok-1234", "refused")]
+)
+def test_access_refused_names_the_status_and_the_token_variable(
+    monkeypatch: pytest.MonkeyPatch, status: int, token: str | None, says: str
+) -> None:
+    _answer(monkeypatch, status, {"error": "denied"})
+    with pytest.raises(ConfigError, match=f"HTTP {status}") as info:
+        read_served_defaults("http://127.0.0.1:1", "m", token=SecretStr(token) if token else None)
+    assert says in info.value.message and "ENDPOINT_TOKEN" in info.value.message + (info.value.fix or "")
 
 
 def test_served_defaults_come_from_the_v2_metadata(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -217,9 +217,30 @@ def vllm_python(env: Mapping[str, str] | None = None) -> str:
     )
 
 
+# Bearer token for an endpoint deployed with auth=true: the `token` key of Secret NAME-sa-token, which the
+# benchmark and evaluate Tasks map in (secretKeyRef, optional); never a flag, so never on argv.
+ENDPOINT_TOKEN = "ENDPOINT_TOKEN"
+
+
+def endpoint_token(env: Mapping[str, str] | None = None) -> SecretStr | None:
+    """The endpoint's bearer token from ENDPOINT_TOKEN (surrounding whitespace dropped), or None."""
+    return _secret((_env(env).get(ENDPOINT_TOKEN) or "").strip() or None)
+
+
+# The image the vLLM ServingRuntime runs, from the modelpipe-serving-runtimes ConfigMap (gitops/base copies
+# it from the ServingRuntime, so the pinned digest has one home); register records it on LLM versions.
+VLLM_RUNTIME_IMAGE = "VLLM_RUNTIME_IMAGE"
+
+
+def vllm_runtime_image(env: Mapping[str, str] | None = None) -> str | None:
+    """The vLLM ServingRuntime's image (``REPO@sha256:...``) from VLLM_RUNTIME_IMAGE, or None if unknown."""
+    return _env(env).get(VLLM_RUNTIME_IMAGE) or None
+
+
 # Read by modelpipe but no cluster setting, so .env.template does not offer them: per-run switches of
 # the CLI, the local stand-ins' and dev tools' paths, a Hub mirror for tests, a fallback of
-# REGISTRY_AUTH_FILE. Every other variable named above is offered there (tests/manifests checks it).
+# REGISTRY_AUTH_FILE, what the bundle itself fills (the vLLM image, the endpoint token deploy creates).
+# Every other variable named above is offered there (tests/manifests checks it).
 NOT_CLUSTER_SETTINGS = frozenset(
     {
         MODELPIPE_LOG_LEVEL,
@@ -229,5 +250,7 @@ NOT_CLUSTER_SETTINGS = frozenset(
         MODELPIPE_VLLM_PYTHON,
         HF_ENDPOINT,
         DOCKER_CONFIG,
+        VLLM_RUNTIME_IMAGE,
+        ENDPOINT_TOKEN,
     }
 )

@@ -14,6 +14,7 @@ from pathlib import Path
 from modelpipe.config import (
     AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY,
+    ENDPOINT_TOKEN,
     MODEL_REGISTRY_TOKEN,
     MODELPIPE_EVAL_BIN,
 )
@@ -29,7 +30,9 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 GUIDELLM = "guidellm"
 SETUP_HINT = f"run `make eval-env` (creates .venv-eval) and set {MODELPIPE_EVAL_BIN}=.venv-eval/bin"
 # Never handed to the tools: they talk to the endpoint only, not to S3 or the registry.
-_WITHHELD = frozenset({AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MODEL_REGISTRY_TOKEN})
+# The endpoint token too: a tool gets it only under the name it reads (lm-eval OPENAI_API_KEY, guidellm's
+# scenario file), from the step that knows the tool.
+_WITHHELD = frozenset({AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MODEL_REGISTRY_TOKEN, ENDPOINT_TOKEN})
 # Offline switches of huggingface_hub, datasets and transformers: nothing is fetched from the Hub.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 _TAIL_LINES = 15
@@ -147,6 +150,19 @@ def run_tool(
             fix="read the log; a wrong endpoint, model name or tokenizer is the usual cause",
         )
     return done
+
+
+def redact_outputs(folder: Path) -> None:
+    """Mask known secret values in the text files a tool wrote under ``folder`` (its logs and reports), in
+    case it echoed a token it was given; those files are published with the results."""
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        cleaned = redact(text)
+        if cleaned != text:
+            path.write_text(cleaned, encoding="utf-8")
 
 
 def log_tail(path: Path, lines: int = _TAIL_LINES) -> str:

@@ -15,8 +15,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
+from pydantic import SecretStr
 
 from modelpipe.benchmark_schema import BenchmarkSummary, LatencyLevel
+from modelpipe.endpoint_auth import AUTH_STATUSES, auth_failure, auth_headers
 from modelpipe.errors import BenchmarkError
 from modelpipe.redaction import redact
 
@@ -89,10 +91,17 @@ class V1ImageClient:
         model_name: Served model name.
         timeout_seconds: Per-request timeout.
         max_connections: Connection pool size (at least the highest concurrency).
+        token: Bearer token for an endpoint deployed with ``auth=true``; None sends no Authorization.
     """
 
     def __init__(
-        self, endpoint: str, model_name: str, *, timeout_seconds: float, max_connections: int
+        self,
+        endpoint: str,
+        model_name: str,
+        *,
+        timeout_seconds: float,
+        max_connections: int,
+        token: SecretStr | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.model_name = model_name
@@ -100,7 +109,9 @@ class V1ImageClient:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 30.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers=auth_headers(token),
         )
+        self._token_sent = token is not None
 
     def __enter__(self) -> V1ImageClient:
         return self
@@ -116,7 +127,8 @@ class V1ImageClient:
         """Ask ``GET /v1/models/{name}`` whether the model is loaded.
 
         Raises:
-            BenchmarkError: The endpoint is unreachable, does not serve the model, or the model is not ready.
+            BenchmarkError: The endpoint is unreachable, refuses access (401/403: no or a wrong token), does
+                not serve the model, or the model is not ready.
         """
         public = public_endpoint(self.endpoint)
         try:
@@ -126,6 +138,11 @@ class V1ImageClient:
                 f"endpoint {public} unreachable: {type(err).__name__}: {redact(str(err))}",
                 fix="check --endpoint and that the InferenceService is Ready",
             ) from err
+        if response.status_code in AUTH_STATUSES:
+            message, fix = auth_failure(
+                response.status_code, f"endpoint {public}", token_sent=self._token_sent
+            )
+            raise BenchmarkError(message, fix=fix)
         if response.status_code == 404:
             raise BenchmarkError(
                 f"endpoint {public} does not serve model {self.model_name!r} (HTTP 404)",

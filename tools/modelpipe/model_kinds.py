@@ -277,3 +277,5 @@ def language_model_info(model_dir: Path, weight_files: Iterable[str]) -> Languag
 # the Model Registry artifact's model_format_name and the InferenceService's modelFormat all use it, so the
 # OpenShift AI dashboard can deploy a registered version on the runtime that serves it.
 MODEL_FORMATS: dict[ModelKind, str] = {TEXT_TO_IMAGE: "diffusers", TEXT_GENERATION: "vLLM"}
+# The ServingRuntime (gitops/base) that serves each kind: deploy's default, recorded by register.
+SERVING_RUNTIMES: dict[ModelKind, str] = {TEXT_TO_IMAGE: "diffusers-runtime", TEXT_GENERATION: "vllm-runtime"}

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from modelpipe.endpoint_auth import AUTH_STATUSES, auth_failure, auth_headers
 from modelpipe.errors import ConfigError
 
 PROP_DEFAULT_STEPS = "serving_default_steps"
@@ -116,23 +118,30 @@ class ServedDefaults:
         return text
 
 
-def read_served_defaults(endpoint: str, model_name: str, *, timeout: float = 30.0) -> ServedDefaults:
+def read_served_defaults(
+    endpoint: str, model_name: str, *, timeout: float = 30.0, token: SecretStr | None = None
+) -> ServedDefaults:
     """Ask a live runtime for its model's serving defaults (``GET /v2/models/NAME`` ``parameters``).
 
+    ``token`` is the bearer token of an endpoint deployed with ``auth=true``.
+
     Raises:
-        ConfigError: The endpoint does not answer, or its metadata carries no serving defaults (an older
-            runtime): pass the settings explicitly then.
+        ConfigError: The endpoint does not answer or refuses access (401/403), or its metadata carries no
+            serving defaults (an older runtime): pass the settings explicitly then.
     """
     url = f"{endpoint.rstrip('/')}/v2/models/{model_name}"
     try:
-        response = httpx.get(url, timeout=timeout)
+        response = httpx.get(url, timeout=timeout, headers=auth_headers(token))
+    except httpx.HTTPError as err:
+        raise _unreadable(url, err) from err
+    if response.status_code in AUTH_STATUSES:
+        message, fix = auth_failure(response.status_code, url, token_sent=token is not None)
+        raise ConfigError(message, fix=fix)
+    try:
         response.raise_for_status()
         params = response.json().get("parameters") or {}
     except (httpx.HTTPError, ValueError) as err:
-        raise ConfigError(
-            f"cannot read the served model's defaults from {url}: {err}",
-            fix="check --endpoint and --model-name, or pass --steps, --size and --guidance",
-        ) from err
+        raise _unreadable(url, err) from err
     try:
         width, height = (int(v) for v in str(params["default_size"]).split("x"))
         return ServedDefaults(
@@ -148,6 +157,13 @@ def read_served_defaults(endpoint: str, model_name: str, *, timeout: float = 30.
             f"{url} reports no serving defaults (missing or bad {err})",
             fix="serve with a runtime that reports them, or pass --steps, --size and --guidance",
         ) from err
+
+
+def _unreadable(url: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"cannot read the served model's defaults from {url}: {err}",
+        fix="check --endpoint and --model-name, or pass --steps, --size and --guidance",
+    )
 
 
 def _steps(text: str, name: str) -> int | None:

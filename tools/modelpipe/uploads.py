@@ -15,9 +15,10 @@ How :func:`upload_files` sends a set of files:
 Integrity, without hashing a byte twice: a single request carries the file's sha256 as
 ``x-amz-checksum-sha256`` so the store itself refuses bytes that differ (BadDigest) and the client hashes
 nothing. A multipart file is hashed as its parts are read (each byte read once, and the bytes hashed are the
-bytes sent), every part carries Content-MD5, and the upload is completed only when the file's sha256 is
-the expected one; otherwise it is aborted. A store that does not check checksums (no echo) gets each file
-hashed before it is sent and Content-MD5 on every request. Payload signing is off for this reason (see
+bytes sent), every part carries a CRC32 (or Content-MD5 where the store does not check flexible
+checksums), and the upload is completed only when the file's sha256 is the expected one; otherwise it is
+aborted. A store that does not check checksums (no echo) gets each file hashed before it is sent and
+Content-MD5 on every request. Payload signing is off for this reason (see
 :func:`modelpipe.s3.make_s3_client`): it would hash every byte again for no extra check.
 
 A large file's unfinished multipart upload left by a killed run is resumed: parts whose size and MD5 ETag
@@ -42,7 +43,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from modelpipe.errors import ChecksumMismatchError, StorageError
 from modelpipe.manifest import sha256_file
-from modelpipe.multipart import MultipartFile, error_code, with_transfer_retries
+from modelpipe.multipart import (
+    CHECKSUM_UNSUPPORTED_CODES,
+    ChecksumUnsupported,
+    MultipartFile,
+    error_code,
+    with_transfer_retries,
+)
 from modelpipe.s3 import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MULTIPART_CHUNKSIZE,
@@ -68,8 +75,6 @@ S3_SINGLE_REQUEST_LIMIT = 5 * GIB
 SMALL_FILE_BYTES = 1 * MIB
 # A level of parallelism is kept only if it brings this much more throughput than the one before.
 THROUGHPUT_GROWTH = 1.10
-# What stores answer when they do not know x-amz-checksum-sha256 (older MinIO, Ceph, proxies).
-_CHECKSUM_UNSUPPORTED = frozenset({"InvalidArgument", "NotImplemented", "InvalidRequest", "501"})
 _FAILURES = (ClientError, BotoCoreError, StorageError, OSError)
 
 
@@ -360,7 +365,7 @@ class _UploadRun:
             except ClientError as err:
                 if error_code(err) == "BadDigest":
                     raise _bad_digest(item) from err
-                if self.store_checks_sha256 is None and error_code(err) in _CHECKSUM_UNSUPPORTED:
+                if self.store_checks_sha256 is None and error_code(err) in CHECKSUM_UNSUPPORTED_CODES:
                     log.info(
                         "the store refuses x-amz-checksum-sha256 (%s): files are hashed here", error_code(err)
                     )
@@ -441,7 +446,17 @@ class _UploadRun:
 
     def _send_part(self, send: _MultipartSend, number: int, data: bytes) -> int:
         try:
-            etag = send.job.upload_part(send.upload_id, number, data)
+            try:
+                # CRC32 only where a whole-file sha256 was seen checked: flexible checksums are known there.
+                etag = send.job.upload_part(
+                    send.upload_id, number, data, crc32=self.store_checks_sha256 is True
+                )
+            except ChecksumUnsupported as unsupported:
+                log.info(
+                    "the store does not check x-amz-checksum-crc32 (%s): parts carry Content-MD5", unsupported
+                )
+                self.store_checks_sha256 = False
+                etag = unsupported.etag or send.job.upload_part(send.upload_id, number, data, crc32=False)
         except _FAILURES as err:
             send.failed = send.failed or err
             return 0

@@ -44,6 +44,9 @@ class FakeV1:
     fail_every: int = 0
     status: int = 500
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # Set: answer 401 without `Authorization: Bearer TOKEN`, as OpenShift AI's proxy does for auth=true.
+    token: str | None = None
+    authorizations: list[str | None] = field(default_factory=list)
 
 
 def _png(seed: int, width: int, height: int) -> bytes:
@@ -70,7 +73,23 @@ def fake_v1() -> Iterator[FakeV1]:
             self.end_headers()
             self.wfile.write(data)
 
+        def _refused(self) -> bool:
+            authorization = self.headers.get("Authorization")
+            with lock:
+                state.authorizations.append(authorization)
+            if state.token is None or authorization == f"Bearer {state.token}":
+                return False
+            data = b"Unauthorized\n"
+            self.send_response(401)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+
         def do_GET(self) -> None:
+            if self._refused():
+                return
             if self.path == f"/v1/models/{state.model_name}":
                 self._send(200, {"name": state.model_name, "ready": True})
             else:
@@ -78,6 +97,8 @@ def fake_v1() -> Iterator[FakeV1]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if self._refused():
+                return
             instance = body["instances"][0]
             with lock:
                 state.calls.append(instance)
@@ -267,6 +288,95 @@ def test_cli_with_s3_clip_model_writes_results_and_keeps_secrets_out(
     captured = capsys.readouterr()
     for text in ((out / "results.json").read_text(), captured.out, captured.err):
         assert s3_server.secret_access_key not in text and s3_server.access_key_id not in text
+
+
+ENDPOINT_TOKEN = "eyJhbGciOiJSUzI1NiJ9.endpoint-token-s3cr3t-77"
+
+
+def _token_argv(fake_v1: FakeV1, clip: Path, out: Path, results_dir: Path) -> list[str]:
+    return [
+        "benchmark", "--endpoint", fake_v1.url, "--model-name", fake_v1.model_name,
+        "--clip-model", str(clip), "--concurrency", "1", "--requests", "2", "--warmup", "1",
+        "--steps", "2", "--size", "64x64", "--guidance", "7.5",
+        "--benchmark-dir", str(out), "--results-dir", str(results_dir), "-v",
+    ]  # fmt: skip
+
+
+def test_cli_sends_the_endpoint_token_and_keeps_it_out_of_output(
+    fake_v1: FakeV1,
+    tiny_clip_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelpipe.cli import main
+
+    fake_v1.token = ENDPOINT_TOKEN
+    monkeypatch.setenv("ENDPOINT_TOKEN", ENDPOINT_TOKEN + "\n")  # as a Secret's value may end
+    out, results_dir = tmp_path / "out", tmp_path / "results"
+    assert main(_token_argv(fake_v1, tiny_clip_dir, out, results_dir)) == 0
+    assert BenchmarkResults.load(out).summary.errors == 0
+    assert fake_v1.authorizations and set(fake_v1.authorizations) == {f"Bearer {ENDPOINT_TOKEN}"}
+    captured = capsys.readouterr()
+    written = [p.read_text() for p in [*results_dir.iterdir(), out / "results.json"]]
+    for text in (*written, captured.out, captured.err):
+        assert "s3cr3t" not in text
+
+
+def test_cli_without_the_token_exits_1_naming_the_401_and_the_fix(
+    fake_v1: FakeV1,
+    tiny_clip_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from modelpipe.cli import main
+
+    fake_v1.token = ENDPOINT_TOKEN
+    monkeypatch.delenv("ENDPOINT_TOKEN", raising=False)
+    out = tmp_path / "out"
+    assert main(_token_argv(fake_v1, tiny_clip_dir, out, tmp_path / "results")) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1, errors
+    assert "HTTP 401" in errors[0] and "ENDPOINT_TOKEN" in errors[0] and "NAME-sa-token" in errors[0]
+    assert fake_v1.calls == [], "no generation before access is settled"
+    assert not (out / "results.json").exists()
+
+
+def test_reading_served_defaults_without_the_token_names_the_401(
+    fake_v1: FakeV1, tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    from modelpipe.errors import ConfigError
+
+    fake_v1.token = ENDPOINT_TOKEN
+    settings = {key: value for key, value in SMALL.items() if key != "steps"}
+    with pytest.raises(ConfigError, match=r"requires a bearer token \(HTTP 401 Unauthorized\)") as info:
+        benchmark_model(
+            endpoint=fake_v1.url,
+            model_name=fake_v1.model_name,
+            clip_model=str(tiny_clip_dir),
+            out_dir=tmp_path,
+            **settings,
+        )
+    assert "ENDPOINT_TOKEN" in (info.value.fix or "")
+
+
+def test_wrong_token_is_reported_as_refused_without_its_value(
+    fake_v1: FakeV1, tiny_clip_dir: Path, tmp_path: Path
+) -> None:
+    from pydantic import SecretStr
+
+    fake_v1.token = ENDPOINT_TOKEN
+    with pytest.raises(BenchmarkError, match=r"refused the bearer token .*HTTP 401") as info:
+        benchmark_model(
+            endpoint=fake_v1.url,
+            model_name=fake_v1.model_name,
+            clip_model=str(tiny_clip_dir),
+            out_dir=tmp_path,
+            endpoint_token=SecretStr("another-token-s3cr3t"),
+            **SMALL,
+        )
+    assert "s3cr3t" not in str(info.value) + (info.value.fix or "")
 
 
 def test_real_runtime_benchmark_results_match_the_schema(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError
 from modelpipe.steps.download import LocalSource, download_model
@@ -12,11 +13,21 @@ from modelpipe.steps.register import register_model
 from pydantic import SecretStr
 from safetensors import safe_open
 
-from tests.integration.steps.test_register import official_client
+from tests.integration.steps.test_register import DIGEST, official_client, write_model
+from tests.support.tools import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 MODEL_URI = "s3://models/tiny-llm/0123abcd"
+# What build-runtime passes on: the pipeline hands it to register for every kind.
+DIFFUSERS_IMAGE = f"quay.io/acme/diffusers-runtime@{DIGEST}"
+
+
+def _pinned_vllm_image() -> str:
+    """The vLLM ServingRuntime's image as gitops/base pins it (its one home: the `images:` entry)."""
+    kustomization = yaml.safe_load((REPO_ROOT / "gitops/base/kustomization.yaml").read_text())
+    (entry,) = [image for image in kustomization["images"] if image["name"] == "quay.io/modh/vllm"]
+    return f"{entry.get('newName', entry['name'])}@{entry['digest']}"
 
 
 def _downloaded(tiny_llm_dir: Path, dest: Path) -> Path:
@@ -76,3 +87,52 @@ def test_expected_kind_other_than_the_downloaded_one_is_refused(
     manifest = _downloaded(tiny_llm_dir, tmp_path / "llm")
     with pytest.raises(ConfigError, match="records a text-generation model"):
         _register(registry_server, manifest, model_kind="text-to-image")
+
+
+@pytest.mark.parametrize(
+    ("kind", "runtime", "image"),
+    [
+        ("text-to-image", "diffusers-runtime", DIFFUSERS_IMAGE),
+        ("text-generation", "vllm-runtime", _pinned_vllm_image()),
+    ],
+)
+def test_each_kind_records_the_runtime_and_image_that_serve_it(
+    registry_server, tiny_llm_dir: Path, tmp_path: Path, kind: str, runtime: str, image: str
+) -> None:
+    if kind == "text-generation":
+        manifest = _downloaded(tiny_llm_dir, tmp_path / "llm")
+    else:
+        manifest = write_model(tmp_path / "sd")
+    _register(
+        registry_server,
+        manifest,
+        runtime_image=DIFFUSERS_IMAGE,
+        vllm_runtime_image=_pinned_vllm_image(),
+    )
+    props = official_client(registry_server).get_model_version("tiny-llm", "1.0").custom_properties or {}
+    assert props["model_kind"] == kind
+    assert props["serving_runtime"] == runtime
+    assert props["runtime_image"] == image
+    assert props["runtime_image_digest"] == image.partition("@")[2]
+
+
+def test_language_model_with_unknown_vllm_image_drops_the_diffusers_image_an_old_run_recorded(
+    registry_server, tiny_llm_dir: Path, tmp_path: Path
+) -> None:
+    manifest = _downloaded(tiny_llm_dir, tmp_path / "llm")
+    _register(registry_server, manifest)
+    client = official_client(registry_server)
+    # What register wrote on language models before it knew which runtime serves them.
+    version = client.get_model_version("tiny-llm", "1.0")
+    version.custom_properties = {
+        **(version.custom_properties or {}),
+        "runtime_image": DIFFUSERS_IMAGE,
+        "runtime_image_digest": DIGEST,
+    }
+    client.update(version)
+    again = _register(registry_server, manifest, runtime_image=DIFFUSERS_IMAGE)
+    assert again.action == "updated"
+    props = client.get_model_version("tiny-llm", "1.0").custom_properties or {}
+    assert "runtime_image" not in props and "runtime_image_digest" not in props
+    assert props["serving_runtime"] == "vllm-runtime"
+    assert props["architecture"] == "LlamaForCausalLM", "the other properties are kept"

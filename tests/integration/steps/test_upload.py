@@ -6,6 +6,7 @@ import collections
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,12 +232,16 @@ def test_store_that_ignores_checksums_gets_files_hashed_here(
 def test_every_request_with_a_body_carries_a_checksum_the_store_verifies(
     model_dir: Path, client: S3Client, dest: S3Location
 ) -> None:
-    """Payload signing is off, so each object or part sent must carry x-amz-checksum-sha256 or Content-MD5."""
+    """Payload signing is off, so each object or part sent must carry a checksum the store verifies."""
     unchecked: list[str] = []
 
     def inspect(request: Any, **_: Any) -> None:
         headers = {name.lower() for name in request.headers}
-        if request.method == "PUT" and not headers & {"x-amz-checksum-sha256", "content-md5"}:
+        if request.method == "PUT" and not headers & {
+            "x-amz-checksum-sha256",
+            "x-amz-checksum-crc32",
+            "content-md5",
+        }:
             unchecked.append(f"{request.method} {request.url}")
 
     client.meta.events.register("before-send.s3", inspect)
@@ -371,3 +376,29 @@ def test_round_trip_is_measured_on_the_bucket_and_none_when_unreachable(
         S3Settings.from_env({**s3_server.env, "AWS_S3_ENDPOINT": "http://127.0.0.1:9"})
     )
     assert uploads.measure_round_trip(unreachable, s3_server.bucket) is None
+
+
+def _strip_crc32(params: dict[str, Any], **_: Any) -> None:
+    params.pop("ChecksumCRC32", None)
+
+
+def _refuse_crc32(params: dict[str, Any], **_: Any) -> None:
+    if "ChecksumCRC32" in params:
+        raise ClientError({"Error": {"Code": "InvalidArgument", "Message": "unknown header"}}, "UploadPart")
+
+
+@pytest.mark.parametrize("store", [_strip_crc32, _refuse_crc32], ids=["ignores-crc32", "refuses-crc32"])
+def test_parts_fall_back_to_content_md5_where_crc32_is_not_checked(
+    model_dir: Path, s3_server: Any, client: S3Client, dest: S3Location, store: Callable[..., None]
+) -> None:
+    odd = make_s3_client(S3Settings.from_env(s3_server.env))
+    odd.meta.events.register("before-parameter-build.s3.UploadPart", store)
+    md5_parts: list[int] = []
+    odd.meta.events.register(
+        "before-parameter-build.s3.UploadPart",
+        lambda params, **_: md5_parts.append(params["PartNumber"]) if "ContentMD5" in params else None,
+    )
+    upload_model(src=model_dir, dest=dest, client=odd, config=CONFIG)
+    assert md5_parts, "after the first unchecked CRC32 part, parts carry Content-MD5"
+    body = client.get_object(Bucket=dest.bucket, Key=dest.child(BIG).key)["Body"].read()
+    assert sha256_bytes(body) == read_manifest(model_dir).file(BIG).sha256

@@ -282,3 +282,55 @@ def test_missing_eval_tools_name_the_setup_command(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found") as err:
         EvalTools(tmp_path).executable("lm_eval")
     assert err.value.fix is not None and "make eval-env" in err.value.fix
+
+
+def test_tools_never_inherit_the_endpoint_token_by_its_own_name() -> None:
+    assert tool_env({"ENDPOINT_TOKEN": "tok-1234", "PATH": "/bin"}, offline=False) == {"PATH": "/bin"}
+
+
+def test_lm_eval_gets_the_endpoint_token_as_openai_api_key_never_on_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_tokenizer: Path
+) -> None:
+    from pydantic import SecretStr
+
+    token = "endpoint-token-s3cr3t-5678"
+    checked: list[Any] = []
+    runs: list[tuple[list[Any], dict[str, str]]] = []
+
+    def fake_run(argv: list[Any], *, env: dict[str, str], log_path: Path, **kwargs: Any) -> None:
+        runs.append((argv, dict(env)))
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(f"lm-eval echoing Authorization: Bearer {token}\n", encoding="utf-8")
+
+    monkeypatch.setattr(evaluate, "lookup_tasks", lambda *a, **k: {"modelpipe_science_mc": "multiple_choice"})
+    monkeypatch.setattr(evaluate, "check_served", lambda *a, **k: checked.append(k.get("token")))
+    monkeypatch.setattr(evaluate, "run_tool", fake_run)
+    monkeypatch.setattr(evaluate, "read_lm_eval_output", lambda out: _json("lm_eval_results.json"))
+    (tmp_path / "lm_eval").write_text("#!/bin/sh\n", encoding="utf-8")
+    (tmp_path / "lm_eval").chmod(0o755)
+    evaluate.evaluate_model(
+        endpoint="http://127.0.0.1:9",
+        model_name="m",
+        tokenizer_dir=tiny_tokenizer,
+        tasks=["modelpipe_science_mc"],
+        eval_dir=tmp_path / "eval",
+        tools=EvalTools(tmp_path),
+        environ={"PATH": "/bin"},
+        endpoint_token=SecretStr(token),
+    )
+    assert [value.get_secret_value() for value in checked] == [token]
+    ((argv, env),) = runs
+    assert env["OPENAI_API_KEY"] == token
+    assert token not in " ".join(str(part) for part in argv)
+    for path in (tmp_path / "eval").rglob("*"):
+        if path.is_file():
+            assert "s3cr3t" not in path.read_text(encoding="utf-8"), path
+
+
+def test_guidellm_reads_the_token_from_a_private_scenario_not_argv(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
+    scenario = benchmark_llm._auth_scenario(tmp_path, SecretStr("tok-1234"))
+    assert scenario is not None and scenario.stat().st_mode & 0o777 == 0o600
+    assert json.loads(scenario.read_text())["spec"]["backend"]["api_key"] == "tok-1234"
+    assert benchmark_llm._auth_scenario(tmp_path / "none", None) is None

@@ -34,6 +34,7 @@ def wanted(manifest: Path, **overrides: Any) -> step._Wanted:
         "model_uri": "s3://models/tiny-sd/0123abcd",
         "manifest": manifest,
         "runtime_image": None,
+        "vllm_runtime_image": None,
         "storage_key": "models-connection",
         "description": None,
         "labels": None,
@@ -64,6 +65,17 @@ def test_properties_record_provenance_with_size_as_string_and_labels_as_empty_st
     assert props["text-to-image"] == "" and props["demo"] == ""
     assert len(str(props["manifest_sha256"])) == 64
     assert state.storage_path == "tiny-sd/0123abcd"
+
+
+def test_vllm_image_is_not_recorded_on_a_text_to_image_version(tmp_path: Path) -> None:
+    state = wanted(
+        write_model(tmp_path / "m"),
+        runtime_image=f"quay.io/acme/runtime@{DIGEST}",
+        vllm_runtime_image="quay.io/modh/vllm@sha256:" + "cd" * 32,
+    )
+    assert state.properties["runtime_image"] == f"quay.io/acme/runtime@{DIGEST}"
+    assert state.properties["serving_runtime"] == "diffusers-runtime"
+    assert state.cleared == frozenset()
 
 
 def test_runtime_image_without_digest_is_refused(tmp_path: Path) -> None:
@@ -150,6 +162,7 @@ def test_cli_passes_flags_and_writes_the_three_id_results(
     monkeypatch.setattr("modelpipe.cli.register.register_model", fake_register_model)
     monkeypatch.setenv("MODEL_REGISTRY_URL", "http://env-registry:8080")
     monkeypatch.setenv("MODEL_REGISTRY_TOKEN", "tok-from-env-123")
+    monkeypatch.setenv("VLLM_RUNTIME_IMAGE", f"quay.io/modh/vllm@{DIGEST}")
     code = cli.main(
         [
             "register",
@@ -173,6 +186,7 @@ def test_cli_passes_flags_and_writes_the_three_id_results(
     assert kwargs["registry"].url == "http://env-registry:8080"
     assert kwargs["registry"].token.get_secret_value() == "tok-from-env-123"
     assert kwargs["pipeline_run"] == "run-1"
+    assert kwargs["vllm_runtime_image"] == f"quay.io/modh/vllm@{DIGEST}"
     results = {p.name: p.read_text() for p in (tmp_path / "results").iterdir()}
     assert results == {
         "REGISTERED_MODEL_ID": "1",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
-from modelpipe.config import hf_token
+from modelpipe.config import endpoint_token, hf_token
 from modelpipe.model_kinds import MODEL_KINDS
 
 # ViT-B/16: the backbone of the published diffusers CLIP-score reference values (SD v1-5 about 36).
@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "them with torchmetrics CLIPScore; then time --requests requests at each --concurrency level "
             "after --warmup untimed ones. Writes BENCHMARK_DIR/results.json (schema: "
             "modelpipe.benchmark_schema) and BENCHMARK_DIR/images/. s3:// CLIP models use AWS_S3_ENDPOINT, "
-            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; hf:// uses HF_TOKEN. "
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; hf:// uses HF_TOKEN. An endpoint deployed with "
+            "auth=true gets ENDPOINT_TOKEN as its bearer token (Secret NAME-sa-token, key token). "
             "Results: CLIP_SCORE, P50_SECONDS, P95_SECONDS (lowest concurrency), IMAGES_PER_SECOND (peak)."
         ),
         examples=EXAMPLES,
@@ -177,6 +178,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         s3_settings=s3_settings(args),
         hf_token=hf_token(),
         clip_cache_dir=args.clip_cache,
+        endpoint_token=endpoint_token(),
     )
     results = outcome.results
     return CommandOutput(
@@ -222,6 +224,7 @@ def run_llm(args: argparse.Namespace) -> CommandOutput:
         prompt_tokens=args.prompt_tokens,
         output_tokens=args.output_tokens,
         timeout_seconds=args.timeout,
+        endpoint_token=endpoint_token(),
     )
     summary = outcome.results.summary
     return CommandOutput(

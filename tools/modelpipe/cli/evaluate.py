@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from modelpipe.cli.common import CommandOutput, add_data_connection_flag, add_step_parser, s3_settings
-from modelpipe.config import MODELPIPE_EVAL_BIN, eval_bin_dir
+from modelpipe.config import MODELPIPE_EVAL_BIN, endpoint_token, eval_bin_dir
 from modelpipe.llm_results import EvaluationResults
 
 EXAMPLES = """\
@@ -56,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "model's own tokenizer. Writes EVAL_DIR/results.json (schema: modelpipe.llm_results) and "
             f"lm-eval's raw output in EVAL_DIR/lm-eval/. Bundled offline tasks: {', '.join(OFFLINE_TASKS)}. "
             f"lm_eval comes from --eval-bin (default: env {MODELPIPE_EVAL_BIN}, else PATH). s3:// tokenizers "
-            "use AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY. Result: EVAL_SCORES (JSON)."
+            "use AWS_S3_ENDPOINT, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY. An endpoint deployed with "
+            "auth=true gets ENDPOINT_TOKEN as its bearer token (Secret NAME-sa-token, key token). "
+            "Result: EVAL_SCORES (JSON)."
         ),
         examples=EXAMPLES,
     )
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         generation_api=args.generation_api,
         include_paths=args.include_path,
         timeout_seconds=float(args.timeout),
+        endpoint_token=endpoint_token(),
     )
     scores = {task.name: metric.value for task in outcome.results.tasks if (metric := task.headline())}
     summary = _describe(outcome.results)

@@ -14,6 +14,7 @@ from modelpipe.cli.common import (
     registry_settings,
     storage_key,
 )
+from modelpipe.config import vllm_runtime_image
 from modelpipe.model_kinds import MODEL_KINDS, parse_model_kind
 from modelpipe.serving_defaults import parse_serving_defaults
 from modelpipe.steps.register import register_model
@@ -59,7 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the folder `modelpipe download` wrote (its manifest.json is read)",
     )
     parser.add_argument(
-        "--runtime-image", metavar="REPO@sha256:...", help="serving runtime image, pinned by digest"
+        "--runtime-image",
+        metavar="REPO@sha256:...",
+        help="diffusers runtime image, pinned by digest, recorded on text-to-image versions "
+        "(text-generation versions record VLLM_RUNTIME_IMAGE, the vLLM ServingRuntime's image)",
     )
     add_data_connection_flag(parser, purpose="recorded as the artifact's storage key")
     parser.add_argument("--description", metavar="TEXT", help="version description")
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> CommandOutput:
         model_uri=args.model_uri,
         manifest=args.model_dir / "manifest.json",
         runtime_image=args.runtime_image,
+        vllm_runtime_image=vllm_runtime_image(),
         storage_key=storage_key(args),
         description=args.description,
         labels=tuple(args.labels) if args.labels else None,

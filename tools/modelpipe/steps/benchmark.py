@@ -94,6 +94,7 @@ def benchmark_model(
     s3_settings: S3Settings | None = None,
     hf_token: SecretStr | None = None,
     clip_cache_dir: Path | None = None,
+    endpoint_token: SecretStr | None = None,
 ) -> BenchmarkOutcome:
     """Score and time a served text-to-image model; write ``OUT/results.json`` and ``OUT/images/``.
 
@@ -119,10 +120,11 @@ def benchmark_model(
         s3_settings: Connection for an s3:// CLIP model (required for one).
         hf_token: Token for an hf:// CLIP model.
         clip_cache_dir: Where downloaded CLIP models are kept (default: HF cache for hf://, a temp dir for s3://).
+        endpoint_token: Bearer token of an endpoint deployed with ``auth=true`` (sent with every request).
 
     Raises:
-        BenchmarkError: Bad settings or prompt file, endpoint unreachable or not ready, or no image or timed
-            request succeeded.
+        BenchmarkError: Bad settings or prompt file, endpoint unreachable, refusing access (401/403) or not
+            ready, or no image or timed request succeeded.
         ClipModelError: The CLIP model folder is not a CLIP model.
         StorageError: The s3:// CLIP model cannot be downloaded.
     """
@@ -138,7 +140,7 @@ def benchmark_model(
         timeout_seconds=timeout_seconds,
     )
     if steps is None or width is None or height is None or guidance_scale is None:
-        served = read_served_defaults(endpoint, model_name)
+        served = read_served_defaults(endpoint, model_name, token=endpoint_token)
         log.info("served model's defaults: %s", served.describe())
         steps = served.steps if steps is None else steps
         guidance_scale = served.guidance if guidance_scale is None else guidance_scale
@@ -169,25 +171,34 @@ def benchmark_model(
     public = public_endpoint(endpoint)
     staging = _start_output(out_dir)
 
-    with clip_model_dir(
-        clip_model, s3_settings=s3_settings, hf_token=hf_token, cache_dir=clip_cache_dir
-    ) as clip:
-        clip_dir, clip_info = clip
-        started = time.perf_counter()
-        metric = load_clip_score(clip_dir)
-        log.info("CLIP model %s loaded in %.1fs", clip_info.id, time.perf_counter() - started)
-        log.info(
-            "benchmark %s model %s: %d prompts (%s)", public, model_name, len(settings.seeds), prompt_set.name
-        )
-        with V1ImageClient(
-            endpoint, model_name, timeout_seconds=timeout_seconds, max_connections=max(concurrency)
-        ) as client:
-            client.check_ready()
+    # The endpoint is asked first: a wrong URL or a missing token fails before a CLIP model is fetched.
+    with V1ImageClient(
+        endpoint,
+        model_name,
+        timeout_seconds=timeout_seconds,
+        max_connections=max(concurrency),
+        token=endpoint_token,
+    ) as client:
+        client.check_ready()
+        with clip_model_dir(
+            clip_model, s3_settings=s3_settings, hf_token=hf_token, cache_dir=clip_cache_dir
+        ) as clip:
+            clip_dir, clip_info = clip
+            started = time.perf_counter()
+            metric = load_clip_score(clip_dir)
+            log.info("CLIP model %s loaded in %.1fs", clip_info.id, time.perf_counter() - started)
+            log.info(
+                "benchmark %s model %s: %d prompts (%s)",
+                public,
+                model_name,
+                len(settings.seeds),
+                prompt_set.name,
+            )
             _warm_up(client, settings, prompt_set)
             images = _generate_images(client, settings, prompt_set, staging)
             levels = _sweep(client, settings, prompt_set)
-        summary = summarize_sweep(levels)
-        clip_result = _score(metric, prompt_set, settings.seeds, images)
+            summary = summarize_sweep(levels)
+            clip_result = _score(metric, prompt_set, settings.seeds, images)
 
     results = BenchmarkResults(
         created=datetime.now(UTC),

@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
+from modelpipe.endpoint_auth import token_value
 from modelpipe.errors import ConfigError, EvaluationError
-from modelpipe.eval_tools import GUIDELLM, EvalTools, run_tool, tool_env
+from modelpipe.eval_tools import GUIDELLM, EvalTools, redact_outputs, run_tool, tool_env
 from modelpipe.llm_results import (
     RESULTS_FILE,
     LLMBenchmarkResults,
@@ -51,6 +55,7 @@ def benchmark_llm(
     prompt_tokens: int = 64,
     output_tokens: int = 32,
     timeout_seconds: float = 3600.0,
+    endpoint_token: SecretStr | None = None,
 ) -> LLMBenchmarkOutcome:
     """Run guidellm synchronously, then at each concurrency level, and write ``benchmark_dir/results.json``.
 
@@ -69,6 +74,8 @@ def benchmark_llm(
         prompt_tokens: Prompt length in tokens.
         output_tokens: Generated tokens per request.
         timeout_seconds: Kill a guidellm run after this long.
+        endpoint_token: Bearer token of an endpoint deployed with ``auth=true``; guidellm reads it from a
+            scenario file readable only by this user (its only way besides argv), removed after the run.
 
     Returns:
         The parsed results and where they were written.
@@ -78,7 +85,7 @@ def benchmark_llm(
         EvaluationError: The endpoint does not serve the model, guidellm failed, or every request errored.
     """
     _check_arguments(concurrency, requests, prompt_tokens, output_tokens, tokenizer_dir)
-    check_served(api_base(endpoint), model_name)
+    check_served(api_base(endpoint), model_name, token=endpoint_token)
     raw_dir = benchmark_dir / GUIDELLM_DIR
     shutil.rmtree(raw_dir, ignore_errors=True)
     raw_dir.mkdir(parents=True)
@@ -87,32 +94,44 @@ def benchmark_llm(
     runs: list[tuple[str, list[int]]] = [("synchronous", [])] + ([("concurrent", sweep)] if sweep else [])
     levels: list[LoadLevel] = []
     version = "unknown"
-    for profile, streams in runs:
-        report = raw_dir / f"{profile}.json"
-        argv = _guidellm_argv(
-            tools,
-            endpoint=endpoint.rstrip("/").removesuffix("/v1"),
-            model_name=model_name,
-            tokenizer_dir=tokenizer_dir,
-            profile=profile,
-            streams=streams,
-            requests=requests,
-            prompt_tokens=prompt_tokens,
-            output_tokens=output_tokens,
-            report=report,
-        )
-        log.info("guidellm %s%s: %d requests per level", profile, f" {streams}" if streams else "", requests)
-        run_tool(
-            argv,
-            env=env,
-            log_path=raw_dir / f"{profile}.log",
-            timeout_seconds=timeout_seconds,
-            cwd=raw_dir,
-            what=f"guidellm {profile}",
-        )
-        raw = read_report(report)
-        version = guidellm_version(raw) or version
-        levels.extend(parse_levels(raw))
+    with tempfile.TemporaryDirectory(prefix="modelpipe-guidellm-") as private:
+        scenario = _auth_scenario(Path(private), endpoint_token)
+        try:
+            for profile, streams in runs:
+                report = raw_dir / f"{profile}.json"
+                argv = _guidellm_argv(
+                    tools,
+                    endpoint=endpoint.rstrip("/").removesuffix("/v1"),
+                    model_name=model_name,
+                    tokenizer_dir=tokenizer_dir,
+                    profile=profile,
+                    streams=streams,
+                    requests=requests,
+                    prompt_tokens=prompt_tokens,
+                    output_tokens=output_tokens,
+                    report=report,
+                    scenario=scenario,
+                )
+                log.info(
+                    "guidellm %s%s: %d requests per level",
+                    profile,
+                    f" {streams}" if streams else "",
+                    requests,
+                )
+                run_tool(
+                    argv,
+                    env=env,
+                    log_path=raw_dir / f"{profile}.log",
+                    timeout_seconds=timeout_seconds,
+                    cwd=raw_dir,
+                    what=f"guidellm {profile}",
+                )
+                raw = read_report(report)
+                version = guidellm_version(raw) or version
+                levels.extend(parse_levels(raw))
+        finally:
+            if endpoint_token is not None:
+                redact_outputs(raw_dir)
     settings = LoadSettings(
         prompt_tokens=prompt_tokens,
         output_tokens=output_tokens,
@@ -156,6 +175,20 @@ def _check_arguments(
         )
 
 
+def _auth_scenario(folder: Path, token: SecretStr | None) -> Path | None:
+    """A guidellm scenario holding only the backend's api_key (sent as ``Authorization: Bearer``), mode 0600.
+
+    guidellm merges ``--backend`` from the command line over it, so the token never reaches argv.
+    """
+    if token is None:
+        return None
+    path = folder / "auth.json"
+    path.touch(mode=0o600)
+    scenario = {"spec": {"backend": {"kind": "openai_http", "api_key": token_value(token)}}}
+    path.write_text(json.dumps(scenario), encoding="utf-8")
+    return path
+
+
 def _guidellm_argv(
     tools: EvalTools,
     *,
@@ -168,6 +201,7 @@ def _guidellm_argv(
     prompt_tokens: int,
     output_tokens: int,
     report: Path,
+    scenario: Path | None = None,
 ) -> list[str | Path]:
     argv: list[str | Path] = [
         tools.executable(GUIDELLM),
@@ -186,6 +220,8 @@ def _guidellm_argv(
         f"kind=json,path={report}",
         "--disable-progress",
     ]
+    if scenario is not None:
+        argv[2:2] = ["--config", scenario]
     if streams:
         argv += ["--override", "profile.streams", ",".join(str(level) for level in streams)]
     return argv

@@ -15,7 +15,14 @@ from model_registry import ModelRegistry
 
 from modelpipe.config import RegistrySettings, S3Settings
 from modelpipe.errors import ConfigError, RegistryError
-from modelpipe.model_kinds import DEFAULT_MODEL_KIND, MODEL_FORMATS, TEXT_GENERATION, TEXT_TO_IMAGE, ModelKind
+from modelpipe.model_kinds import (
+    DEFAULT_MODEL_KIND,
+    MODEL_FORMATS,
+    SERVING_RUNTIMES,
+    TEXT_GENERATION,
+    TEXT_TO_IMAGE,
+    ModelKind,
+)
 from modelpipe.registry_client import (
     connect_registry,
     get_registered_model,
@@ -35,7 +42,7 @@ from modelpipe.serving_defaults import (
 from modelpipe.targets import kserve, kserve_access, local_process, local_vllm
 from modelpipe.targets.kserve import IsvcSpec, Resources
 from modelpipe.targets.serving_options import Placement, Scaling
-from modelpipe.targets.vllm import VLLM_SERVING_RUNTIME, VllmOptions
+from modelpipe.targets.vllm import VllmOptions
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +50,7 @@ Target = Literal["kserve", "local"]
 # The serving environment local deployments are recorded under (a cluster uses the namespace).
 LOCAL_SERVING_ENVIRONMENT = "local"
 # Our ServingRuntime's name on a cluster; local deployments are recorded under it too.
-SERVING_RUNTIME = "diffusers-runtime"
-# The ServingRuntime (gitops/base) that serves each model kind.
-SERVING_RUNTIMES: dict[ModelKind, str] = {
-    TEXT_TO_IMAGE: SERVING_RUNTIME,
-    TEXT_GENERATION: VLLM_SERVING_RUNTIME,
-}
+SERVING_RUNTIME = SERVING_RUNTIMES[TEXT_TO_IMAGE]
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from typing import Any
 
 import requests
 import yaml
+from pydantic import SecretStr
 
+from modelpipe.endpoint_auth import AUTH_STATUSES, auth_failure, auth_headers, token_value
 from modelpipe.errors import ConfigError, EvaluationError, UnknownTaskError
-from modelpipe.eval_tools import LM_EVAL, EvalTools, run_tool, tool_env
+from modelpipe.eval_tools import LM_EVAL, EvalTools, redact_outputs, run_tool, tool_env
 from modelpipe.llm_results import RESULTS_FILE, EvaluationResults, MetricValue, TaskScore, utc_now
 from modelpipe.manifest import sha256_file
 from modelpipe.tokenizer_files import has_tokenizer
@@ -26,6 +28,8 @@ DEFAULT_TASKS: tuple[str, ...] = ("hellaswag", "arc_easy")
 # Shipped with the bundle (JSONL + task YAML): disconnected clusters, CI and the local run.
 BUNDLED_TASKS_DIR = Path(__file__).resolve().parent.parent / "lm_eval_tasks"
 OFFLINE_TASKS: tuple[str, ...] = ("modelpipe_science_mc", "modelpipe_sentence_mc", "modelpipe_arith_gen")
+# What lm-eval's local-completions / local-chat-completions send as their bearer token.
+OPENAI_API_KEY = "OPENAI_API_KEY"
 PROBE_SCRIPT = Path(__file__).resolve().parent.parent / "lm_eval_probe.py"
 # Output types scored from log-likelihoods: they need /v1/completions with echo and logprobs.
 _LOGLIKELIHOOD_TYPES = frozenset({"multiple_choice", "loglikelihood", "loglikelihood_rolling", "mixed"})
@@ -59,6 +63,7 @@ def evaluate_model(
     include_paths: Sequence[Path] = (),
     timeout_seconds: float = 3600.0,
     request_timeout_seconds: int = 300,
+    endpoint_token: SecretStr | None = None,
 ) -> EvaluateOutcome:
     """Run lm-eval against the endpoint and write ``eval_dir/results.json``.
 
@@ -84,6 +89,8 @@ def evaluate_model(
         include_paths: Folders of extra task YAML, besides the bundled ones.
         timeout_seconds: Kill lm-eval after this long.
         request_timeout_seconds: Per-request timeout inside lm-eval.
+        endpoint_token: Bearer token of an endpoint deployed with ``auth=true``; lm-eval gets it as
+            OPENAI_API_KEY, which its API models send as ``Authorization: Bearer``.
 
     Returns:
         The parsed results and where they were written.
@@ -100,41 +107,49 @@ def evaluate_model(
     eval_dir.mkdir(parents=True, exist_ok=True)
     output_types = lookup_tasks(tools, tasks, includes, env=env, work_dir=eval_dir)
     base_url = api_base(endpoint)
-    check_served(base_url, model_name)
+    check_served(base_url, model_name, token=endpoint_token)
+    if endpoint_token is not None:
+        env[OPENAI_API_KEY] = token_value(endpoint_token)
     raw_dir = eval_dir / "lm-eval"
     shutil.rmtree(raw_dir, ignore_errors=True)
     scores: list[TaskScore] = []
     version = ""
-    for api, names in _by_api(output_types, generation_api).items():
-        out_dir = raw_dir / api
-        argv = _lm_eval_argv(
-            tools,
-            api=api,
-            base_url=base_url,
-            model_name=model_name,
-            tokenizer_dir=tokenizer_dir,
-            tasks=names,
-            includes=includes,
-            out_dir=out_dir,
-            limit=limit,
-            num_fewshot=num_fewshot,
-            num_concurrent=num_concurrent,
-            max_length=max_length,
-            request_timeout_seconds=request_timeout_seconds,
-        )
-        log.info("lm-eval (%s): %s, limit %s", api, ",".join(names), limit if limit is not None else "none")
-        # Bundled tasks name their JSONL relative to their folder, which is where lm-eval runs.
-        run_tool(
-            argv,
-            env=env,
-            log_path=raw_dir / f"{api}.log",
-            timeout_seconds=timeout_seconds,
-            cwd=BUNDLED_TASKS_DIR,
-            what=f"lm-eval on {','.join(names)}",
-        )
-        raw = read_lm_eval_output(out_dir)
-        version = str(raw.get("lm_eval_version") or version)
-        scores.extend(parse_task_scores(raw, names, api=api))
+    try:
+        for api, names in _by_api(output_types, generation_api).items():
+            out_dir = raw_dir / api
+            argv = _lm_eval_argv(
+                tools,
+                api=api,
+                base_url=base_url,
+                model_name=model_name,
+                tokenizer_dir=tokenizer_dir,
+                tasks=names,
+                includes=includes,
+                out_dir=out_dir,
+                limit=limit,
+                num_fewshot=num_fewshot,
+                num_concurrent=num_concurrent,
+                max_length=max_length,
+                request_timeout_seconds=request_timeout_seconds,
+            )
+            log.info(
+                "lm-eval (%s): %s, limit %s", api, ",".join(names), limit if limit is not None else "none"
+            )
+            # Bundled tasks name their JSONL relative to their folder, which is where lm-eval runs.
+            run_tool(
+                argv,
+                env=env,
+                log_path=raw_dir / f"{api}.log",
+                timeout_seconds=timeout_seconds,
+                cwd=BUNDLED_TASKS_DIR,
+                what=f"lm-eval on {','.join(names)}",
+            )
+            raw = read_lm_eval_output(out_dir)
+            version = str(raw.get("lm_eval_version") or version)
+            scores.extend(parse_task_scores(raw, names, api=api))
+    finally:
+        if endpoint_token is not None:
+            redact_outputs(raw_dir)
     results = EvaluationResults(
         created=utc_now(),
         endpoint=endpoint,
@@ -241,14 +256,21 @@ def api_base(endpoint: str) -> str:
     return base if base.endswith("/v1") else f"{base}/v1"
 
 
-def check_served(base_url: str, model_name: str, timeout_seconds: float = 30.0) -> None:
+def check_served(
+    base_url: str, model_name: str, timeout_seconds: float = 30.0, *, token: SecretStr | None = None
+) -> None:
     """Fail fast, with the names the server knows, when ``model_name`` is not served at ``base_url``.
 
+    ``token`` is the bearer token of an endpoint deployed with ``auth=true``.
+
     Raises:
-        EvaluationError: The server is unreachable or does not list the model.
+        EvaluationError: The server is unreachable, refuses access (401/403) or does not list the model.
     """
     try:
-        response = requests.get(f"{base_url}/models", timeout=timeout_seconds)
+        response = requests.get(f"{base_url}/models", timeout=timeout_seconds, headers=auth_headers(token))
+        if response.status_code in AUTH_STATUSES:
+            message, fix = auth_failure(response.status_code, base_url, token_sent=token is not None)
+            raise EvaluationError(message, fix=fix)
         response.raise_for_status()
         served = [str(item.get("id")) for item in response.json().get("data", [])]
     except (requests.RequestException, ValueError, AttributeError) as err:

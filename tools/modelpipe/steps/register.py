@@ -16,7 +16,13 @@ from modelpipe.config import RegistrySettings
 from modelpipe.errors import ConfigError, RegistryConflictError, RegistryError, VersionConflictError
 from modelpipe.images import parse_pinned_image
 from modelpipe.manifest import Manifest, files_digest, manifest_path, manifest_sha256, read_manifest
-from modelpipe.model_kinds import MODEL_FORMATS, TEXT_GENERATION, ModelKind, language_model_info
+from modelpipe.model_kinds import (
+    MODEL_FORMATS,
+    SERVING_RUNTIMES,
+    TEXT_GENERATION,
+    ModelKind,
+    language_model_info,
+)
 from modelpipe.registry_client import (
     connect_registry,
     core_api,
@@ -50,6 +56,7 @@ PROP_FILE_COUNT = "file_count"
 PROP_VARIANT = "variant"
 PROP_RUNTIME_IMAGE = "runtime_image"
 PROP_RUNTIME_IMAGE_DIGEST = "runtime_image_digest"
+PROP_SERVING_RUNTIME = "serving_runtime"
 PROP_PIPELINE_RUN = "pipeline_run"
 PROP_MODEL_KIND = "model_kind"
 # Language models only: what config.json and the safetensors headers say.
@@ -67,6 +74,7 @@ PROPERTY_KEYS: frozenset[str] = frozenset(
         PROP_VARIANT,
         PROP_RUNTIME_IMAGE,
         PROP_RUNTIME_IMAGE_DIGEST,
+        PROP_SERVING_RUNTIME,
         PROP_PIPELINE_RUN,
         PROP_MODEL_KIND,
         PROP_ARCHITECTURE,
@@ -119,6 +127,8 @@ class _Wanted:
     description: str | None
     properties: dict[str, SupportedTypes]
     model_format_version: str
+    # Properties an earlier run may have written that no longer hold (e.g. a wrong runtime image).
+    cleared: frozenset[str] = frozenset()
 
     @property
     def manifest_sha256(self) -> str:
@@ -137,6 +147,7 @@ def register_model(
     model_uri: str,
     manifest: Path,
     runtime_image: str | None = None,
+    vllm_runtime_image: str | None = None,
     storage_key: str | None = None,
     description: str | None = None,
     labels: Sequence[str] | None = None,
@@ -157,7 +168,11 @@ def register_model(
         model_uri: ``s3://BUCKET/PREFIX`` the model was uploaded to.
         manifest: The model's ``manifest.json`` (from ``modelpipe download``), or its folder; a language
             model's config.json and safetensors headers are read beside it.
-        runtime_image: ``REPO@sha256:...`` of the serving runtime image, recorded on the version.
+        runtime_image: ``REPO@sha256:...`` of the diffusers runtime image, recorded on text-to-image
+            versions (the image that serves them).
+        vllm_runtime_image: ``REPO@sha256:...`` the vLLM ServingRuntime runs, recorded on text-generation
+            versions instead of ``runtime_image``; None records only the ServingRuntime's name. Every
+            version records its kind's ServingRuntime name.
         storage_key: Name of the data connection (Secret) that gives access to ``model_uri``.
         description: Version description.
         labels: Dashboard labels (empty-string properties) for the version and model; None means the
@@ -187,6 +202,7 @@ def register_model(
         model_uri=model_uri,
         manifest=manifest,
         runtime_image=runtime_image,
+        vllm_runtime_image=vllm_runtime_image,
         storage_key=storage_key,
         description=description,
         labels=labels,
@@ -228,6 +244,7 @@ def _wanted_state(
     model_uri: str,
     manifest: Path,
     runtime_image: str | None,
+    vllm_runtime_image: str | None,
     storage_key: str | None,
     description: str | None,
     labels: Sequence[str] | None,
@@ -263,10 +280,10 @@ def _wanted_state(
     if parsed_manifest.variant:
         properties[PROP_VARIANT] = parsed_manifest.variant
     properties.update(serving_defaults.properties())
-    if runtime_image:
-        image = parse_pinned_image(runtime_image)
-        properties[PROP_RUNTIME_IMAGE] = runtime_image
-        properties[PROP_RUNTIME_IMAGE_DIGEST] = image.digest
+    properties.update(_runtime_properties(kind, runtime_image, vllm_runtime_image))
+    # An LLM version registered before recorded the diffusers image the pipeline built; drop it when the
+    # vLLM image is unknown rather than keep a wrong one.
+    cleared = frozenset({PROP_RUNTIME_IMAGE, PROP_RUNTIME_IMAGE_DIGEST} - properties.keys())
     if pipeline_run:
         properties[PROP_PIPELINE_RUN] = pipeline_run
     for label in (kind,) if labels is None else labels:
@@ -286,7 +303,26 @@ def _wanted_state(
         description=description or None,
         properties=properties,
         model_format_version=model_format_version,
+        cleared=cleared if kind == TEXT_GENERATION else frozenset(),
     )
+
+
+def _runtime_properties(
+    kind: ModelKind, runtime_image: str | None, vllm_runtime_image: str | None
+) -> dict[str, SupportedTypes]:
+    """The ServingRuntime that serves ``kind`` and, when known, the image it runs, pinned by digest."""
+    image = runtime_image
+    if kind == TEXT_GENERATION:
+        if runtime_image:
+            # The pipeline passes the diffusers image it built for every kind; vLLM serves this version.
+            log.info("text-generation is served by vLLM; --runtime-image %s not recorded", runtime_image)
+        image = vllm_runtime_image
+    properties: dict[str, SupportedTypes] = {PROP_SERVING_RUNTIME: SERVING_RUNTIMES[kind]}
+    if image:
+        flag = "VLLM_RUNTIME_IMAGE" if kind == TEXT_GENERATION else "--runtime-image"
+        properties[PROP_RUNTIME_IMAGE] = image
+        properties[PROP_RUNTIME_IMAGE_DIGEST] = parse_pinned_image(image, flag).digest
+    return properties
 
 
 def _language_model_properties(manifest: Path, parsed: Manifest) -> dict[str, SupportedTypes]:
@@ -448,7 +484,8 @@ def _update_version(
     """Merge properties into the version and create or refresh its model artifact."""
     what = f"updating {wanted.model_name}:{wanted.version_name}"
     # PATCH replaces the whole customProperties map: merge so publish's results and extra labels survive.
-    version.custom_properties = {**(version.custom_properties or {}), **wanted.properties}
+    kept = {k: v for k, v in (version.custom_properties or {}).items() if k not in wanted.cleared}
+    version.custom_properties = {**kept, **wanted.properties}
     if wanted.description:
         version.description = wanted.description
     _registry_call(what, client.update, version)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelpipe.errors import ConfigError
+from modelpipe.model_kinds import SERVING_RUNTIMES, TEXT_GENERATION
 
 # vLLM's own choices for --dtype ("float" is float32, "half" float16).
 DTYPES: tuple[str, ...] = ("auto", "half", "float16", "bfloat16", "float", "float32")
 # The ServingRuntime gitops/base ships for text-generation models (format vLLM).
-VLLM_SERVING_RUNTIME = "vllm-runtime"
+VLLM_SERVING_RUNTIME = SERVING_RUNTIMES[TEXT_GENERATION]
 
 
 @dataclass(frozen=True)
