@@ -339,6 +339,7 @@ class Engine:
         self._turn = threading.Lock()
         # Two workers may deliver images of one request (split over batches) at the same time.
         self._delivery_lock = threading.Lock()
+        self._local = threading.local()
         self._threads = [
             threading.Thread(target=self._run, name=f"diffusers-engine-{i}", daemon=True)
             for i in range(max(1, workers))
@@ -361,6 +362,14 @@ class Engine:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def deliveries_pending(self) -> int:
+        """On a worker delivering a batch: the images it delivers after the current one (0 elsewhere).
+
+        A done-callback with slow work of its own (encoding) runs it in place only when nothing else waits
+        for this worker, and hands it to other threads while images of the batch are still undelivered.
+        """
+        return int(getattr(self._local, "pending", 0))
 
     @property
     def queued_images(self) -> int:
@@ -420,8 +429,10 @@ class Engine:
                     return
                 self._generate(batch, deliveries)
             # The turn is free: the next batch starts on another worker while this one delivers.
-            for item, image in deliveries:
+            for index, (item, image) in enumerate(deliveries):
+                self._local.pending = len(deliveries) - index - 1
                 self._deliver(item, image)
+            self._local.pending = 0
 
     def _take_batch(self) -> list[_Pending] | None:
         """Wait for work; return up to max_batch_size images compatible with the oldest one.

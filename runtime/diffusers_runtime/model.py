@@ -87,10 +87,10 @@ class DiffusersModel(Model):
         self.capabilities: Capabilities | None = None
         # Not `self.engine`: kserve's ModelServer treats a truthy `engine` attribute as its own engine hook.
         self.generator: Engine | None = None
-        # Images are encoded on the engine worker that generated them, up to this many at once while the
-        # next batch runs; the pool only serves a request whose images were ready before it was watched.
+        # A request's images are encoded on the engine worker that generated them when it has nothing else
+        # to deliver; the other requests of a batch go to the encoder pool, to be encoded in parallel.
         self._encoders = min(4, os.cpu_count() or 1)
-        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        self._encoder = ThreadPoolExecutor(max_workers=self._encoders, thread_name_prefix="encode")
         self._download_seconds = download_seconds
 
     def load(self) -> bool:
@@ -308,10 +308,11 @@ class DiffusersModel(Model):
     ) -> Future[list[tuple[GeneratedImage, bytes | str]]]:
         """Chain encoding onto generation, without a trip through the event loop.
 
-        The engine worker that generated the images encodes them as it delivers them (the next batch runs
-        on another worker meanwhile): no thread hand-off between generation and encoding. Only a
-        callback run on the event loop (the images were ready before the callback was added) goes to the
-        encoder pool, so the loop never encodes. Cancelling the returned future (the client went away)
+        The engine worker that generated the images encodes the last request it delivers itself (the next
+        batch runs on another worker meanwhile): no thread hand-off between generation and encoding for
+        a lone request. The other requests of a batch, and a callback run on the event loop (images ready
+        before the callback was added), go to the encoder pool, so requests of one batch are encoded in
+        parallel and the loop never encodes. Cancelling the returned future (the client went away)
         cancels the generation too, so the engine drops images still queued.
         """
         encoded: Future[list[tuple[GeneratedImage, bytes | str]]] = Future()
@@ -329,8 +330,11 @@ class DiffusersModel(Model):
                 encoded.set_exception(err)
 
         def start_encoding(done: Future[list[GeneratedImage]]) -> None:
-            if threading.get_ident() != loop_thread or done.cancelled() or done.exception() is not None:
-                encode()  # on the engine worker, or only settling the request with its error
+            failed = done.cancelled() or done.exception() is not None
+            on_worker = threading.get_ident() != loop_thread
+            pending = self.generator.deliveries_pending() if self.generator is not None else 0
+            if failed or (on_worker and pending == 0):
+                encode()  # only settling the request with its error, or the worker's last delivery
                 return
             try:
                 self._encoder.submit(encode)

@@ -342,3 +342,21 @@ def test_images_of_one_request_split_over_concurrent_deliveries_all_arrive() -> 
     assert [[g.image for g in result] for result in results] == [
         [(f"r{r}i{i}", i) for i in range(4)] for r in range(8)
     ]
+
+
+def test_a_delivering_worker_reports_how_many_images_it_still_has_to_deliver() -> None:
+    engine, fake = make_engine(max_batch_size=3, max_batch_delay_s=0.5)
+    seen: dict[str, int] = {}
+
+    def record(name: str) -> Any:
+        return lambda _: seen.setdefault(name, engine.deliveries_pending())
+
+    futures = [engine.submit([image(name)]) for name in ("a", "b", "c")]
+    for name, future in zip(("a", "b", "c"), futures, strict=True):
+        future.add_done_callback(record(name))
+    for future in futures:
+        future.result(10)
+    engine.stop()
+    assert [c["prompt"] for c in fake.calls] == [["a", "b", "c"]]
+    assert seen == {"a": 2, "b": 1, "c": 0}
+    assert engine.deliveries_pending() == 0

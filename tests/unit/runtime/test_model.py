@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -83,6 +84,25 @@ def test_images_delivered_by_an_engine_worker_are_encoded_on_that_worker_as_base
     ((_, text),) = encoded.result(10)
     assert isinstance(text, str) and base64.b64decode(text).startswith(b"\x89PNG")
     assert threads == ["diffusers-engine-1"]
+    model.stop()
+
+
+def test_a_worker_with_more_images_to_deliver_hands_the_encoding_to_the_pool() -> None:
+    from PIL import Image
+
+    model = unloaded_model()
+    model.generator = SimpleNamespace(deliveries_pending=lambda: 1)  # type: ignore[assignment]
+    generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
+    encoded = model._encode_when_generated(generated, ["PNG"], False)
+    threads: list[str] = []
+    encoded.add_done_callback(lambda _: threads.append(threading.current_thread().name))
+    image = GeneratedImage(Image.new("RGB", (8, 8), "red"), seed=5)
+    worker = threading.Thread(target=generated.set_result, args=([image],), name="diffusers-engine-1")
+    worker.start()
+    worker.join(10)
+    assert encoded.result(10)[0][1].startswith(b"\x89PNG")
+    assert threads[0].startswith("encode")
+    model.generator = None
     model.stop()
 
 
