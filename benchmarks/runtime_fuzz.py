@@ -24,8 +24,10 @@ from pathlib import Path
 import httpx
 import psutil
 from hypothesis import HealthCheck, Phase, given, settings
-from runtime_setup import model_dir_or_tiny, model_parser, start_bench_runtime
+from runtime_setup import REPO_ROOT, model_dir_or_tiny, model_parser, start_bench_runtime
 
+# The fuzz cases are the reliability tests' own hypothesis strategies, imported from the checkout.
+sys.path.insert(0, str(REPO_ROOT))
 from tests.reliability.runtime_hostile import VALID_LATENCY_S, Case, Outcome, hostile_cases, problem, send
 
 

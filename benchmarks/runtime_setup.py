@@ -1,18 +1,50 @@
-"""What both runtime benchmarks share: the model flags, the model folder, and a runtime started on it."""
+"""What the runtime benchmarks share: the model flags, the model folder, and servers started on 127.0.0.1.
+
+Servers are started through modelpipe's process helpers (the one home for Popen, logs and ports), never
+through the tests' fixtures: a benchmark runs from a checkout without the test suite on its path.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from modelpipe.processes import ChildProcess, free_port, start_process
+from modelpipe.targets.local_process import model_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The runtime is started by the tests' own launcher (tests/fixtures/runtime.py), from the repository root.
-sys.path.insert(0, str(REPO_ROOT))
+BENCHMARKS = Path(__file__).resolve().parent
+READY_TIMEOUT_S = 180.0
+# One intra-op thread and no tokenizer pool unless asked: on a shared 2-core host, OpenMP spinning in the
+# server would be measured as overhead.
+SERVER_ENV = {"TOKENIZERS_PARALLELISM": "false"}
 
-if TYPE_CHECKING:
-    from tests.fixtures.runtime import RuntimeServer
+
+@dataclass
+class BenchServer:
+    """A server this benchmark started: ``url`` (http://127.0.0.1:PORT), served ``model_name``, its log."""
+
+    url: str
+    model_name: str
+    child: ChildProcess
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.child.popen
+
+    @property
+    def ready_url(self) -> str:
+        return f"{self.url}/v2/models/{self.model_name}/ready"
+
+    def log(self) -> str:
+        return self.child.output()
+
+    def stop(self) -> None:
+        self.child.stop(timeout=20.0)
 
 
 def model_parser(description: str | None, *, steps: int) -> argparse.ArgumentParser:
@@ -40,10 +72,59 @@ def model_dir_or_tiny(model_dir: Path | None, tmp: Path) -> Path:
     return write_tiny_sd(tmp / "tiny-sd")
 
 
-def start_bench_runtime(model_dir: Path, log: Path, *, threads: int, **flags: object) -> RuntimeServer:
-    """``python -m diffusers_runtime`` on ``model_dir`` with ``threads`` intra-op threads and no
-    per-request latency log lines; ``flags`` are runtime flags without dashes. Waits until ready."""
-    from tests.fixtures.runtime import start_runtime
+def flag_args(flags: dict[str, object]) -> list[str]:
+    """kserve-style ``--name value`` pairs; booleans as true/false, None left out."""
+    args: list[str] = []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        args += [f"--{name}", str(value)]
+    return args
 
-    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    return start_runtime(model_dir, log, env=env, enable_latency_logging=False, **flags)
+
+def start_server(
+    command: list[str],
+    log: Path,
+    *,
+    model_name: str,
+    port: int,
+    threads: int,
+    timeout: float = READY_TIMEOUT_S,
+) -> BenchServer:
+    """Start ``command`` (which serves ``model_name`` on ``port``) and wait until the model is ready.
+
+    Raises:
+        RuntimeError: The server exited or did not get ready in time (its log tail is in the message).
+    """
+    env = {**os.environ, **SERVER_ENV, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.pop("STORAGE_URI", None)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    child = start_process(command, log_path=log, env=env, cwd=REPO_ROOT)
+    server = BenchServer(f"http://127.0.0.1:{port}", model_name, child)
+    outcome = child.wait_ready(lambda: model_ready(server.url, model_name), timeout=timeout, poll_seconds=0.2)
+    if outcome != "ready":
+        server.stop()
+        raise RuntimeError(f"{command[2]} {outcome} before its model was ready:\n{child.tail(40)}")
+    return server
+
+
+def start_bench_runtime(model_dir: Path, log: Path, *, threads: int, **flags: object) -> BenchServer:
+    """``python -m diffusers_runtime`` on ``model_dir`` with ``threads`` intra-op threads, gRPC off and no
+    per-request latency log lines; ``flags`` are runtime flags without dashes. Waits until ready."""
+    port = free_port()
+    flags = {"enable_grpc": False, "enable_latency_logging": False, **flags}
+    command = [sys.executable, "-m", "diffusers_runtime", "--model_name", "tiny-sd", "--http_port", str(port)]
+    command += ["--model_dir", str(model_dir), *flag_args(flags)]
+    return start_server(command, log, model_name="tiny-sd", port=port, threads=threads)
+
+
+def start_trivial_model(log: Path, *, threads: int, **flags: object) -> BenchServer:
+    """``benchmarks/runtime_trivial_model.py``: a constant-answer kserve.Model with the runtime's kserve
+    settings (gRPC off, no per-request latency lines, one worker); ``flags`` as for the runtime."""
+    port = free_port()
+    flags = {"enable_grpc": False, "enable_latency_logging": False, **flags}
+    script = str(BENCHMARKS / "runtime_trivial_model.py")
+    command = [sys.executable, script, "--model_name", "trivial", "--http_port", str(port), *flag_args(flags)]
+    return start_server(command, log, model_name="trivial", port=port, threads=threads)

@@ -303,7 +303,13 @@ def abandon_reason(future: concurrent.futures.Future[Any]) -> str:
 
 
 class Engine:
-    """Runs pipeline calls on one worker thread, batching compatible images from concurrent requests.
+    """Runs one pipeline call at a time, batching compatible images from concurrent requests.
+
+    Several worker threads take turns: the one holding the turn takes a batch and calls the pipeline,
+    then hands the turn on and delivers that batch's images itself, so the done-callbacks of a request's
+    future (the model encodes the images there) run on the thread that generated them, while the next
+    batch already runs on another. Delivering from the thread that ran the call saves each request one
+    hand-off to another thread, and nothing queued waits for an encoding.
 
     Every image is generated from its own ``torch.Generator`` seeded with its seed. With ``batch_invariant``
     every call is padded to ``max_batch_size`` images, so every call has the same tensor shapes: BLAS and
@@ -316,7 +322,11 @@ class Engine:
         loaded: LoadedPipeline,
         batching: BatchingOptions,
         metrics: RuntimeMetrics,
+        *,
+        workers: int = 2,
     ) -> None:
+        """``workers`` threads take turns at the pipeline; up to ``workers - 1`` deliver (and encode)
+        finished images while the next batch runs."""
         self.loaded = loaded
         self.batching = batching
         self._metrics = metrics
@@ -325,10 +335,18 @@ class Engine:
         self._stopping = False
         self._pending_pixel_steps = 0  # queued and running images, for the server-wide limit
         self._batch_seconds = 1.0  # moving average, for Retry-After
-        self._thread = threading.Thread(target=self._run, name="diffusers-engine", daemon=True)
+        # One pipeline call at a time: the worker holding the turn takes a batch and runs it.
+        self._turn = threading.Lock()
+        # Two workers may deliver images of one request (split over batches) at the same time.
+        self._delivery_lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"diffusers-engine-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float | None = 30.0) -> None:
         """Finish the running batch, fail queued work with EngineStoppedError, join the worker."""
@@ -339,8 +357,10 @@ class Engine:
             self._cond.notify_all()
         for item in pending:
             _fail(item.job, EngineStoppedError())
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     @property
     def queued_images(self) -> int:
@@ -392,8 +412,16 @@ class Engine:
         return job.future
 
     def _run(self) -> None:
-        while (batch := self._take_batch()) is not None:
-            self._generate(batch)
+        while True:
+            deliveries: list[tuple[_Pending, GeneratedImage]] = []
+            with self._turn:
+                batch = self._take_batch()
+                if batch is None:
+                    return
+                self._generate(batch, deliveries)
+            # The turn is free: the next batch starts on another worker while this one delivers.
+            for item, image in deliveries:
+                self._deliver(item, image)
 
     def _take_batch(self) -> list[_Pending] | None:
         """Wait for work; return up to max_batch_size images compatible with the oldest one.
@@ -444,17 +472,19 @@ class Engine:
         self._queue = kept
         self._metrics.queue_depth(len(kept))
 
-    def _generate(self, batch: list[_Pending]) -> None:
+    def _generate(self, batch: list[_Pending], deliveries: list[tuple[_Pending, GeneratedImage]]) -> None:
         started = time.monotonic()
         for item in batch:
             self._metrics.queue_wait(started - item.enqueued)
         try:
-            self._generate_batch(batch, started)
+            self._generate_batch(batch, started, deliveries)
         finally:
             with self._cond:
                 self._pending_pixel_steps -= sum(item.request.key.pixel_steps for item in batch)
 
-    def _generate_batch(self, batch: list[_Pending], started: float) -> None:
+    def _generate_batch(
+        self, batch: list[_Pending], started: float, deliveries: list[tuple[_Pending, GeneratedImage]]
+    ) -> None:
         requests = [item.request for item in batch]
         try:
             images = self._call_pipeline(requests, batch)
@@ -473,7 +503,7 @@ class Engine:
                 # image alone so only the guilty request fails.
                 logger.warning("a batch of %d failed (%s); retrying its images one by one", len(batch), err)
                 for item in batch:
-                    self._generate_alone(item)
+                    self._generate_alone(item, deliveries)
             else:
                 error = self._request_error(err, requests)
                 for item in batch:
@@ -482,10 +512,24 @@ class Engine:
         seconds = time.monotonic() - started
         self._batch_seconds = 0.7 * self._batch_seconds + 0.3 * seconds
         self._metrics.batch(len(batch), seconds)
-        for item, image in zip(batch, images, strict=False):
-            _deliver(item, GeneratedImage(image=image, seed=item.request.seed))
+        deliveries.extend(
+            (item, GeneratedImage(image=image, seed=item.request.seed))
+            for item, image in zip(batch, images, strict=False)
+        )
 
-    def _generate_alone(self, item: _Pending) -> None:
+    def _deliver(self, item: _Pending, image: GeneratedImage) -> None:
+        """Record one image; the last of its request settles the future, whose callbacks run here."""
+        job = item.job
+        with self._delivery_lock:
+            job.results[item.index] = image
+            job.remaining -= 1
+            complete = job.remaining == 0
+        if complete and not job.future.done():
+            # The client may have gone away (future cancelled) since the check.
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                job.future.set_result([r for r in job.results if r is not None])
+
+    def _generate_alone(self, item: _Pending, deliveries: list[tuple[_Pending, GeneratedImage]]) -> None:
         if item.job.future.done():
             return
         try:
@@ -497,7 +541,7 @@ class Engine:
             _fail(item.job, self._request_error(err, [item.request]))
             return
         self._metrics.batch(1, 0.0)
-        _deliver(item, GeneratedImage(image=images[0], seed=item.request.seed))
+        deliveries.append((item, GeneratedImage(image=images[0], seed=item.request.seed)))
 
     def _request_error(self, err: Exception, requests: list[ImageRequest]) -> Exception:
         """The error a request gets when its own images failed: the pipeline's 400, OOM's 503, else 500."""
@@ -583,16 +627,6 @@ class _StepWatch:
         if self._futures and all(future.done() for future in self._futures):
             raise _BatchAbandoned()
         return callback_kwargs
-
-
-def _deliver(item: _Pending, image: GeneratedImage) -> None:
-    job = item.job
-    job.results[item.index] = image
-    job.remaining -= 1
-    if job.remaining == 0 and not job.future.done():
-        # The client may have gone away (future cancelled) since the check.
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
-            job.future.set_result([r for r in job.results if r is not None])
 
 
 def _fail(job: _Job, error: BaseException) -> None:

@@ -139,9 +139,15 @@ class RuntimeMetrics:
         self._images = IMAGES_GENERATED.labels(model_name=model_name)
         self._step = STEP_SECONDS.labels(model_name=model_name)
         self._queue_depth = QUEUE_DEPTH.labels(model_name=model_name)
+        self._requests: dict[str, Any] = {}
 
     def request(self, protocol: str, seconds: float) -> None:
-        REQUEST_SECONDS.labels(model_name=self.model_name, protocol=protocol).observe(seconds)
+        child = self._requests.get(protocol)
+        if child is None:  # labels() takes a lock and builds its key on every call: once per protocol
+            child = self._requests[protocol] = REQUEST_SECONDS.labels(
+                model_name=self.model_name, protocol=protocol
+            )
+        child.observe(seconds)
 
     def rejected(self, reason: str) -> None:
         REJECTED.labels(model_name=self.model_name, reason=reason).inc()

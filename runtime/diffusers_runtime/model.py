@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import struct
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,8 +87,10 @@ class DiffusersModel(Model):
         self.capabilities: Capabilities | None = None
         # Not `self.engine`: kserve's ModelServer treats a truthy `engine` attribute as its own engine hook.
         self.generator: Engine | None = None
-        encoders = min(4, os.cpu_count() or 1)
-        self._encoder = ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="encode")
+        # Images are encoded on the engine worker that generated them, up to this many at once while the
+        # next batch runs; the pool only serves a request whose images were ready before it was watched.
+        self._encoders = min(4, os.cpu_count() or 1)
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._download_seconds = download_seconds
 
     def load(self) -> bool:
@@ -108,7 +111,7 @@ class DiffusersModel(Model):
             default_guidance=7.5 if rules is None else rules.guidance_scale,
             rules=rules,
         )
-        self.generator = Engine(loaded, self.batching, self.metrics)
+        self.generator = Engine(loaded, self.batching, self.metrics, workers=1 + self._encoders)
         self.generator.start()
         if loaded.device.type == "cuda":
             self.metrics.watch_gpus()
@@ -142,11 +145,11 @@ class DiffusersModel(Model):
     async def _predict_v1(self, body: Any) -> dict[str, Any]:
         with self._observe("v1"):
             tasks = parse_v1(body, self.limits, self._caps())
-            images = await self._generate(tasks)
+            images = await self._generate(tasks, as_text=True)
             return {
                 "predictions": [
                     {
-                        "image": {"b64": base64.b64encode(data).decode(), "format": task.output_format},
+                        "image": {"b64": data, "format": task.output_format},
                         "seed": g.seed,
                     }
                     for task, (g, data) in zip(tasks, images, strict=True)
@@ -161,9 +164,9 @@ class DiffusersModel(Model):
                 parameters = to_http_parameters(parameters)
             tensors = [V2Tensor(i.name, i.datatype, i.shape, _tensor_data(i)) for i in request.inputs]
             tasks = parse_v2(tensors, parameters, self.limits, self._caps())
-            images = await self._generate(tasks)
+            images = await self._generate(tasks, as_text=not image_as_binary)
             count = len(images)
-            image_data = [data if image_as_binary else base64.b64encode(data).decode() for _, data in images]
+            image_data = [data for _, data in images]
             outputs = [
                 InferOutput(
                     "image", [count], "BYTES", data=image_data, parameters={"format": tasks[0].output_format}
@@ -191,10 +194,10 @@ class DiffusersModel(Model):
             parsed, tasks = parse_openai(body, self.limits, self._caps())
             if parsed.model is not None and parsed.model != self.name:
                 raise ModelNotFound(parsed.model)
-            images = await self._generate(tasks)
+            images = await self._generate(tasks, as_text=True)
             return {
                 "created": int(time.time()),
-                "data": [{"b64_json": base64.b64encode(data).decode(), "seed": g.seed} for g, data in images],
+                "data": [{"b64_json": data, "seed": g.seed} for g, data in images],
             }
 
     def get_input_types(self) -> list[dict[str, Any]]:
@@ -258,8 +261,13 @@ class DiffusersModel(Model):
             raise ModelNotReady(self.name)
         return self.capabilities
 
-    async def _generate(self, tasks: list[ImageTask]) -> list[tuple[GeneratedImage, bytes]]:
+    async def _generate(
+        self, tasks: list[ImageTask], *, as_text: bool
+    ) -> list[tuple[GeneratedImage, bytes | str]]:
         """Queue the images and await them generated and encoded, all off the event loop.
+
+        ``as_text`` returns each image base64-encoded as text (JSON answers), else its raw bytes; base64
+        of a large image takes milliseconds, so it happens off the loop with the image encoding.
 
         When the client disconnects or the request's deadline passes, the request is abandoned: the engine
         drops its queued images and stops a batch of abandoned requests at its next denoising step.
@@ -275,7 +283,7 @@ class DiffusersModel(Model):
             raise ClientDisconnectedError()
         generated = self.generator.submit([task.request for task in tasks])
         formats = [task.output_format for task in tasks]
-        encoded = self._encode_when_generated(generated, formats)
+        encoded = self._encode_when_generated(generated, formats, as_text)
         if request is None:
             return await asyncio.wrap_future(encoded)
         timer = None
@@ -296,15 +304,18 @@ class DiffusersModel(Model):
                 timer.cancel()
 
     def _encode_when_generated(
-        self, generated: Future[list[GeneratedImage]], formats: list[str]
-    ) -> Future[list[tuple[GeneratedImage, bytes]]]:
-        """Chain encoding onto generation in the encoder pool, without a trip through the event loop.
+        self, generated: Future[list[GeneratedImage]], formats: list[str], as_text: bool
+    ) -> Future[list[tuple[GeneratedImage, bytes | str]]]:
+        """Chain encoding onto generation, without a trip through the event loop.
 
-        The engine thread hands finished images straight to an encoder thread: one thread hand-off fewer
-        per request than awaiting the images and then the encoding. Cancelling the returned future (the
-        client went away) cancels the generation too, so the engine drops images still queued.
+        The engine worker that generated the images encodes them as it delivers them (the next batch runs
+        on another worker meanwhile): no thread hand-off between generation and encoding. Only a
+        callback run on the event loop (the images were ready before the callback was added) goes to the
+        encoder pool, so the loop never encodes. Cancelling the returned future (the client went away)
+        cancels the generation too, so the engine drops images still queued.
         """
-        encoded: Future[list[tuple[GeneratedImage, bytes]]] = Future()
+        encoded: Future[list[tuple[GeneratedImage, bytes | str]]] = Future()
+        loop_thread = threading.get_ident()
 
         def encode() -> None:
             if not encoded.set_running_or_notify_cancel():
@@ -312,12 +323,15 @@ class DiffusersModel(Model):
             try:
                 images = generated.result()
                 encoded.set_result(
-                    [(g, encode_image(g.image, f)) for g, f in zip(images, formats, strict=True)]
+                    [(g, _encoded(g.image, f, as_text)) for g, f in zip(images, formats, strict=True)]
                 )
             except BaseException as err:  # every outcome belongs to the waiting request
                 encoded.set_exception(err)
 
-        def start_encoding(_: Future[list[GeneratedImage]]) -> None:
+        def start_encoding(done: Future[list[GeneratedImage]]) -> None:
+            if threading.get_ident() != loop_thread or done.cancelled() or done.exception() is not None:
+                encode()  # on the engine worker, or only settling the request with its error
+                return
             try:
                 self._encoder.submit(encode)
             except RuntimeError:  # the pool is shut down (server stopping): settle the request here
@@ -369,6 +383,11 @@ def _tensor_data(infer_input: Any) -> Any:
     if getattr(infer_input, "_raw_data", None) is not None:
         return infer_input.as_numpy()
     return infer_input.data
+
+
+def _encoded(image: Any, output_format: str, as_text: bool) -> bytes | str:
+    data = encode_image(image, output_format)
+    return base64.b64encode(data).decode("ascii") if as_text else data
 
 
 def encode_image(image: Any, output_format: str) -> bytes:

@@ -306,3 +306,39 @@ def test_server_wide_pixel_step_limit_is_429_with_retry_after() -> None:
     assert engine.pending_pixel_steps == 0
     engine.submit([image("room again")]).result(10)
     engine.stop()
+
+
+def test_a_request_is_delivered_on_the_worker_that_generated_it() -> None:
+    engine, _ = make_engine(max_batch_delay_s=0)
+    future = engine.submit([image("a")])
+    delivered_on: list[str] = []
+    future.add_done_callback(lambda _: delivered_on.append(threading.current_thread().name))
+    future.result(10)
+    engine.stop()
+    assert delivered_on and delivered_on[0].startswith("diffusers-engine")
+
+
+def test_the_next_batch_runs_while_a_finished_one_is_still_being_delivered() -> None:
+    """A slow done-callback (the model encodes there) holds its worker, not the pipeline."""
+    engine, fake = make_engine(max_batch_size=1, max_batch_delay_s=0)
+    release = threading.Event()
+    first = engine.submit([image("first")])
+    first.add_done_callback(lambda _: release.wait(10))
+    first.result(10)
+    second = engine.submit([image("second")])
+    try:
+        assert second.result(5)[0].image[0] == "second"
+    finally:
+        release.set()
+        engine.stop()
+    assert [c["prompt"] for c in fake.calls] == [["first"], ["second"]]
+
+
+def test_images_of_one_request_split_over_concurrent_deliveries_all_arrive() -> None:
+    engine, _ = make_engine(max_batch_size=1, max_batch_delay_s=0, max_queue=64)
+    futures = [engine.submit([image(f"r{r}i{i}", i) for i in range(4)]) for r in range(8)]
+    results = [f.result(10) for f in futures]
+    engine.stop()
+    assert [[g.image for g in result] for result in results] == [
+        [(f"r{r}i{i}", i) for i in range(4)] for r in range(8)
+    ]

@@ -48,12 +48,12 @@ def unloaded_model() -> DiffusersModel:
     )
 
 
-def test_generated_images_are_encoded_on_an_encoder_thread() -> None:
+def test_images_settled_on_the_event_loop_thread_are_encoded_on_the_encoder_pool() -> None:
     from PIL import Image
 
     model = unloaded_model()
     generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
-    encoded = model._encode_when_generated(generated, ["PNG", "JPEG"])
+    encoded = model._encode_when_generated(generated, ["PNG", "JPEG"], False)
     assert not encoded.done()
     threads: list[str] = []
     encoded.add_done_callback(lambda _: threads.append(threading.current_thread().name))
@@ -66,10 +66,30 @@ def test_generated_images_are_encoded_on_an_encoder_thread() -> None:
     model.stop()
 
 
+def test_images_delivered_by_an_engine_worker_are_encoded_on_that_worker_as_base64_text() -> None:
+    import base64
+
+    from PIL import Image
+
+    model = unloaded_model()
+    generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
+    encoded = model._encode_when_generated(generated, ["PNG"], True)
+    threads: list[str] = []
+    encoded.add_done_callback(lambda _: threads.append(threading.current_thread().name))
+    image = GeneratedImage(Image.new("RGB", (8, 8), "red"), seed=4)
+    worker = threading.Thread(target=generated.set_result, args=([image],), name="diffusers-engine-1")
+    worker.start()
+    worker.join(10)
+    ((_, text),) = encoded.result(10)
+    assert isinstance(text, str) and base64.b64decode(text).startswith(b"\x89PNG")
+    assert threads == ["diffusers-engine-1"]
+    model.stop()
+
+
 def test_generation_error_reaches_the_request() -> None:
     model = unloaded_model()
     generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
-    encoded = model._encode_when_generated(generated, ["PNG"])
+    encoded = model._encode_when_generated(generated, ["PNG"], False)
     generated.set_exception(GenerationOutOfMemoryError(batch_size=1, height=8, width=8, device="cpu"))
     with pytest.raises(GenerationOutOfMemoryError):
         encoded.result(10)
@@ -78,7 +98,7 @@ def test_generation_error_reaches_the_request() -> None:
 def test_cancelled_request_cancels_its_generation() -> None:
     model = unloaded_model()
     generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
-    encoded = model._encode_when_generated(generated, ["PNG"])
+    encoded = model._encode_when_generated(generated, ["PNG"], False)
     assert encoded.cancel()
     assert generated.cancelled()  # the engine drops images whose future is done
 
@@ -88,7 +108,7 @@ def test_requests_still_settle_after_the_encoder_pool_is_shut_down() -> None:
 
     model = unloaded_model()
     generated: concurrent.futures.Future[list[GeneratedImage]] = concurrent.futures.Future()
-    encoded = model._encode_when_generated(generated, ["PNG"])
+    encoded = model._encode_when_generated(generated, ["PNG"], False)
     model.stop()
     generated.set_result([GeneratedImage(Image.new("RGB", (8, 8)), seed=3)])
     assert encoded.result(10)[0][1].startswith(b"\x89PNG")

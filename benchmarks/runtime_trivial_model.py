@@ -1,0 +1,95 @@
+"""A trivial kserve.Model: KServe's own per-request floor, to measure the runtime's overhead against.
+
+It answers V1, V2 (JSON and the binary extension) and the OpenAI images route with a constant tiny answer,
+with no validation, queue or worker thread. Everything else is the diffusers runtime's server setup: the
+same kserve ModelServer arguments (one worker, the flags given), the extra route added the same way, and
+the same logging (per-request latency lines silenced by ``--enable_latency_logging false``, handlers
+behind the background log queue), so the difference between the two is the runtime's own request path.
+
+    .venv/bin/python benchmarks/runtime_trivial_model.py --model_name trivial --http_port 8080 \\
+        --enable_grpc false --enable_latency_logging false
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import kserve
+import orjson
+from diffusers_runtime.__main__ import configure_latency_logging
+from diffusers_runtime.logs import log_like_kserve, quiet_client_errors, write_logs_in_background
+from diffusers_runtime.model import OPENAI_IMAGES_ROUTE
+from fastapi import Request
+from kserve import InferOutput, InferRequest, InferResponse, Model, model_server
+
+IMAGE = b"tiny"
+IMAGE_B64 = "dGlueQ=="
+
+
+class TrivialModel(Model):
+    """Constant answers in the runtime's response shapes."""
+
+    def load(self) -> bool:
+        self.ready = True
+        return self.ready
+
+    async def predict(
+        self, payload: Any, headers: dict[str, str] | None = None
+    ) -> dict[str, Any] | InferResponse:
+        if isinstance(payload, InferRequest):
+            binary = bool(payload.use_binary_outputs) or any(
+                o.name == "image" and o.binary_data for o in payload.request_outputs or []
+            )
+            outputs = [
+                InferOutput("image", [1], "BYTES", data=[IMAGE if binary else IMAGE_B64]),
+                InferOutput("seed", [1], "INT64", data=[1]),
+            ]
+            return InferResponse(
+                response_id=payload.id or str(uuid.uuid4()),
+                model_name=self.name,
+                infer_outputs=outputs,
+                use_binary_outputs=payload.use_binary_outputs,
+                requested_outputs=payload.request_outputs,
+            )
+        return {"predictions": [{"image": {"b64": IMAGE_B64, "format": "PNG"}, "seed": 1}]}
+
+    async def openai_images(self, request: Request) -> dict[str, Any]:
+        orjson.loads(await request.body())
+        return {"created": 0, "data": [{"b64_json": IMAGE_B64, "seed": 1}]}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, parents=[model_server.parser])
+    args = parser.parse_args(argv)
+    model = TrivialModel(args.model_name)
+    model.load()
+    server = kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    configure_latency_logging(args.enable_latency_logging)
+    log_like_kserve(__name__)
+    quiet_client_errors()
+    write_logs_in_background()
+    model_server.app.add_api_route(
+        OPENAI_IMAGES_ROUTE, model.openai_images, methods=["POST"], response_model=None
+    )
+    server.start([model])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
