@@ -31,8 +31,13 @@ GUIDELLM = "guidellm"
 SETUP_HINT = f"run `make eval-env` (creates .venv-eval) and set {MODELPIPE_EVAL_BIN}=.venv-eval/bin"
 # Never handed to the tools: they talk to the endpoint only, not to S3 or the registry.
 # The endpoint token too: a tool gets it only under the name it reads (lm-eval OPENAI_API_KEY, guidellm's
-# scenario file), from the step that knows the tool.
-_WITHHELD = frozenset({AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MODEL_REGISTRY_TOKEN, ENDPOINT_TOKEN})
+# scenario file), from the step that knows the tool. An inherited OPENAI_API_KEY (someone's OpenAI key)
+# would be sent to whatever endpoint lm-eval is pointed at, so it is withheld as well.
+# (lm-eval's local-completions / local-chat-completions send OPENAI_API_KEY as their bearer token.)
+OPENAI_API_KEY = "OPENAI_API_KEY"
+_WITHHELD = frozenset(
+    {AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, MODEL_REGISTRY_TOKEN, ENDPOINT_TOKEN, OPENAI_API_KEY}
+)
 # Offline switches of huggingface_hub, datasets and transformers: nothing is fetched from the Hub.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 _TAIL_LINES = 15

@@ -284,8 +284,9 @@ def test_missing_eval_tools_name_the_setup_command(tmp_path: Path) -> None:
     assert err.value.fix is not None and "make eval-env" in err.value.fix
 
 
-def test_tools_never_inherit_the_endpoint_token_by_its_own_name() -> None:
-    assert tool_env({"ENDPOINT_TOKEN": "tok-1234", "PATH": "/bin"}, offline=False) == {"PATH": "/bin"}
+def test_tools_never_inherit_the_endpoint_token_or_an_openai_key() -> None:
+    inherited = {"ENDPOINT_TOKEN": "tok-1234", "OPENAI_API_KEY": "sk-someones-own", "PATH": "/bin"}
+    assert tool_env(inherited, offline=False) == {"PATH": "/bin"}
 
 
 def test_lm_eval_gets_the_endpoint_token_as_openai_api_key_never_on_argv(

@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from modelpipe.endpoint_auth import AUTH_STATUSES, auth_failure, auth_headers, token_value
 from modelpipe.errors import ConfigError, EvaluationError, UnknownTaskError
-from modelpipe.eval_tools import LM_EVAL, EvalTools, redact_outputs, run_tool, tool_env
+from modelpipe.eval_tools import LM_EVAL, OPENAI_API_KEY, EvalTools, redact_outputs, run_tool, tool_env
 from modelpipe.llm_results import RESULTS_FILE, EvaluationResults, MetricValue, TaskScore, utc_now
 from modelpipe.manifest import sha256_file
 from modelpipe.tokenizer_files import has_tokenizer
@@ -28,8 +28,6 @@ DEFAULT_TASKS: tuple[str, ...] = ("hellaswag", "arc_easy")
 # Shipped with the bundle (JSONL + task YAML): disconnected clusters, CI and the local run.
 BUNDLED_TASKS_DIR = Path(__file__).resolve().parent.parent / "lm_eval_tasks"
 OFFLINE_TASKS: tuple[str, ...] = ("modelpipe_science_mc", "modelpipe_sentence_mc", "modelpipe_arith_gen")
-# What lm-eval's local-completions / local-chat-completions send as their bearer token.
-OPENAI_API_KEY = "OPENAI_API_KEY"
 PROBE_SCRIPT = Path(__file__).resolve().parent.parent / "lm_eval_probe.py"
 # Output types scored from log-likelihoods: they need /v1/completions with echo and logprobs.
 _LOGLIKELIHOOD_TYPES = frozenset({"multiple_choice", "loglikelihood", "loglikelihood_rolling", "mixed"})
