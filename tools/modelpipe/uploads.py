@@ -9,7 +9,7 @@ How :func:`upload_files` sends a set of files:
    file goes as ONE request: one TCP stream is not window-bound there, and one request is the least work
    for both ends. On a slow link a file above the part size goes as a multipart upload whose parts travel
    in parallel, each stream being bounded by window / RTT.
-3. :class:`StreamController` decides how many transfers run at once: from 2 on a fast link (from
+3. :class:`StreamController` decides how many transfers run at once: from 2 on a fast link (from half of
    ``max_concurrency`` on a slow one), doubling while measured throughput keeps growing.
 
 Integrity, without hashing a byte twice: a single request carries the file's sha256 as
@@ -286,9 +286,11 @@ class _UploadRun:
         )
         fast = rtt is not None and rtt <= FAST_LINK_RTT_SECONDS
         limit = self.config.single_request_limit(fast_link=fast)
-        self.controller = StreamController(
-            initial=2 if fast else self.config.max_concurrency, maximum=self.config.max_concurrency
-        )
+        # A slow link needs parallel streams from the start (each is bounded by window / RTT), but past
+        # a point more streams only fight for the CPU of both ends: start at half and let throughput
+        # decide whether the rest helps.
+        initial = 2 if fast else max(2, self.config.max_concurrency // 2)
+        self.controller = StreamController(initial=initial, maximum=self.config.max_concurrency)
         log.info(
             "link round trip %s (%s): files up to %d MiB in one request; %d transfers at first, at most %d",
             f"{rtt * 1000:.1f} ms" if rtt is not None else "not measured",
