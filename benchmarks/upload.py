@@ -86,6 +86,8 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 # The delay line exits on its own after this long even if its parent vanished without closing the pipe.
 FORWARDER_MAX_SECONDS = 1800.0
+# Scheduling priority of the delay line (root may lower nice values): ahead of the processes it serves.
+DELAY_LINE_NICE = -10
 # Packets queued in one direction beyond this are dropped (a bounded router buffer).
 FORWARDER_QUEUE_BYTES = 32 * MIB
 
@@ -103,7 +105,7 @@ class LinkSpec:
         rate = f"{self.rate_mbit:g} Mbit/s" if self.rate_mbit else "unlimited rate"
         return (
             f"RTT {self.rtt_ms:g} ms ({self.rtt_ms / 2:g} ms each way), {rate}, MTU {self.mtu}, "
-            f"random loss {self.loss_pct:g}% per packet"
+            f"random loss {self.loss_pct:g}% per packet, delay line at nice {DELAY_LINE_NICE}"
         )
 
 
@@ -230,6 +232,10 @@ class EmulatedLink:
         if self.spec.loss_pct:
             command += ["--loss-pct", str(self.spec.loss_pct)]
         self._forwarder = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        # The delay line stands for a network, which does not queue for this host's CPU behind the S3
+        # server and the client it carries packets for; starved, it adds delay and drops that no real
+        # link has (both sides suffer, the many-stream side more).
+        os.setpriority(os.PRIO_PROCESS, self._forwarder.pid, DELAY_LINE_NICE)
         assert self._forwarder.stdout is not None
         if self._forwarder.stdout.readline().strip() != "ready":
             raise RuntimeError(f"delay line failed to start (exit {self._forwarder.wait(5)})")
