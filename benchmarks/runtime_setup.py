@@ -124,7 +124,8 @@ def start_trivial_model(log: Path, *, threads: int, **flags: object) -> BenchSer
     """``benchmarks/runtime_trivial_model.py``: a constant-answer kserve.Model with the runtime's kserve
     settings (gRPC off, no per-request latency lines, one worker); ``flags`` as for the runtime."""
     port = free_port()
+    name = str(flags.pop("model_name", "trivial"))
     flags = {"enable_grpc": False, "enable_latency_logging": False, **flags}
     script = str(BENCHMARKS / "runtime_trivial_model.py")
-    command = [sys.executable, script, "--model_name", "trivial", "--http_port", str(port), *flag_args(flags)]
-    return start_server(command, log, model_name="trivial", port=port, threads=threads)
+    command = [sys.executable, script, "--model_name", name, "--http_port", str(port), *flag_args(flags)]
+    return start_server(command, log, model_name=name, port=port, threads=threads)
