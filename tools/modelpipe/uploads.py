@@ -71,6 +71,8 @@ FAST_LINK_RTT_SECONDS = 0.010
 # a few seconds at in-cluster rates. S3 refuses single requests above 5 GiB.
 FAST_LINK_SINGLE_REQUEST_MAX = 4 * GIB
 S3_SINGLE_REQUEST_LIMIT = 5 * GIB
+# The smallest multipart part S3 accepts (all parts but the last).
+MIN_PART_SIZE = 5 * MIB
 # Files up to this size cost a round trip, not bandwidth: they go first, all at once.
 SMALL_FILE_BYTES = 1 * MIB
 # A level of parallelism is kept only if it brings this much more throughput than the one before.
@@ -108,7 +110,7 @@ class UploadConfig:
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
-        if self.part_size < 5 * MIB:
+        if self.part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least 5 MiB (the S3 minimum), got {self.part_size}")
 
     def single_request_limit(self, *, fast_link: bool) -> int:
@@ -270,7 +272,8 @@ class _UploadRun:
         self.callback = callback
         self.slots = threading.Condition()
         self.in_flight = 0
-        self.controller = StreamController(initial=config.max_concurrency, maximum=config.max_concurrency)
+        # Set by run() once the link is measured; nothing waits on a slot before that.
+        self.controller: StreamController
         self.failures: list[tuple[UploadItem, Exception]] = []
         self.reused = 0
         # None until the first request says whether the store checks x-amz-checksum-sha256.

@@ -15,9 +15,9 @@ from modelpipe.s3 import (
     parse_s3_uri,
 )
 from modelpipe.steps.upload import upload_model
-from modelpipe.uploads import FAST_LINK_RTT_SECONDS, FAST_LINK_SINGLE_REQUEST_MAX, UploadConfig
+from modelpipe.uploads import FAST_LINK_RTT_SECONDS, FAST_LINK_SINGLE_REQUEST_MAX, MIN_PART_SIZE, UploadConfig
 
-_MIN_PART_MIB = 5  # the smallest multipart part S3 accepts
+_MIN_PART_MIB = MIN_PART_SIZE // MIB
 EXAMPLES = """\
   export AWS_S3_ENDPOINT=http://minio.minio.svc:9000 AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
   modelpipe upload --model-dir /workspace/model --model-uri s3://models/tiny-sd/abc123 \\
