@@ -35,8 +35,6 @@ from modelpipe.s3 import (
 from modelpipe.uploads import UploadConfig, UploadItem, upload_files
 
 log = logging.getLogger(__name__)
-# Parallel metadata requests (HEAD, list); below the S3 client's connection pool (transfer concurrency + 4).
-_SURVEY_WORKERS = 12
 T = TypeVar("T")
 
 
@@ -192,7 +190,7 @@ def _survey(client: S3Client, dest: S3Location, paths: list[str]) -> _Survey:
         finally:
             latencies.append(time.monotonic() - started)
 
-    with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=_wave_width(client, len(paths) + 3)) as pool:
         bucket_checked = pool.submit(timed, check_bucket, client, dest.bucket)
         listing = pool.submit(timed, list_objects, client, dest)
         uploads = pool.submit(timed, _unfinished, client, dest)
@@ -200,6 +198,12 @@ def _survey(client: S3Client, dest: S3Location, paths: list[str]) -> _Survey:
         bucket_checked.result()
         remote = {path: head.result() for path, head in heads.items()}
         return _Survey(remote, listing.result(), uploads.result(), min(latencies))
+
+
+def _wave_width(client: S3Client, requests: int) -> int:
+    """Metadata requests to send at once: all of them if the client's connection pool has room (each
+    wave beyond the first costs another round trip), else as many as it keeps open."""
+    return max(1, min(requests, int(client.meta.config.max_pool_connections)))
 
 
 def _unfinished(client: S3Client, dest: S3Location) -> list[dict[str, object]]:
@@ -256,7 +260,7 @@ def _warn_about_strays(listed: dict[str, int], dest: S3Location, manifest: Manif
 
 def _verify_remote(client: S3Client, dest: S3Location, files: list[ManifestFile]) -> None:
     """HEAD each object just sent: the store must have kept its size and sha256 (re-runs skip by them)."""
-    with ThreadPoolExecutor(max_workers=_SURVEY_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=_wave_width(client, len(files))) as pool:
         remote = pool.map(lambda item: head_object(client, dest.child(item.path)), files)
         bad = [
             item.path
