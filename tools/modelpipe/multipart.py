@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # few attempts, with backoff for this long, so a store restarting (a pod rescheduled, a SeaweedFS
 # restart) does not fail the step; a request that gets an answer (an error code) is not retried here.
 TRANSFER_RETRY_SECONDS = 60.0
+# S3 numbers the parts of one upload from 1 to this.
+MAX_PARTS = 10_000
 _TRANSFER_BACKOFF_SECONDS = (1.0, 2.0, 4.0, 8.0, 15.0)
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 _UNLISTABLE_CODES = frozenset({"AccessDenied", "NotImplemented", "403", "501"})
@@ -87,7 +89,8 @@ class MultipartFile:
         bucket: Target bucket.
         key: Target key.
         extra_args: CreateMultipartUpload arguments (Metadata, ContentType).
-        part_size: Part size in bytes (the last part is shorter).
+        part_size: Part size in bytes (the last part is shorter); a multiple of it for a file that would
+            need more than :data:`MAX_PARTS` parts.
     """
 
     def __init__(
@@ -106,8 +109,10 @@ class MultipartFile:
         self.uri = f"s3://{bucket}/{key}"
         self.extra_args = extra_args
         self.size = path.stat().st_size
-        self.part_size = part_size
-        self.count = max(1, -(-self.size // part_size))
+        # S3 numbers parts 1..10000: a larger file (e.g. a 200 GiB single-file checkpoint at 16 MiB) gets
+        # the smallest multiple of the part size that fits, the same on every run so parts resume.
+        self.part_size = part_size * max(1, -(-self.size // (part_size * MAX_PARTS)))
+        self.count = max(1, -(-self.size // self.part_size))
 
     def part_size_of(self, number: int) -> int:
         """Bytes in part ``number`` (1-based)."""
