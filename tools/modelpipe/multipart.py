@@ -24,6 +24,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from modelpipe.s3_pages import pages
+
 log = logging.getLogger(__name__)
 
 # A transfer request (a part, a small file) whose connection fails is retried, on top of botocore's own
@@ -206,9 +208,15 @@ class MultipartFile:
     def _listed_parts(self, upload_id: str) -> dict[int, str] | None:
         """``{part number: ETag}`` of an upload whose parts all match the local file, else None."""
         listed: dict[int, str] = {}
-        paginator = self.client.get_paginator("list_parts")
+        listing = pages(
+            self.client.list_parts,
+            {"NextPartNumberMarker": "PartNumberMarker"},
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=upload_id,
+        )
         with self.path.open("rb") as source:
-            for page in paginator.paginate(Bucket=self.bucket, Key=self.key, UploadId=upload_id):
+            for page in listing:
                 for part in page.get("Parts", []):
                     number, etag = int(part["PartNumber"]), str(part["ETag"])
                     if not 1 <= number <= self.count or int(part["Size"]) != self.part_size_of(number):
@@ -234,9 +242,14 @@ def unfinished_uploads(client: Any, bucket: str, key: str, *, exact: bool = Fals
     """
     prefix = key if exact else (f"{key}/" if key else "")
     found: list[dict[str, Any]] = []
-    paginator = client.get_paginator("list_multipart_uploads")
+    listing = pages(
+        client.list_multipart_uploads,
+        {"NextKeyMarker": "KeyMarker", "NextUploadIdMarker": "UploadIdMarker"},
+        Bucket=bucket,
+        Prefix=prefix,
+    )
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for page in listing:
             found.extend(u for u in page.get("Uploads", []) if not exact or u["Key"] == key)
     except ClientError as err:
         if error_code(err) not in _UNLISTABLE_CODES:

@@ -43,6 +43,7 @@ from modelpipe.config import AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, AWS_SECRET_ACCE
 from modelpipe.errors import ConfigError, StorageAuthError, StorageError
 from modelpipe.manifest import MANIFEST_NAME, read_manifest, sha256_bytes, sha256_file, verify_files
 from modelpipe.multipart import error_code
+from modelpipe.s3_pages import pages
 
 # boto3 builds its client classes at run time, so there is no static type to name (no boto3-stubs here).
 S3Client: TypeAlias = Any
@@ -350,7 +351,13 @@ def list_objects(client: S3Client, location: S3Location) -> dict[str, int]:
     prefix = f"{location.key}/" if location.key else ""
     found: dict[str, int] = {}
     with storage_errors(client, action="listing", uri=location.uri):
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket, Prefix=prefix):
+        listing = pages(
+            client.list_objects_v2,
+            {"NextContinuationToken": "ContinuationToken"},
+            Bucket=location.bucket,
+            Prefix=prefix,
+        )
+        for page in listing:
             for obj in page.get("Contents", []):
                 relative = obj["Key"][len(prefix) :]
                 if relative and not relative.endswith("/"):
