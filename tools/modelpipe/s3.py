@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeAlias
 from urllib.parse import urlparse
@@ -112,10 +112,21 @@ class ObjectInfo:
         size: Content length in bytes.
         sha256: The ``sha256`` user metadata if the object was uploaded by modelpipe, else None.
         etag: The store's ETag (an MD5 only for single-part uploads).
+        metadata: All user metadata, keys in lower case.
     """
 
     size: int
     sha256: str | None
+    etag: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """What a listing tells about an object: its size and ETag (quotes stripped, lower case). Any write of
+    other bytes gets another ETag."""
+
+    size: int
     etag: str
 
 
@@ -310,20 +321,31 @@ def head_object(client: S3Client, location: S3Location) -> ObjectInfo | None:
     return ObjectInfo(
         size=int(response["ContentLength"]),
         sha256=metadata.get(SHA256_METADATA_KEY),
-        etag=str(response.get("ETag", "")).strip('"'),
+        etag=normal_etag(str(response.get("ETag", ""))),
+        metadata=metadata,
     )
 
 
+def normal_etag(etag: str) -> str:
+    """An ETag as HEAD and listings both give it: no quotes, lower case."""
+    return etag.strip('"').lower()
+
+
 def upload_bytes(
-    client: S3Client, data: bytes, location: S3Location, *, content_type: str | None = None
+    client: S3Client,
+    data: bytes,
+    location: S3Location,
+    *,
+    content_type: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """Put a small in-memory payload (a manifest, a report) in one request with its sha256 metadata and
-    Content-MD5.
+    """Put a small in-memory payload (a manifest, a report) in one request with its sha256 metadata (plus
+    ``metadata``) and Content-MD5.
 
     Raises:
         StorageError: The request failed.
     """
-    extra: dict[str, Any] = {"Metadata": {SHA256_METADATA_KEY: sha256_bytes(data)}}
+    extra: dict[str, Any] = {"Metadata": {**(metadata or {}), SHA256_METADATA_KEY: sha256_bytes(data)}}
     if content_type:
         extra["ContentType"] = content_type
     # Content-MD5 lets the store refuse a payload that changed on the way (every S3 store checks it).
@@ -348,8 +370,17 @@ def list_objects(client: S3Client, location: S3Location) -> dict[str, int]:
     Raises:
         StorageError: Listing failed.
     """
+    return {path: listed.size for path, listed in list_objects_with_etags(client, location).items()}
+
+
+def list_objects_with_etags(client: S3Client, location: S3Location) -> dict[str, ListedObject]:
+    """Objects under a prefix as ``{relative path: size and ETag}`` (the prefix is treated as a folder).
+
+    Raises:
+        StorageError: Listing failed.
+    """
     prefix = f"{location.key}/" if location.key else ""
-    found: dict[str, int] = {}
+    found: dict[str, ListedObject] = {}
     with storage_errors(client, action="listing", uri=location.uri):
         listing = pages(
             client.list_objects_v2,
@@ -361,7 +392,7 @@ def list_objects(client: S3Client, location: S3Location) -> dict[str, int]:
             for obj in page.get("Contents", []):
                 relative = obj["Key"][len(prefix) :]
                 if relative and not relative.endswith("/"):
-                    found[relative] = int(obj["Size"])
+                    found[relative] = ListedObject(int(obj["Size"]), normal_etag(str(obj.get("ETag", ""))))
     return found
 
 

@@ -35,6 +35,7 @@ from modelpipe.s3 import (
     list_objects,
     make_s3_client,
     transfer_config,
+    upload_bytes,
 )
 from modelpipe.steps.upload import upload_model
 from modelpipe.uploads import UploadConfig, upload_file
@@ -110,31 +111,28 @@ def test_rerun_uploads_zero_bytes(
     assert again.bytes_skipped == _total(model_dir)
 
 
-def test_rerun_is_one_wave_of_metadata_requests(
-    model_dir: Path, client: S3Client, dest: S3Location
-) -> None:
-    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+def _count_calls(client: S3Client) -> collections.Counter[str]:
     calls: collections.Counter[str] = collections.Counter()
     client.meta.events.register(
         "before-call.s3", lambda model, **_: calls.update([model.name])
     )
-    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
-    objects = len(read_manifest(model_dir).files) + 1
-    # Nothing re-verified after an upload that sent nothing; no body read or written.
-    assert calls == {
-        "HeadBucket": 1,
-        "ListObjectsV2": 1,
-        "ListMultipartUploads": 1,
-        "HeadObject": objects,
-    }
+    return calls
 
 
-def test_rerun_sends_every_metadata_request_at_once(
+SURVEY = {
+    "HeadBucket": 1,
+    "ListObjectsV2": 1,
+    "ListMultipartUploads": 1,
+    "HeadObject": 1,
+}
+
+
+def test_rerun_is_one_wave_of_four_requests_whatever_the_file_count(
     tmp_path: Path, client: S3Client, dest: S3Location
 ) -> None:
-    """Each wave of requests costs a round trip: a model of 20 files is surveyed in one wave, not two."""
+    """The manifest's receipt vouches for every file: no HEAD per file, one round trip in all."""
     root = tmp_path / "many"
-    names = [f"shard-{index:02d}.json" for index in range(20)]
+    names = [f"shard-{index:02d}.json" for index in range(30)]
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(name)
@@ -145,11 +143,8 @@ def test_rerun_sends_every_metadata_request_at_once(
         ),
     )
     upload_model(src=root, dest=dest, client=client, config=CONFIG)
-    requests = (
-        len(names) + 1 + 3
-    )  # HEAD each file and the manifest; bucket, listing, unfinished uploads
-    assert requests <= client.meta.config.max_pool_connections
-    one_wave = threading.Barrier(requests, timeout=10)
+    calls = _count_calls(client)
+    one_wave = threading.Barrier(4, timeout=10)
 
     def hold(
         **_: Any,
@@ -161,6 +156,72 @@ def test_rerun_sends_every_metadata_request_at_once(
         upload_model(src=root, dest=dest, client=client, config=CONFIG).bytes_sent == 0
     )
     assert not one_wave.broken
+    assert calls == SURVEY  # no body read or written, nothing re-verified
+
+
+def test_first_upload_sends_no_head_for_files_the_listing_does_not_have(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    calls = _count_calls(client)
+    before_first_put: list[collections.Counter[str]] = []
+
+    def snapshot(model: Any, **_: Any) -> None:
+        if (
+            model.name in {"PutObject", "CreateMultipartUpload"}
+            and not before_first_put
+        ):
+            before_first_put.append(collections.Counter(calls))
+
+    client.meta.events.register("before-call.s3", snapshot)
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert before_first_put[0]["HeadObject"] == 1  # the manifest's, which is not there either
+
+
+def test_file_rewritten_by_another_writer_is_found_and_sent_again(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    """Same size, other bytes, written by another tool: its ETag changed, so the receipt no longer holds."""
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    where = dest.child("unet/config.json")
+    original = (model_dir / "unet/config.json").read_bytes()
+    client.put_object(
+        Bucket=where.bucket, Key=where.key, Body=original.replace(b"8", b"9")
+    )
+    again = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert again.files_sent == 2  # the file and the manifest with its new receipt
+    assert (
+        client.get_object(Bucket=where.bucket, Key=where.key)["Body"].read() == original
+    )
+    calls = _count_calls(client)
+    assert (
+        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent
+        == 0
+    )
+    assert calls == SURVEY
+
+
+def test_manifest_without_a_receipt_is_checked_file_by_file_then_given_one(
+    model_dir: Path, client: S3Client, dest: S3Location
+) -> None:
+    """A prefix uploaded before receipts existed: HEADs decide, nothing is re-sent but the manifest."""
+    upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    manifest_bytes = (model_dir / MANIFEST_NAME).read_bytes()
+    upload_bytes(
+        client,
+        manifest_bytes,
+        dest.child(MANIFEST_NAME),
+        content_type="application/json",
+    )
+    calls = _count_calls(client)
+    again = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
+    assert again.bytes_sent == len(manifest_bytes)
+    assert calls["HeadObject"] == 1 + len(read_manifest(model_dir).files)
+    calls.clear()
+    assert (
+        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent
+        == 0
+    )
+    assert calls == SURVEY
 
 
 def test_missing_bucket_is_named_before_anything_is_sent(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +22,22 @@ from modelpipe.manifest import (
 from modelpipe.multipart import abort_upload, unfinished_uploads
 from modelpipe.progress import Progress
 from modelpipe.s3 import (
+    ListedObject,
     ObjectInfo,
     S3Client,
     S3Location,
     check_bucket,
     delete_object,
     head_object,
-    list_objects,
+    list_objects_with_etags,
     storage_errors,
     upload_bytes,
 )
 from modelpipe.uploads import UploadConfig, UploadItem, upload_files
 
 log = logging.getLogger(__name__)
+# User metadata of the manifest object holding :func:`objects_receipt`.
+RECEIPT_METADATA_KEY = "objects-sha256"
 T = TypeVar("T")
 
 
@@ -73,9 +76,13 @@ def upload_model(
     anything changes; the rest go up as :func:`modelpipe.uploads.upload_files` chooses for the link, each
     object completed only if its bytes have the manifest's sha256 (checked by the store, or hashed here
     as it is read: a corrupted file is refused by name and nothing of it stays); every object sent is
-    checked with HEAD; manifest.json goes last, so a prefix with a manifest is always complete. The bucket
-    check, the HEADs and the listing of the prefix go out together, so a no-change re-run costs about two
-    round trips.
+    checked with HEAD; manifest.json goes last, so a prefix with a manifest is always complete.
+
+    The manifest object carries a receipt (:func:`objects_receipt`): each file's path, size, sha256 and
+    the ETag it had when verified. Any later write to a file changes its ETag, so a listing whose ETags
+    give the same receipt proves every file is still the verified one: a no-change re-run is one wave of
+    four requests (bucket, listing, unfinished uploads, the manifest's HEAD) whatever the file count.
+    Otherwise each listed file of the right size is checked with HEAD.
 
     Args:
         src: Model folder containing manifest.json.
@@ -93,16 +100,22 @@ def upload_model(
     manifest = read_manifest(src / MANIFEST_NAME)
     verify_files(src, manifest, hash_only=())
     manifest_bytes = (src / MANIFEST_NAME).read_bytes()
-    survey = _survey(client, dest, [item.path for item in manifest.files] + [MANIFEST_NAME])
-    remote, listed, unfinished = survey.remote, survey.listed, survey.unfinished
-    missing = [item for item in manifest.files if not _same(remote[item.path], item.size, item.sha256)]
+    survey = _survey(client, dest, manifest)
+    remote_manifest = survey.manifest
+    missing = [item for item in manifest.files if item.path not in survey.present]
     # Unfinished multipart uploads of files about to be sent are resumed by the transfer; the others
     # (files complete since, or no longer in the model) would stay in the store forever.
-    _abort_unfinished(client, dest, unfinished, keep={item.path for item in missing})
-    # The remote manifest stays only if it is this one and every file it lists is already in place.
-    keep_manifest = not missing and (
-        _same(remote[MANIFEST_NAME], len(manifest_bytes), sha256_bytes(manifest_bytes))
-        or _same_listing(client, dest, remote[MANIFEST_NAME], manifest)
+    _abort_unfinished(client, dest, survey.unfinished, keep={item.path for item in missing})
+    # The remote manifest stays only if it is this one, every file it lists is in place and its receipt
+    # says so.
+    keep_manifest = (
+        not missing
+        and remote_manifest is not None
+        and remote_manifest.metadata.get(RECEIPT_METADATA_KEY) == objects_receipt(manifest, survey.present)
+        and (
+            _same(remote_manifest, len(manifest_bytes), sha256_bytes(manifest_bytes))
+            or _same_listing(client, dest, remote_manifest, manifest)
+        )
     )
     skipped_bytes = sum(item.size for item in manifest.files) - sum(item.size for item in missing)
     log.info(
@@ -115,20 +128,27 @@ def upload_model(
         skipped_bytes,
     )
 
-    _warn_about_strays(listed, dest, manifest)
-    if not keep_manifest and remote[MANIFEST_NAME] is not None:
+    _warn_about_strays(survey.listed, dest, manifest)
+    if not keep_manifest and remote_manifest is not None:
         # The old manifest would vouch for a prefix that is about to change: drop it first.
         delete_object(client, dest.child(MANIFEST_NAME))
     reused = _send(client, src, dest, missing, config, survey.round_trip)
     # The objects not sent were matched against the manifest by the survey moments ago.
-    _verify_remote(client, dest, missing)
+    etags = {**survey.present, **_verify_remote(client, dest, missing)}
 
     sent = sum(item.size for item in missing) - reused
     skipped_bytes += reused
     if keep_manifest:
         skipped_bytes += len(manifest_bytes)
     else:
-        upload_bytes(client, manifest_bytes, dest.child(MANIFEST_NAME), content_type="application/json")
+        receipt = objects_receipt(manifest, etags)  # every file was just verified: it has its ETag
+        upload_bytes(
+            client,
+            manifest_bytes,
+            dest.child(MANIFEST_NAME),
+            content_type="application/json",
+            metadata={RECEIPT_METADATA_KEY: receipt} if receipt else None,
+        )
         sent += len(manifest_bytes)
     files_sent = len(missing) + (0 if keep_manifest else 1)
     return UploadResult(
@@ -163,23 +183,47 @@ def _same_listing(client: S3Client, dest: S3Location, info: ObjectInfo | None, m
     return remote.model_dump(exclude={"created"}) == manifest.model_dump(exclude={"created"})
 
 
+def objects_receipt(manifest: Manifest, etags: Mapping[str, str]) -> str | None:
+    """sha256 over each manifest file's path, size, sha256 and verified ETag (None if one has no ETag).
+
+    Stored on the manifest object when every file has been verified; a write of other bytes to any file
+    gives it another ETag, and another model version other sha256 values, so the same receipt from a
+    later listing means every file is still the one verified.
+    """
+    if any(item.path not in etags for item in manifest.files):
+        return None
+    lines = sorted(f"{i.path}\t{i.size}\t{i.sha256}\t{etags[i.path]}\n" for i in manifest.files)
+    return sha256_bytes("".join(lines).encode())
+
+
 @dataclass(frozen=True)
 class _Survey:
-    """What is at the destination, and the link's round trip as the survey's quickest request saw it."""
+    """What is at the destination and the link's round trip as the survey's quickest request saw it.
 
-    remote: dict[str, ObjectInfo | None]
-    listed: dict[str, int]
+    Attributes:
+        present: Files in place with the manifest's size and sha256, and their ETags.
+        listed: Every object under the prefix.
+        manifest: The manifest object's HEAD (None if there is none).
+        unfinished: Unfinished multipart uploads under the prefix.
+        round_trip: Seconds.
+    """
+
+    present: dict[str, str]
+    listed: dict[str, ListedObject]
+    manifest: ObjectInfo | None
     unfinished: list[dict[str, object]]
     round_trip: float
 
 
-def _survey(client: S3Client, dest: S3Location, paths: list[str]) -> _Survey:
-    """Bucket check, a HEAD per path, the prefix listing and its unfinished multipart uploads, sent
-    together as one wave of requests.
+def _survey(client: S3Client, dest: S3Location, manifest: Manifest) -> _Survey:
+    """Which files are in place: one wave of four requests, and a HEAD per candidate file only if the
+    manifest's receipt does not vouch for them.
 
-    They are independent reads; one after the other they cost a round trip each, which is most of a
-    no-change re-run over a long link. Errors surface in the order a sequential run would raise them.
-    Each request is timed: the quickest is the link's round trip, which decides how files are sent.
+    The bucket check, the listing (sizes, ETags), the unfinished uploads and the manifest's HEAD are
+    independent: sent together they cost one round trip. Errors surface in the order a sequential run
+    would raise them. Each request is timed: the quickest is the link's round trip, which decides how
+    files are sent. Without a matching receipt, the files listed with the manifest's size (the others
+    are missing for sure: a first upload sends no HEAD) are checked with HEAD, all at once.
     """
     latencies: list[float] = []
 
@@ -190,14 +234,31 @@ def _survey(client: S3Client, dest: S3Location, paths: list[str]) -> _Survey:
         finally:
             latencies.append(time.monotonic() - started)
 
-    with ThreadPoolExecutor(max_workers=_wave_width(client, len(paths) + 3)) as pool:
+    with ThreadPoolExecutor(max_workers=4) as pool:
         bucket_checked = pool.submit(timed, check_bucket, client, dest.bucket)
-        listing = pool.submit(timed, list_objects, client, dest)
+        listing = pool.submit(timed, list_objects_with_etags, client, dest)
         uploads = pool.submit(timed, _unfinished, client, dest)
-        heads = {path: pool.submit(timed, head_object, client, dest.child(path)) for path in paths}
+        manifest_head = pool.submit(timed, head_object, client, dest.child(MANIFEST_NAME))
         bucket_checked.result()
-        remote = {path: head.result() for path, head in heads.items()}
-        return _Survey(remote, listing.result(), uploads.result(), min(latencies))
+        listed, remote_manifest = listing.result(), manifest_head.result()
+        unfinished = uploads.result()
+    round_trip = min(latencies)
+    etags = {path: listed[path].etag for path in listed}
+    receipt = remote_manifest.metadata.get(RECEIPT_METADATA_KEY) if remote_manifest else None
+    if receipt is not None and receipt == objects_receipt(manifest, etags):
+        present = {item.path: etags[item.path] for item in manifest.files}
+        return _Survey(present, listed, remote_manifest, unfinished, round_trip)
+    candidates = [
+        item for item in manifest.files if (found := listed.get(item.path)) and found.size == item.size
+    ]
+    with ThreadPoolExecutor(max_workers=_wave_width(client, len(candidates))) as pool:
+        heads = pool.map(lambda item: head_object(client, dest.child(item.path)), candidates)
+        present = {
+            item.path: info.etag
+            for item, info in zip(candidates, heads, strict=True)
+            if info is not None and _same(info, item.size, item.sha256)
+        }
+    return _Survey(present, listed, remote_manifest, unfinished, round_trip)
 
 
 def _wave_width(client: S3Client, requests: int) -> int:
@@ -244,7 +305,7 @@ def _send(
     return reused
 
 
-def _warn_about_strays(listed: dict[str, int], dest: S3Location, manifest: Manifest) -> None:
+def _warn_about_strays(listed: Mapping[str, object], dest: S3Location, manifest: Manifest) -> None:
     """Objects under the prefix that the manifest does not list are left alone, but said out loud."""
     known = {item.path for item in manifest.files} | {MANIFEST_NAME}
     strays = sorted(set(listed) - known)
@@ -258,18 +319,20 @@ def _warn_about_strays(listed: dict[str, int], dest: S3Location, manifest: Manif
         )
 
 
-def _verify_remote(client: S3Client, dest: S3Location, files: list[ManifestFile]) -> None:
-    """HEAD each object just sent: the store must have kept its size and sha256 (re-runs skip by them)."""
+def _verify_remote(client: S3Client, dest: S3Location, files: list[ManifestFile]) -> dict[str, str]:
+    """HEAD each object just sent: the store must have kept its size and sha256 (re-runs skip by them).
+
+    Returns:
+        Each file's ETag, for the manifest's receipt.
+    """
     with ThreadPoolExecutor(max_workers=_wave_width(client, len(files))) as pool:
-        remote = pool.map(lambda item: head_object(client, dest.child(item.path)), files)
-        bad = [
-            item.path
-            for item, info in zip(files, remote, strict=True)
-            if not _same(info, item.size, item.sha256)
-        ]
+        infos = list(pool.map(lambda item: head_object(client, dest.child(item.path)), files))
+    remote = list(zip(files, infos, strict=True))
+    bad = [item.path for item, info in remote if not _same(info, item.size, item.sha256)]
     if bad:
         raise StorageError(
             f"after upload, {len(bad)} objects under {dest.uri} differ from the manifest: "
             f"{', '.join(bad[:5])}",
             fix="re-run `modelpipe upload`; if it repeats, check the S3 store keeps user metadata",
         )
+    return {item.path: info.etag for item, info in remote if info is not None}
