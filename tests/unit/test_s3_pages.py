@@ -42,11 +42,7 @@ def test_follows_every_marker_until_the_answer_is_complete() -> None:
             {"Uploads": [3], "IsTruncated": False},
         ]
     )
-    uploads = [
-        u
-        for page in pages(listing, FOLLOW, Bucket="b", Prefix="p/")
-        for u in page["Uploads"]
-    ]
+    uploads = [u for page in pages(listing, FOLLOW, Bucket="b", Prefix="p/") for u in page["Uploads"]]
     assert uploads == [1, 2, 3]
     assert listing.calls == [
         {"Bucket": "b", "Prefix": "p/"},
@@ -75,8 +71,6 @@ def test_a_truncated_answer_that_does_not_move_on_is_an_error_not_a_loop(
             second,
         ]
     )
-    with pytest.raises(
-        StorageError, match="truncated but does not say where the next page starts"
-    ):
+    with pytest.raises(StorageError, match="truncated but does not say where the next page starts"):
         list(pages(listing, FOLLOW, Bucket="b"))
     assert len(listing.calls) == 2

@@ -23,9 +23,7 @@ class FakeClock:
         return self.now
 
 
-def _finish_level(
-    controller: StreamController, clock: FakeClock, *, seconds: float, rate: float
-) -> None:
+def _finish_level(controller: StreamController, clock: FakeClock, *, seconds: float, rate: float) -> None:
     """Every slot of the current level finishes one transfer started now, together moving ``rate`` B/s."""
     started = controller.now()
     clock.now += seconds
@@ -46,12 +44,8 @@ def test_controller_doubles_while_throughput_grows_and_stops_at_the_maximum() ->
 def test_controller_goes_back_to_the_best_level_when_more_streams_do_not_help() -> None:
     clock = FakeClock()
     controller = StreamController(initial=2, maximum=10, clock=clock)
-    _finish_level(
-        controller, clock, seconds=1.0, rate=100.0
-    )  # 2 streams: 100 B/s -> try 4
-    _finish_level(
-        controller, clock, seconds=1.0, rate=105.0
-    )  # 4 streams: +5 %, not worth it
+    _finish_level(controller, clock, seconds=1.0, rate=100.0)  # 2 streams: 100 B/s -> try 4
+    _finish_level(controller, clock, seconds=1.0, rate=105.0)  # 4 streams: +5 %, not worth it
     assert (controller.limit, controller.settled) == (2, True)
     _finish_level(controller, clock, seconds=1.0, rate=1000.0)
     assert controller.limit == 2, "a settled controller does not probe again"
@@ -117,24 +111,18 @@ def test_single_request_limit_follows_the_link_unless_set(
     ("kwargs", "message"),
     [({"max_concurrency": 0}, "max_concurrency"), ({"part_size": 4 * MIB}, "5 MiB")],
 )
-def test_config_refuses_values_s3_cannot_take(
-    kwargs: dict[str, int], message: str
-) -> None:
+def test_config_refuses_values_s3_cannot_take(kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         UploadConfig(**kwargs)
 
 
 @pytest.mark.parametrize("gib", [1, 156, 157, 400])
-def test_a_file_never_needs_more_parts_than_s3_numbers(
-    tmp_path: Path, gib: int
-) -> None:
-    """A file above 10000 parts of the configured size gets the smallest multiple that fits (same every run)."""
+def test_a_file_never_needs_more_parts_than_s3_numbers(tmp_path: Path, gib: int) -> None:
+    """Above 10000 parts of the configured size: the smallest multiple that fits (the same every run)."""
     sparse = tmp_path / "checkpoint.safetensors"
     with sparse.open("wb") as handle:
         handle.truncate(gib * 1024 * MIB)  # sparse: nothing written to disk
-    job = MultipartFile(
-        None, sparse, "bucket", "key", extra_args={}, part_size=16 * MIB
-    )
+    job = MultipartFile(None, sparse, "bucket", "key", extra_args={}, part_size=16 * MIB)
     assert job.count <= MAX_PARTS
     assert job.part_size % (16 * MIB) == 0
     assert (job.part_size == 16 * MIB) == (gib * 1024 <= 16 * MAX_PARTS)

@@ -64,9 +64,7 @@ def model_dir(tmp_path: Path) -> Path:
         (root / rel).write_bytes(data)
     write_manifest(
         root,
-        build_manifest(
-            source="file:///fixture", revision="r1", files=hash_files(root, list(files))
-        ),
+        build_manifest(source="file:///fixture", revision="r1", files=hash_files(root, list(files))),
     )
     return root
 
@@ -82,9 +80,7 @@ def dest(s3_server: Any) -> S3Location:
 
 
 def _total(model_dir: Path) -> int:
-    return (
-        read_manifest(model_dir).total_size + (model_dir / MANIFEST_NAME).stat().st_size
-    )
+    return read_manifest(model_dir).total_size + (model_dir / MANIFEST_NAME).stat().st_size
 
 
 def test_first_upload_sends_every_byte_and_records_sha256(
@@ -94,17 +90,13 @@ def test_first_upload_sends_every_byte_and_records_sha256(
     assert (result.bytes_sent, result.bytes_skipped) == (_total(model_dir), 0)
     assert result.model_uri == f"s3://{dest.bucket}/tiny/r1"
     manifest = read_manifest(model_dir)
-    assert set(list_objects(client, dest)) == {f.path for f in manifest.files} | {
-        MANIFEST_NAME
-    }
+    assert set(list_objects(client, dest)) == {f.path for f in manifest.files} | {MANIFEST_NAME}
     for item in manifest.files:
         info = head_object(client, dest.child(item.path))
         assert info is not None and (info.size, info.sha256) == (item.size, item.sha256)
 
 
-def test_rerun_uploads_zero_bytes(
-    model_dir: Path, client: S3Client, dest: S3Location
-) -> None:
+def test_rerun_uploads_zero_bytes(model_dir: Path, client: S3Client, dest: S3Location) -> None:
     upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     again = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     assert (again.bytes_sent, again.files_sent) == (0, 0)
@@ -113,9 +105,7 @@ def test_rerun_uploads_zero_bytes(
 
 def _count_calls(client: S3Client) -> collections.Counter[str]:
     calls: collections.Counter[str] = collections.Counter()
-    client.meta.events.register(
-        "before-call.s3", lambda model, **_: calls.update([model.name])
-    )
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
     return calls
 
 
@@ -138,9 +128,7 @@ def test_rerun_is_one_wave_of_four_requests_whatever_the_file_count(
         (root / name).write_text(name)
     write_manifest(
         root,
-        build_manifest(
-            source="file:///many", revision="r1", files=hash_files(root, names)
-        ),
+        build_manifest(source="file:///many", revision="r1", files=hash_files(root, names)),
     )
     upload_model(src=root, dest=dest, client=client, config=CONFIG)
     calls = _count_calls(client)
@@ -152,9 +140,7 @@ def test_rerun_is_one_wave_of_four_requests_whatever_the_file_count(
         one_wave.wait()
 
     client.meta.events.register("before-call.s3", hold)
-    assert (
-        upload_model(src=root, dest=dest, client=client, config=CONFIG).bytes_sent == 0
-    )
+    assert upload_model(src=root, dest=dest, client=client, config=CONFIG).bytes_sent == 0
     assert not one_wave.broken
     assert calls == SURVEY  # no body read or written, nothing re-verified
 
@@ -166,10 +152,7 @@ def test_first_upload_sends_no_head_for_files_the_listing_does_not_have(
     before_first_put: list[collections.Counter[str]] = []
 
     def snapshot(model: Any, **_: Any) -> None:
-        if (
-            model.name in {"PutObject", "CreateMultipartUpload"}
-            and not before_first_put
-        ):
+        if model.name in {"PutObject", "CreateMultipartUpload"} and not before_first_put:
             before_first_put.append(collections.Counter(calls))
 
     client.meta.events.register("before-call.s3", snapshot)
@@ -184,19 +167,12 @@ def test_file_rewritten_by_another_writer_is_found_and_sent_again(
     upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     where = dest.child("unet/config.json")
     original = (model_dir / "unet/config.json").read_bytes()
-    client.put_object(
-        Bucket=where.bucket, Key=where.key, Body=original.replace(b"8", b"9")
-    )
+    client.put_object(Bucket=where.bucket, Key=where.key, Body=original.replace(b"8", b"9"))
     again = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     assert again.files_sent == 2  # the file and the manifest with its new receipt
-    assert (
-        client.get_object(Bucket=where.bucket, Key=where.key)["Body"].read() == original
-    )
+    assert client.get_object(Bucket=where.bucket, Key=where.key)["Body"].read() == original
     calls = _count_calls(client)
-    assert (
-        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent
-        == 0
-    )
+    assert upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent == 0
     assert calls == SURVEY
 
 
@@ -217,16 +193,11 @@ def test_manifest_without_a_receipt_is_checked_file_by_file_then_given_one(
     assert again.bytes_sent == len(manifest_bytes)
     assert calls["HeadObject"] == 1 + len(read_manifest(model_dir).files)
     calls.clear()
-    assert (
-        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent
-        == 0
-    )
+    assert upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent == 0
     assert calls == SURVEY
 
 
-def test_missing_bucket_is_named_before_anything_is_sent(
-    model_dir: Path, client: S3Client
-) -> None:
+def test_missing_bucket_is_named_before_anything_is_sent(model_dir: Path, client: S3Client) -> None:
     with pytest.raises(StorageError, match="bucket 'no-such-bucket' does not exist"):
         upload_model(
             src=model_dir,
@@ -241,20 +212,14 @@ def test_multipart_object_content_sha256_matches_manifest(
 ) -> None:
     upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     info = head_object(client, dest.child(BIG))
-    assert info is not None and info.etag.endswith("-3"), (
-        "expected a 3-part multipart upload"
-    )
+    assert info is not None and info.etag.endswith("-3"), "expected a 3-part multipart upload"
     body = client.get_object(Bucket=dest.bucket, Key=dest.child(BIG).key)["Body"].read()
-    assert (
-        sha256_bytes(body) == read_manifest(model_dir).file(BIG).sha256 == info.sha256
-    )
+    assert sha256_bytes(body) == read_manifest(model_dir).file(BIG).sha256 == info.sha256
 
 
 def _fail_part_two(params: dict[str, Any], **_: Any) -> None:
     if params.get("PartNumber") == 2:
-        raise ClientError(
-            {"Error": {"Code": "InternalError", "Message": "injected"}}, "UploadPart"
-        )
+        raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "UploadPart")
 
 
 def test_interrupted_upload_rerun_sends_only_the_missing_parts(
@@ -292,18 +257,14 @@ def test_changed_model_drops_old_manifest_before_sending(
         build_manifest(
             source="file:///fixture",
             revision="r2",
-            files=hash_files(
-                model_dir, [f.path for f in read_manifest(model_dir).files]
-            ),
+            files=hash_files(model_dir, [f.path for f in read_manifest(model_dir).files]),
         ),
     )
     flaky = make_s3_client(S3Settings.from_env(s3_server.env))
     flaky.meta.events.register("before-parameter-build.s3.UploadPart", _fail_part_two)
     with pytest.raises(StorageError):
         upload_model(src=model_dir, dest=dest, client=flaky, config=CONFIG)
-    assert MANIFEST_NAME not in list_objects(client, dest), (
-        "a half-updated prefix must not keep a manifest"
-    )
+    assert MANIFEST_NAME not in list_objects(client, dest), "a half-updated prefix must not keep a manifest"
 
 
 def _drop_metadata(params: dict[str, Any], **_: Any) -> None:
@@ -315,12 +276,8 @@ def test_store_that_drops_sha256_metadata_fails_after_upload_without_a_manifest(
 ) -> None:
     forgetful = make_s3_client(S3Settings.from_env(s3_server.env))
     for operation in ("PutObject", "CreateMultipartUpload"):
-        forgetful.meta.events.register(
-            f"before-parameter-build.s3.{operation}", _drop_metadata
-        )
-    with pytest.raises(
-        StorageError, match=r"after upload, 5 objects .* differ from the manifest"
-    ):
+        forgetful.meta.events.register(f"before-parameter-build.s3.{operation}", _drop_metadata)
+    with pytest.raises(StorageError, match=r"after upload, 5 objects .* differ from the manifest"):
         upload_model(src=model_dir, dest=dest, client=forgetful, config=CONFIG)
     assert MANIFEST_NAME not in list_objects(client, dest)
 
@@ -338,17 +295,13 @@ def test_corrupted_file_is_refused_by_name_and_nothing_of_it_stays(
     model_dir: Path, client: S3Client, dest: S3Location, corrupted: str
 ) -> None:
     with (model_dir / corrupted).open("r+b") as handle:
-        handle.seek(
-            6 * MIB if corrupted == BIG else 0
-        )  # in the second part of the big file
+        handle.seek(6 * MIB if corrupted == BIG else 0)  # in the second part of the big file
         handle.write(b"\x00\x00\x00\x00")
     with pytest.raises(ChecksumMismatchError, match=re.escape(corrupted)):
         upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     present = list_objects(client, dest)
     assert corrupted not in present and MANIFEST_NAME not in present
-    assert _no_unfinished_uploads(client, dest), (
-        "a corrupted file's multipart upload must be aborted"
-    )
+    assert _no_unfinished_uploads(client, dest), "a corrupted file's multipart upload must be aborted"
 
 
 def _strip_checksum(params: dict[str, Any], **_: Any) -> None:
@@ -360,9 +313,7 @@ def test_store_that_ignores_checksums_gets_files_hashed_here(
 ) -> None:
     """A store that does not echo x-amz-checksum-sha256 did not check it: the client hashes instead."""
     unchecked = make_s3_client(S3Settings.from_env(s3_server.env))
-    unchecked.meta.events.register(
-        "before-parameter-build.s3.PutObject", _strip_checksum
-    )
+    unchecked.meta.events.register("before-parameter-build.s3.PutObject", _strip_checksum)
     with (model_dir / "text_encoder/model.safetensors").open("r+b") as handle:
         handle.write(b"\x00\x00\x00\x00")
     with pytest.raises(ChecksumMismatchError, match=r"text_encoder/model\.safetensors"):
@@ -397,9 +348,7 @@ def test_fast_link_sends_each_file_in_one_request(
     # Loopback is a fast link; the threshold is raised so a loaded test host cannot make it look slow.
     monkeypatch.setattr(uploads, "FAST_LINK_RTT_SECONDS", 1.0)
     operations: collections.Counter[str] = collections.Counter()
-    client.meta.events.register(
-        "before-call.s3", lambda model, **_: operations.update([model.name])
-    )
+    client.meta.events.register("before-call.s3", lambda model, **_: operations.update([model.name]))
     upload_model(src=model_dir, dest=dest, client=client)
     assert operations["PutObject"] == len(read_manifest(model_dir).files) + 1
     assert operations["UploadPart"] == 0
@@ -441,10 +390,7 @@ def test_slow_link_starts_every_stream_at_once(
         config=UploadConfig(max_concurrency=3, part_size=5 * MIB),
     )
     assert not all_in_flight.broken
-    assert (
-        upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent
-        == 0
-    )
+    assert upload_model(src=model_dir, dest=dest, client=client, config=CONFIG).bytes_sent == 0
 
 
 def test_multipart_upload_starts_while_the_first_small_file_goes(
@@ -472,9 +418,7 @@ def test_bodies_up_to_a_part_go_without_waiting_for_100_continue(
     waited: list[str] = []
 
     def inspect(request: Any, **_: Any) -> None:
-        if request.method == "PUT" and "expect" in {
-            name.lower() for name in request.headers
-        }:
+        if request.method == "PUT" and "expect" in {name.lower() for name in request.headers}:
             waited.append(request.url)
 
     client.meta.events.register("before-send.s3", inspect)
@@ -530,9 +474,7 @@ def test_cli_writes_results_and_prints_bytes(
     assert main([*argv, str(tmp_path / "r2")]) == 0
     out = capsys.readouterr().out
     assert f"BYTES_SENT: {_total(model_dir)}" in out and "BYTES_SENT: 0" in out
-    assert (
-        tmp_path / "r2" / "MODEL_URI"
-    ).read_text() == f"s3://{s3_server.bucket}/tiny"
+    assert (tmp_path / "r2" / "MODEL_URI").read_text() == f"s3://{s3_server.bucket}/tiny"
     assert (tmp_path / "r2" / "BYTES_SENT").read_text() == "0"
     assert (tmp_path / "r2" / "BYTES_SKIPPED").read_text() == str(_total(model_dir))
 
@@ -546,9 +488,7 @@ def test_download_prefix_restores_the_model_and_keeps_current_files(
     stamp = (restored / BIG).stat().st_mtime_ns
     (restored / "unet/config.json").write_text('{"sample_size": 9}')
     download_prefix(client, dest, restored, config=DOWNLOAD)
-    assert (restored / BIG).stat().st_mtime_ns == stamp, (
-        "a verified local copy must not be fetched again"
-    )
+    assert (restored / BIG).stat().st_mtime_ns == stamp, "a verified local copy must not be fetched again"
     assert (restored / "unet/config.json").read_text() == '{"sample_size": 8}'
 
 
@@ -565,9 +505,7 @@ def test_objects_outside_the_manifest_are_kept_and_named_in_a_warning(
     dest: S3Location,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    client.put_object(
-        Bucket=dest.bucket, Key=dest.child("unet/old.bin").key, Body=b"old"
-    )
+    client.put_object(Bucket=dest.bucket, Key=dest.child("unet/old.bin").key, Body=b"old")
     with caplog.at_level(logging.WARNING, logger="modelpipe"):
         upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     assert "unet/old.bin" in caplog.text
@@ -581,10 +519,7 @@ def test_rerun_after_an_object_was_deleted_restores_it_and_the_manifest(
     client.delete_object(Bucket=dest.bucket, Key=dest.child("unet/config.json").key)
     result = upload_model(src=model_dir, dest=dest, client=client, config=CONFIG)
     manifest_size = (model_dir / MANIFEST_NAME).stat().st_size
-    assert (
-        result.bytes_sent
-        == read_manifest(model_dir).file("unet/config.json").size + manifest_size
-    )
+    assert result.bytes_sent == read_manifest(model_dir).file("unet/config.json").size + manifest_size
     assert {"unet/config.json", MANIFEST_NAME} <= set(list_objects(client, dest))
 
 
@@ -593,12 +528,8 @@ def test_upload_file_stores_sha256_and_content_type(
 ) -> None:
     page = tmp_path / "report.png"
     page.write_bytes(os.urandom(1000))
-    upload_file(
-        client, page, dest.child("reports/report.png"), content_type="image/png"
-    )
-    response = client.head_object(
-        Bucket=dest.bucket, Key=dest.child("reports/report.png").key
-    )
+    upload_file(client, page, dest.child("reports/report.png"), content_type="image/png")
+    response = client.head_object(Bucket=dest.bucket, Key=dest.child("reports/report.png").key)
     assert response["ContentType"] == "image/png"
     assert response["Metadata"]["sha256"] == sha256_bytes(page.read_bytes())
 
@@ -607,9 +538,7 @@ def test_round_trip_is_measured_on_the_bucket_and_none_when_unreachable(
     client: S3Client, s3_server: Any
 ) -> None:
     calls: collections.Counter[str] = collections.Counter()
-    client.meta.events.register(
-        "before-call.s3", lambda model, **_: calls.update([model.name])
-    )
+    client.meta.events.register("before-call.s3", lambda model, **_: calls.update([model.name]))
     rtt = uploads.measure_round_trip(client, s3_server.bucket)
     assert rtt is not None and 0 < rtt < 1.0 and calls == {"HeadBucket": 2}
     unreachable = make_s3_client(
@@ -630,9 +559,7 @@ def _refuse_crc32(params: dict[str, Any], **_: Any) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "store", [_strip_crc32, _refuse_crc32], ids=["ignores-crc32", "refuses-crc32"]
-)
+@pytest.mark.parametrize("store", [_strip_crc32, _refuse_crc32], ids=["ignores-crc32", "refuses-crc32"])
 def test_parts_fall_back_to_content_md5_where_crc32_is_not_checked(
     model_dir: Path,
     s3_server: Any,
@@ -645,9 +572,7 @@ def test_parts_fall_back_to_content_md5_where_crc32_is_not_checked(
     md5_parts: list[int] = []
     odd.meta.events.register(
         "before-parameter-build.s3.UploadPart",
-        lambda params, **_: (
-            md5_parts.append(params["PartNumber"]) if "ContentMD5" in params else None
-        ),
+        lambda params, **_: md5_parts.append(params["PartNumber"]) if "ContentMD5" in params else None,
     )
     upload_model(src=model_dir, dest=dest, client=odd, config=CONFIG)
     assert md5_parts, "after the first unchecked CRC32 part, parts carry Content-MD5"
