@@ -1,10 +1,9 @@
 """A trivial kserve.Model: KServe's own per-request floor, to measure the runtime's overhead against.
 
 It answers V1, V2 (JSON and the binary extension) and the OpenAI images route with a constant tiny answer,
-with no validation, queue or worker thread. Everything else is the diffusers runtime's server setup: the
-same kserve ModelServer arguments (one worker, the flags given), the extra route added the same way, and
-the same logging (per-request latency lines silenced by ``--enable_latency_logging false``, handlers
-behind the background log queue), so the difference between the two is the runtime's own request path.
+with no validation, queue or worker thread. Everything else is the diffusers runtime's server setup, built
+by the runtime's own ``build_model_server`` (same kserve ModelServer arguments, one worker, same logging),
+and the extra route added the same way, so the difference between the two is the runtime's request path.
 
     .venv/bin/python benchmarks/runtime_trivial_model.py --model_name trivial --http_port 8080 \\
         --enable_grpc false --enable_latency_logging false
@@ -21,10 +20,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import kserve
 import orjson
-from diffusers_runtime.__main__ import configure_latency_logging
-from diffusers_runtime.logs import log_like_kserve, quiet_client_errors, write_logs_in_background
+from diffusers_runtime.__main__ import build_model_server
 from diffusers_runtime.model import OPENAI_IMAGES_ROUTE
 from fastapi import Request
 from kserve import InferOutput, InferRequest, InferResponse, Model, model_server
@@ -106,23 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     model = TrivialModel(args.model_name, cpu_work_ms=args.cpu_work_ms)
     model.load()
-    server = kserve.ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=1,
-        max_threads=args.max_threads,
-        max_asyncio_workers=args.max_asyncio_workers,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        access_log_format=args.access_log_format,
-        event_loop=args.event_loop,
-        timeout_keep_alive=args.timeout_keep_alive,
-    )
-    configure_latency_logging(args.enable_latency_logging)
-    log_like_kserve(__name__)
-    quiet_client_errors()
-    write_logs_in_background()
+    server = build_model_server(args, __name__)
     model_server.app.add_api_route(
         OPENAI_IMAGES_ROUTE, model.openai_images, methods=["POST"], response_model=None
     )

@@ -254,6 +254,34 @@ def configure_latency_logging(enabled: bool) -> None:
         trace.setLevel(max(logging.WARNING, trace.getEffectiveLevel()))
 
 
+def build_model_server(args: argparse.Namespace, logger_name: str) -> kserve.ModelServer:
+    """kserve's ModelServer from the parsed flags (one worker), with this runtime's logging set up.
+
+    Also what benchmarks/runtime_trivial_model.py serves through, so the trivial model it compares against
+    differs from the runtime only in the model.
+    """
+    server = kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+    configure_latency_logging(args.enable_latency_logging)
+    log_like_kserve(logger_name)
+    quiet_client_errors()
+    write_logs_in_background()
+    return server
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -292,25 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         download_seconds=download_seconds,
     )
-    server = kserve.ModelServer(
-        http_port=args.http_port,
-        grpc_port=args.grpc_port,
-        workers=1,
-        max_threads=args.max_threads,
-        max_asyncio_workers=args.max_asyncio_workers,
-        enable_grpc=args.enable_grpc,
-        enable_docs_url=args.enable_docs_url,
-        enable_latency_logging=args.enable_latency_logging,
-        access_log_format=args.access_log_format,
-        event_loop=args.event_loop,
-        timeout_keep_alive=args.timeout_keep_alive,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-    )
-    configure_latency_logging(args.enable_latency_logging)
-    log_like_kserve(logger.name)
-    quiet_client_errors()
-    write_logs_in_background()
+    server = build_model_server(args, logger.name)
     server.dataplane = RuntimeDataPlane(model_registry=server.registered_models)
     # Register before loading so health, metrics and readiness (false) answer while the pipeline loads.
     server.register_model(model)
