@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelpipe.processes import ChildProcess, free_port, start_process
-from modelpipe.targets.local_process import model_ready
+from modelpipe.targets.local_process import flag_args, model_ready, runtime_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(__file__).resolve().parent
@@ -72,18 +72,6 @@ def model_dir_or_tiny(model_dir: Path | None, tmp: Path) -> Path:
     return write_tiny_sd(tmp / "tiny-sd")
 
 
-def flag_args(flags: dict[str, object]) -> list[str]:
-    """kserve-style ``--name value`` pairs; booleans as true/false, None left out."""
-    args: list[str] = []
-    for name, value in flags.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        args += [f"--{name}", str(value)]
-    return args
-
-
 def start_server(
     command: list[str],
     log: Path,
@@ -114,9 +102,8 @@ def start_bench_runtime(model_dir: Path, log: Path, *, threads: int, **flags: ob
     """``python -m diffusers_runtime`` on ``model_dir`` with ``threads`` intra-op threads, gRPC off and no
     per-request latency log lines; ``flags`` are runtime flags without dashes. Waits until ready."""
     port = free_port()
-    flags = {"enable_grpc": False, "enable_latency_logging": False, **flags}
-    command = [sys.executable, "-m", "diffusers_runtime", "--model_name", "tiny-sd", "--http_port", str(port)]
-    command += ["--model_dir", str(model_dir), *flag_args(flags)]
+    flags = {"enable_latency_logging": False, **flags}
+    command = runtime_command("tiny-sd", port, flag_args(flags), sys.executable, model_dir=model_dir)
     return start_server(command, log, model_name="tiny-sd", port=port, threads=threads)
 
 

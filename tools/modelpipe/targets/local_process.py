@@ -59,18 +59,42 @@ def runtime_env(model_uri: str, s3: S3Settings, base: Mapping[str, str]) -> dict
 
 
 def runtime_command(
-    model_name: str, port: int, extra_args: Sequence[str], python: str, download_dir: Path
+    model_name: str,
+    port: int,
+    extra_args: Sequence[str],
+    python: str,
+    download_dir: Path | None = None,
+    *,
+    model_dir: Path | str | None = None,
+    grpc: bool = False,
 ) -> list[str]:
-    """``python -m diffusers_runtime``: HTTP on ``port``, no gRPC (8081 would collide), model downloaded
-    from STORAGE_URI into ``download_dir``."""
+    """``python -m diffusers_runtime``: HTTP on ``port``, no gRPC unless asked (8081 would collide), the model
+    downloaded from STORAGE_URI into ``download_dir`` or read from ``model_dir``.
+
+    One command line for the local deploy, the tests and the benchmarks.
+    """
+    where = ["--download_dir", str(download_dir)] if download_dir is not None else []
+    where += ["--model_dir", str(model_dir)] if model_dir is not None else []
     return [
         python, "-m", RUNTIME_MODULE,
         "--model_name", model_name,
         "--http_port", str(port),
-        "--enable_grpc", "false",
-        "--download_dir", str(download_dir),
+        "--enable_grpc", "true" if grpc else "false",
+        *where,
         *extra_args,
     ]  # fmt: skip
+
+
+def flag_args(flags: Mapping[str, object]) -> list[str]:
+    """kserve-style ``--name value`` pairs for :func:`runtime_command`; booleans true/false, None left out."""
+    args: list[str] = []
+    for name, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        args += [f"--{name}", str(value)]
+    return args
 
 
 def model_ready(endpoint_url: str, model_name: str, timeout: float = 2.0) -> bool:
