@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from modelpipe.errors import StorageError
 from modelpipe.manifest import (
@@ -106,12 +106,10 @@ def upload_model(
     # Unfinished multipart uploads of files about to be sent are resumed by the transfer; the others
     # (files complete since, or no longer in the model) would stay in the store forever.
     _abort_unfinished(client, dest, survey.unfinished, keep={item.path for item in missing})
-    # The remote manifest stays only if it is this one, every file it lists is in place and its receipt
-    # says so.
+    # The remote manifest stays only if its receipt vouches for every file and it lists this model.
     keep_manifest = (
-        not missing
+        survey.vouched
         and remote_manifest is not None
-        and remote_manifest.metadata.get(RECEIPT_METADATA_KEY) == objects_receipt(manifest, survey.present)
         and (
             _same(remote_manifest, len(manifest_bytes), sha256_bytes(manifest_bytes))
             or _same_listing(client, dest, remote_manifest, manifest)
@@ -161,7 +159,7 @@ def upload_model(
     )
 
 
-def _same(info: ObjectInfo | None, size: int, sha256: str) -> bool:
+def _same(info: ObjectInfo | None, size: int, sha256: str) -> TypeGuard[ObjectInfo]:
     return info is not None and info.size == size and info.sha256 == sha256
 
 
@@ -202,6 +200,7 @@ class _Survey:
 
     Attributes:
         present: Files in place with the manifest's size and sha256, and their ETags.
+        vouched: The remote manifest's receipt matched the listing (every file is present).
         listed: Every object under the prefix.
         manifest: The manifest object's HEAD (None if there is none).
         unfinished: Unfinished multipart uploads under the prefix.
@@ -209,6 +208,7 @@ class _Survey:
     """
 
     present: dict[str, str]
+    vouched: bool
     listed: dict[str, ListedObject]
     manifest: ObjectInfo | None
     unfinished: list[dict[str, object]]
@@ -247,7 +247,7 @@ def _survey(client: S3Client, dest: S3Location, manifest: Manifest) -> _Survey:
     receipt = remote_manifest.metadata.get(RECEIPT_METADATA_KEY) if remote_manifest else None
     if receipt is not None and receipt == objects_receipt(manifest, etags):
         present = {item.path: etags[item.path] for item in manifest.files}
-        return _Survey(present, listed, remote_manifest, unfinished, round_trip)
+        return _Survey(present, True, listed, remote_manifest, unfinished, round_trip)
     candidates = [
         item for item in manifest.files if (found := listed.get(item.path)) and found.size == item.size
     ]
@@ -256,9 +256,9 @@ def _survey(client: S3Client, dest: S3Location, manifest: Manifest) -> _Survey:
         present = {
             item.path: info.etag
             for item, info in zip(candidates, heads, strict=True)
-            if info is not None and _same(info, item.size, item.sha256)
+            if _same(info, item.size, item.sha256)
         }
-    return _Survey(present, listed, remote_manifest, unfinished, round_trip)
+    return _Survey(present, False, listed, remote_manifest, unfinished, round_trip)
 
 
 def _wave_width(client: S3Client, requests: int) -> int:
