@@ -110,15 +110,18 @@ class ObjectInfo:
 
     Attributes:
         size: Content length in bytes.
-        sha256: The ``sha256`` user metadata if the object was uploaded by modelpipe, else None.
         etag: The store's ETag (an MD5 only for single-part uploads).
         metadata: All user metadata, keys in lower case.
     """
 
     size: int
-    sha256: str | None
     etag: str
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str | None:
+        """The ``sha256`` user metadata if the object was uploaded by modelpipe, else None."""
+        return self.metadata.get(SHA256_METADATA_KEY)
 
 
 @dataclass(frozen=True)
@@ -320,7 +323,6 @@ def head_object(client: S3Client, location: S3Location) -> ObjectInfo | None:
     metadata = {k.lower(): v for k, v in response.get("Metadata", {}).items()}
     return ObjectInfo(
         size=int(response["ContentLength"]),
-        sha256=metadata.get(SHA256_METADATA_KEY),
         etag=normal_etag(str(response.get("ETag", ""))),
         metadata=metadata,
     )
