@@ -205,12 +205,13 @@ def make_s3_client(
 
 
 def _send_in_memory_body_at_once(params: dict[str, Any], **_: Any) -> None:
-    """Drop ``Expect: 100-continue`` from a request whose body is in memory (a part, a small file).
+    """Drop ``Expect: 100-continue`` from a request whose body is in memory (a part, a small file, a report).
 
     botocore asks every PUT body to wait for the server's ``100 Continue``: one round trip before the first
-    byte (50 ms a part on a 50 ms link), to avoid sending a body the store would refuse. A part or small
-    file costs little to send in vain, and the upload's survey has by then checked the bucket and the
-    credentials. A body streamed from a file (a large single request on a fast link) keeps waiting.
+    byte (50 ms a part on a 50 ms link), to avoid sending a body the store would refuse. An in-memory body
+    is at most a part (16 MiB by default): sending it in vain once costs less than a round trip on every
+    request, and a refusal still comes back as the answer. A body streamed from a file (a large single
+    request on a fast link) keeps waiting.
     """
     if isinstance(params.get("body"), io.BytesIO):
         params["headers"].pop("Expect", None)
