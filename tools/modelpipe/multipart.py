@@ -24,6 +24,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from modelpipe import s3_pages
 from modelpipe.s3_pages import pages
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ class MultipartFile:
         listed: dict[int, str] = {}
         listing = pages(
             self.client.list_parts,
-            {"NextPartNumberMarker": "PartNumberMarker"},
+            s3_pages.PARTS,
             Bucket=self.bucket,
             Key=self.key,
             UploadId=upload_id,
@@ -244,7 +245,7 @@ def unfinished_uploads(client: Any, bucket: str, key: str, *, exact: bool = Fals
     found: list[dict[str, Any]] = []
     listing = pages(
         client.list_multipart_uploads,
-        {"NextKeyMarker": "KeyMarker", "NextUploadIdMarker": "UploadIdMarker"},
+        s3_pages.UPLOADS,
         Bucket=bucket,
         Prefix=prefix,
     )

@@ -39,6 +39,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from modelpipe import s3_pages
 from modelpipe.config import AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, AWS_SECRET_ACCESS_KEY, S3Settings
 from modelpipe.errors import ConfigError, StorageAuthError, StorageError
 from modelpipe.manifest import MANIFEST_NAME, read_manifest, sha256_bytes, sha256_file, verify_files
@@ -387,7 +388,7 @@ def list_objects_with_etags(client: S3Client, location: S3Location) -> dict[str,
     with storage_errors(client, action="listing", uri=location.uri):
         listing = pages(
             client.list_objects_v2,
-            {"NextContinuationToken": "ContinuationToken"},
+            s3_pages.OBJECTS,
             Bucket=location.bucket,
             Prefix=prefix,
         )

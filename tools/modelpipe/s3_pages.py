@@ -12,6 +12,11 @@ from typing import Any
 
 from modelpipe.errors import StorageError
 
+# Response field -> request argument that continues each listing (checked against a real store in tests).
+OBJECTS = {"NextContinuationToken": "ContinuationToken"}
+UPLOADS = {"NextKeyMarker": "KeyMarker", "NextUploadIdMarker": "UploadIdMarker"}
+PARTS = {"NextPartNumberMarker": "PartNumberMarker"}
+
 
 def pages(
     call: Callable[..., Mapping[str, Any]], follow: Mapping[str, str], **arguments: Any
