@@ -39,19 +39,18 @@ def _imported_top_level(package: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("project", "package", "elsewhere"),
+    ("project", "package", "elsewhere", "beside"),
     [
-        # lm_eval_probe.py runs on the evaluation environment's python (.venv-eval, eval-constraints.txt).
-        ("tools", "modelpipe", {"lm_eval"}),
-        ("runtime", "diffusers_runtime", set()),
+        # lm_eval_probe.py runs on the evaluation environment's python (.venv-eval, eval-constraints.txt);
+        # the local stand-ins use the runtime, installed from ../runtime beside modelpipe.
+        ("tools", "modelpipe", {"lm_eval"}, {"diffusers-runtime"}),
+        ("runtime", "diffusers_runtime", set(), set()),
     ],
 )
 def test_every_third_party_import_is_a_declared_dependency(
-    project: str, package: str, elsewhere: set[str]
+    project: str, package: str, elsewhere: set[str], beside: set[str]
 ) -> None:
-    declared = _declared(REPO_ROOT / project / "pyproject.toml")
-    if project == "tools":
-        declared.add("diffusers-runtime")  # the local stand-ins' runtime, installed from ../runtime beside it
+    declared = _declared(REPO_ROOT / project / "pyproject.toml") | beside
     distributions = packages_distributions()
     undeclared = {
         module: sorted(_canonical(d) for d in distributions.get(module, []))
