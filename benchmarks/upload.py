@@ -415,7 +415,8 @@ def measure(
     """Alternate the baselines and ``upload_model`` for ``args.rounds`` rounds, each followed by a re-run.
 
     Every measured run gets a new client, as every pipeline step is a new process: no run inherits another's
-    open connections and their grown TCP windows (on a 50 ms link that alone was worth 1.2 s of 4.2 s).
+    open connections and their grown TCP windows (on a 50 ms link, warm connections once hid a 1.2 s cost
+    that only new ones paid: streams added mid-transfer starting cold).
     """
 
     def new_client() -> object:
