@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import re
@@ -559,22 +560,36 @@ def _refuse_crc32(params: dict[str, Any], **_: Any) -> None:
         )
 
 
-@pytest.mark.parametrize("store", [_strip_crc32, _refuse_crc32], ids=["ignores-crc32", "refuses-crc32"])
+@pytest.mark.parametrize(
+    ("store", "expected"),
+    [
+        # Ignored: part 1 is kept (its ETag is its MD5), later parts carry Content-MD5.
+        (_strip_crc32, [(1, "crc32"), (2, "md5"), (3, "md5")]),
+        # Refused: part 1 goes again with Content-MD5.
+        (_refuse_crc32, [(1, "crc32"), (1, "md5"), (2, "md5"), (3, "md5")]),
+    ],
+    ids=["ignores-crc32", "refuses-crc32"],
+)
 def test_parts_fall_back_to_content_md5_where_crc32_is_not_checked(
     model_dir: Path,
     s3_server: Any,
     client: S3Client,
     dest: S3Location,
     store: Callable[..., None],
+    expected: list[tuple[int, str]],
 ) -> None:
     odd = make_s3_client(S3Settings.from_env(s3_server.env))
-    odd.meta.events.register("before-parameter-build.s3.UploadPart", store)
-    md5_parts: list[int] = []
+    sent: list[tuple[int, str]] = []
+    # Recorded before the store's handler strips the header; one stream, so parts go in order and
+    # none is in flight while the first answer is awaited (with more, those go CRC32 too).
     odd.meta.events.register(
         "before-parameter-build.s3.UploadPart",
-        lambda params, **_: md5_parts.append(params["PartNumber"]) if "ContentMD5" in params else None,
+        lambda params, **_: sent.append(
+            (params["PartNumber"], "crc32" if "ChecksumCRC32" in params else "md5")
+        ),
     )
-    upload_model(src=model_dir, dest=dest, client=odd, config=CONFIG)
-    assert md5_parts, "after the first unchecked CRC32 part, parts carry Content-MD5"
+    odd.meta.events.register("before-parameter-build.s3.UploadPart", store)
+    upload_model(src=model_dir, dest=dest, client=odd, config=dataclasses.replace(CONFIG, max_concurrency=1))
+    assert sent == expected
     body = client.get_object(Bucket=dest.bucket, Key=dest.child(BIG).key)["Body"].read()
     assert sha256_bytes(body) == read_manifest(model_dir).file(BIG).sha256
