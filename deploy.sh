@@ -24,9 +24,9 @@ examples:
 USAGE
 }
 
-# Keys every install needs; the optional ones (HF_TOKEN, MODEL_REGISTRY_TOKEN, REGISTRY_AUTH_FILE,
-# MODEL_REGISTRY_AUTHOR, MODEL_REGISTRY_TIMEOUT, GIT_REVISION) only create their Secret or setting
-# when set.
+# Keys every install needs; the optional ones (HF_TOKEN, HF_ENDPOINT, MODEL_REGISTRY_TOKEN,
+# REGISTRY_AUTH_FILE, MODEL_REGISTRY_AUTHOR, MODEL_REGISTRY_TIMEOUT, GIT_REVISION) only create their
+# Secret or setting when set.
 REQUIRED_KEYS=(NAMESPACE AWS_S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION AWS_S3_BUCKET
   MODEL_REGISTRY_URL TOOLS_IMAGE RUNTIME_IMAGE_REPO GIT_URL)
 # The Tasks' default data connection; its Secret name comes from modelpipe's one naming rule.
@@ -135,7 +135,8 @@ write_kustomization() {
     --config "MODEL_REGISTRY_URL=$(env_value MODEL_REGISTRY_URL)" \
     --config "MODEL_REGISTRY_AUTHOR=$(env_value MODEL_REGISTRY_AUTHOR modelpipe)" \
     --config "MODEL_REGISTRY_TIMEOUT=$(env_value MODEL_REGISTRY_TIMEOUT 30)" \
-    --config "AWS_S3_ENDPOINT=$(env_value AWS_S3_ENDPOINT)" --config "AWS_S3_BUCKET=$(env_value AWS_S3_BUCKET)"
+    --config "AWS_S3_ENDPOINT=$(env_value AWS_S3_ENDPOINT)" --config "AWS_S3_BUCKET=$(env_value AWS_S3_BUCKET)" \
+    --config "HF_ENDPOINT=$(env_value HF_ENDPOINT)"
 }
 
 # secret_manifest NAME TYPE KEY=FILE...: a Secret built by kubectl from files (values never on argv).

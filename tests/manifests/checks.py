@@ -814,8 +814,9 @@ def _step_env_refs(step: Doc) -> set[str]:
 def check_settings_offered(root: Path) -> Problems:
     """Every setting config.py reads is offered in .env.template; the ConfigMap carries them to the steps.
 
-    The base ConfigMap's keys are exactly those deploy.sh fills, its defaults are the template's, and a
-    step that reads one Model Registry setting from it reads all of them.
+    The base ConfigMap's keys are exactly those deploy.sh fills, its defaults are the template's, a
+    step that reads one Model Registry setting from it reads all of them, and one that takes HF_TOKEN
+    takes HF_ENDPOINT.
     """
     template = _env_template_keys(root)
     template_values = {
@@ -865,6 +866,10 @@ def check_settings_offered(root: Path) -> Problems:
                 problems.append(
                     f"Task {name} step {step['name']}: reads the registry settings but not {missing}"
                 )
+            # A step that may reach the Hub (it takes the token) must also reach a configured mirror.
+            takes_token = any(item["name"] == "HF_TOKEN" for item in step.get("env", []))
+            if takes_token and "HF_ENDPOINT" not in mapped:
+                problems.append(f"Task {name} step {step['name']}: reads HF_TOKEN but not HF_ENDPOINT")
     return problems
 
 

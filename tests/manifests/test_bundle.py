@@ -560,6 +560,18 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "Task publish-results step publish: reads the registry settings but not MODEL_REGISTRY_TIMEOUT",
     ),
     (
+        "settings_offered",
+        "Hub step without the mirror setting",
+        edit("tasks/evaluate-model.yaml", "key: HF_ENDPOINT", "key: AWS_S3_BUCKET"),
+        "Task evaluate-model step evaluate: reads HF_TOKEN but not HF_ENDPOINT",
+    ),
+    (
+        "settings_offered",
+        "Hub mirror setting deploy.sh never fills",
+        edit("deploy.sh", ' \\\n    --config "HF_ENDPOINT=$(env_value HF_ENDPOINT)"', ""),
+        "key HF_ENDPOINT is never filled by deploy.sh from .env",
+    ),
+    (
         "task_flags_exist",
         "flag modelpipe does not have",
         edit(

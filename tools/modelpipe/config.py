@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -148,8 +149,23 @@ HF_ENDPOINT = "HF_ENDPOINT"
 
 
 def hf_endpoint(env: Mapping[str, str] | None = None) -> str | None:
-    """Hub URL from HF_ENDPOINT (a mirror or a test fake), or None for https://huggingface.co."""
-    return _env(env).get(HF_ENDPOINT) or None
+    """Hub URL from HF_ENDPOINT (a mirror, an air-gapped cluster's proxy, a test fake), or None for
+    https://huggingface.co.
+
+    Raises:
+        ConfigError: HF_ENDPOINT is set but not an http(s) URL (huggingface_hub would fail on every file
+            with a message that does not name the setting).
+    """
+    value = (_env(env).get(HF_ENDPOINT) or "").strip()
+    if not value:
+        return None
+    parsed = urlsplit(value)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(
+            f"{HF_ENDPOINT}={value!r} is not an http(s) URL",
+            fix=f"e.g. {HF_ENDPOINT}=https://hf-mirror.example.com, or leave it empty for huggingface.co",
+        )
+    return value.rstrip("/")
 
 
 def debug_enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -238,7 +254,7 @@ def vllm_runtime_image(env: Mapping[str, str] | None = None) -> str | None:
 
 
 # Read by modelpipe but no cluster setting, so .env.template does not offer them: per-run switches of
-# the CLI, the local stand-ins' and dev tools' paths, a Hub mirror for tests, a fallback of
+# the CLI, the local stand-ins' and dev tools' paths, a fallback of
 # REGISTRY_AUTH_FILE, what the bundle itself fills (the vLLM image, the endpoint token deploy creates).
 # Every other variable named above is offered there (tests/manifests checks it).
 NOT_CLUSTER_SETTINGS = frozenset(
@@ -248,7 +264,6 @@ NOT_CLUSTER_SETTINGS = frozenset(
         MODELPIPE_EVAL_BIN,
         MODELPIPE_LOCAL_DIR,
         MODELPIPE_VLLM_PYTHON,
-        HF_ENDPOINT,
         DOCKER_CONFIG,
         VLLM_RUNTIME_IMAGE,
         ENDPOINT_TOKEN,

@@ -65,6 +65,34 @@ def test_hub_source_flags_reach_the_step(
     assert call["token"].get_secret_value() == TOKEN and call["endpoint"] == "http://127.0.0.1:1"
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("https://hf-mirror.example.com/", "https://hf-mirror.example.com"), ("  ", None)],
+)
+def test_hub_endpoint_is_normalised_or_unset(
+    spy: StepSpy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None
+) -> None:
+    # The ConfigMap carries HF_ENDPOINT as "" when .env leaves it empty: that is huggingface.co.
+    monkeypatch.setenv("HF_ENDPOINT", value)
+    assert main(["download", "--source", "hf://org/repo", "--model-dir", str(tmp_path / "m")]) == 0
+    assert spy.calls[0]["endpoint"] == expected
+
+
+@pytest.mark.parametrize("value", ["hf-mirror.example.com", "ftp://mirror", "https://"])
+def test_hub_endpoint_that_is_not_a_url_exits_1_naming_it(
+    spy: StepSpy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str,
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", value)
+    assert main(["download", "--source", "hf://org/repo", "--model-dir", str(tmp_path / "m")]) == 1
+    err = capsys.readouterr().err
+    assert spy.calls == [] and f"HF_ENDPOINT={value!r} is not an http(s) URL" in err
+    assert "Traceback" not in err
+
+
 def test_file_source_reaches_the_step(spy: StepSpy, tmp_path: Path) -> None:
     assert main(["download", "--source", "file:///models/tiny", "--model-dir", str(tmp_path / "m")]) == 0
     assert spy.calls[0]["source"] == LocalSource(Path("/models/tiny"))
