@@ -837,18 +837,22 @@ def check_settings_offered(root: Path) -> Problems:
     ]
     offered = {key: str(value) for key, value in base.get("data", {}).items()}
     env = _dry_run_values(root, Path("unused"))
+    rendered: set[str] = set()
     for doc in load_all(_deploy_dry_run(root).replace("<redacted>", "x")):
         if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == CONFIG_MAP:
             # The rendered map merges the base in, so a key deploy.sh fills holds the .env value.
             data = {key: str(value) for key, value in doc.get("data", {}).items()}
+            rendered |= data.keys()
             problems += [
                 f"{CONFIG_MAP_FILE}: key {k} is never filled by deploy.sh from .env"
                 for k in sorted(offered)
                 if k not in env or data.get(k) != env[k]
             ]
+            # An optional setting (empty in the template) is added only when set, so the base lacks it.
             problems += [
                 f"deploy.sh fills {CONFIG_MAP} key {k} that {CONFIG_MAP_FILE} lacks"
                 for k in sorted(data.keys() - offered.keys())
+                if template_values.get(k) != ""
             ]
     for key, value in sorted(offered.items()):
         if key not in template:
@@ -861,6 +865,11 @@ def check_settings_offered(root: Path) -> Problems:
     for name, task in sorted(tasks_by_name(root).items()):
         for step in task["spec"].get("steps", []):
             mapped = _step_env_refs(step)
+            # With every .env key set (the dry run's values), every key a step reads is in the map.
+            problems += [
+                f"Task {name} step {step['name']}: reads {CONFIG_MAP} key {k}, which deploy.sh never fills"
+                for k in sorted(mapped - rendered)
+            ]
             if mapped & registry_keys and registry_keys - mapped:
                 missing = ", ".join(sorted(registry_keys - mapped))
                 problems.append(

@@ -569,7 +569,7 @@ BROKEN: list[tuple[str, str, Callable[[Path], None], str]] = [
         "settings_offered",
         "Hub mirror setting deploy.sh never fills",
         edit("deploy.sh", ' \\\n    --config "HF_ENDPOINT=$(env_value HF_ENDPOINT)"', ""),
-        "key HF_ENDPOINT is never filled by deploy.sh from .env",
+        "step download: reads modelpipe-config key HF_ENDPOINT, which deploy.sh never fills",
     ),
     (
         "task_flags_exist",

@@ -41,3 +41,16 @@ def test_data_connection_secret_uses_the_one_naming_rule(capsys: pytest.CaptureF
     assert main(["data-connection-secret", "models"]) == 0
     assert capsys.readouterr().out == "aws-connection-models\n"
     assert main(["data-connection-secret", "Bad_Name"]) == 1
+
+
+def test_an_empty_setting_leaves_its_config_map_key_out(tmp_path: Path) -> None:
+    # HF_ENDPOINT="" would reach the steps as the Hub URL; absent, huggingface_hub uses huggingface.co.
+    code = main([
+        "kustomization", str(tmp_path), "--root", str(REPO_ROOT), "--overlay", "kubernetes",
+        "--namespace", "team", "--tools-image", "quay.io/acme/tools:0.2.0",
+        "--runtime-repo", "quay.io/acme/rt",
+        "--config", "HF_ENDPOINT=", "--config", "MODEL_REGISTRY_AUTHOR=ci",
+    ])  # fmt: skip
+    assert code == 0
+    doc = yaml.safe_load((tmp_path / "kustomization.yaml").read_text())
+    assert yaml.safe_load(doc["patches"][1]["patch"])["data"] == {"MODEL_REGISTRY_AUTHOR": "ci"}

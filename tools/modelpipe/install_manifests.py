@@ -77,13 +77,22 @@ def cluster_kustomization(
                         "apiVersion": "v1",
                         "kind": "ConfigMap",
                         "metadata": {"name": "modelpipe-config"},
-                        "data": dict(config),
+                        "data": config_map_data(config),
                     },
                     sort_keys=False,
                 ),
             },
         ],
     }
+
+
+def config_map_data(config: Mapping[str, str]) -> dict[str, str]:
+    """The modelpipe-config values to set: an empty value leaves its key out, so the step's variable is unset.
+
+    A key set to "" still sets the variable, and huggingface_hub and datasets take ``HF_ENDPOINT=""`` as the
+    Hub's URL (every download would fail); unset, they use huggingface.co.
+    """
+    return {key: value for key, value in config.items() if value}
 
 
 def monitoring_kustomization(namespace: str) -> dict[str, Any]:
