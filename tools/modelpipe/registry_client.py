@@ -460,6 +460,23 @@ def numbers_with_text(numbers: Mapping[str, tuple[float, str]]) -> dict[str, Sup
     return properties
 
 
+def merged_properties(
+    current: Mapping[str, SupportedTypes] | None,
+    properties: Mapping[str, SupportedTypes],
+    *,
+    remove: Iterable[str] = (),
+) -> dict[str, SupportedTypes]:
+    """The customProperties map an update must send: ``current`` without ``remove``, then ``properties``.
+
+    An update replaces the whole map, so whatever other steps wrote (publish's results, deploy's defaults,
+    a user's labels) has to be sent back.
+    """
+    removed = set(remove)
+    merged = {key: value for key, value in (current or {}).items() if key not in removed}
+    merged.update(properties)
+    return merged
+
+
 def update_version_properties(
     registry: ModelRegistry,
     version_id: str,
@@ -470,17 +487,14 @@ def update_version_properties(
 ) -> None:
     """Merge ``properties`` into the version's custom properties and drop ``remove``, in one update.
 
-    A PATCH replaces the whole map, so the current map is read first and what others wrote stays.
+    The current map is read first (:func:`merged_properties`); a key in both ``remove`` and ``properties``
+    is set.
 
     Raises:
         RegistryError: The version does not exist, or the update was refused.
     """
     version = get_version(registry, version_id)
-    merged = dict(version.custom_properties or {})
-    merged.update(properties)
-    for key in remove:
-        merged.pop(key, None)
-    version.custom_properties = merged
+    version.custom_properties = merged_properties(version.custom_properties, properties, remove=remove)
     registry_call(
         f"updating model version {version_id}", lambda: registry.update(version), rerun_hint=rerun_hint
     )

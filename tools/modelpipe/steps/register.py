@@ -27,6 +27,7 @@ from modelpipe.registry_client import (
     connect_registry,
     core_api,
     find_version,
+    merged_properties,
     registry_call,
     returned_id,
     version_model_artifacts,
@@ -483,9 +484,10 @@ def _update_version(
 ) -> ModelArtifact:
     """Merge properties into the version and create or refresh its model artifact."""
     what = f"updating {wanted.model_name}:{wanted.version_name}"
-    # PATCH replaces the whole customProperties map: merge so publish's results and extra labels survive.
-    kept = {k: v for k, v in (version.custom_properties or {}).items() if k not in wanted.cleared}
-    version.custom_properties = {**kept, **wanted.properties}
+    # The version was just read: merge into it here rather than read it again (update_version_properties).
+    version.custom_properties = merged_properties(
+        version.custom_properties, wanted.properties, remove=wanted.cleared
+    )
     if wanted.description:
         version.description = wanted.description
     _registry_call(what, client.update, version)
@@ -525,7 +527,7 @@ def _label_registered_model(client: ModelRegistry, wanted: _Wanted) -> None:
     needs_description = wanted.description is not None and not model.description
     if not labels and not needs_description:
         return
-    model.custom_properties = {**existing, **labels}
+    model.custom_properties = merged_properties(existing, labels)
     if needs_description:
         model.description = wanted.description
     _registry_call(f"labelling model {wanted.model_name}", client.update, model)
